@@ -1,0 +1,1 @@
+"""Targets as data: toolchain files (toolchains/*.yaml) and the Debian-built sysroots they name."""

@@ -1,0 +1,89 @@
+"""Toolchain files (toolchains/*.yaml) and the sysroot each names."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from neoncc import PROJECT_ROOT
+from neoncc.errors import UserError
+from neoncc.targets import debian
+
+TOOLCHAIN_DIR = PROJECT_ROOT / "toolchains"
+APT_STATE = PROJECT_ROOT / ".cache" / "apt"
+
+
+@dataclass
+class Toolchain:
+    name: str
+    spec: dict
+
+    @property
+    def sysroot(self) -> Path:
+        return PROJECT_ROOT / self.spec["sysroot"]["path"]
+
+    @property
+    def cxx(self) -> str:
+        return self.spec["compiler_prefix"] + "g++"
+
+    @property
+    def include_dirs(self) -> list[Path]:
+        return [self.sysroot / d for d in self.spec["acl"]["include_dirs"]]
+
+    @property
+    def lib_dir(self) -> Path:
+        return self.sysroot / self.spec["acl"]["lib_dir"]
+
+    def runner(self) -> list[str]:
+        """Command prefix that runs one of this target's programs on the host."""
+        return [part.format(sysroot=self.sysroot) for part in self.spec["runner"]]
+
+
+def load(name: str) -> Toolchain:
+    path = TOOLCHAIN_DIR / f"{name}.yaml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in TOOLCHAIN_DIR.glob("*.yaml")))
+        raise UserError(f"unknown target '{name}': no {path.relative_to(PROJECT_ROOT)} (known: {known})")
+    with open(path) as f:
+        return Toolchain(name, yaml.safe_load(f))
+
+
+def ensure_sysroot(toolchain: Toolchain, log=print) -> Path:
+    """Fill the toolchain's sysroot from Debian packages; does nothing when it already holds those versions."""
+    spec = toolchain.spec["sysroot"]
+    apt = debian.PrivateApt(APT_STATE / spec["debian_arch"], spec["debian_arch"])
+    stamp = toolchain.sysroot / ".packages.json"
+    if stamp.is_file() and sorted(json.loads(stamp.read_text())) == sorted(spec["packages"]):
+        return toolchain.sysroot
+    log(f"sysroot {toolchain.sysroot.relative_to(PROJECT_ROOT)}: fetching {', '.join(spec['packages'])}")
+    apt.update()
+    debs = apt.download(spec["packages"], APT_STATE / spec["debian_arch"] / "debs")
+    staging = toolchain.sysroot.with_name(toolchain.sysroot.name + ".tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    debian.extract(debs, staging)
+    (staging / ".packages.json").write_text(json.dumps(spec["packages"]))
+    shutil.rmtree(toolchain.sysroot, ignore_errors=True)
+    staging.rename(toolchain.sysroot)
+    return toolchain.sysroot
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Prepare a target's sysroot from Debian packages.")
+    parser.add_argument("target", nargs="?", default="armv7")
+    args = parser.parse_args(argv)
+    try:
+        print(ensure_sysroot(load(args.target)))
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
