@@ -1,0 +1,62 @@
+"""neoncc's host-side commands: python3 -m neoncc {summary,preprocess,random-weights} ..."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from neoncc.errors import UserError
+
+
+def _summary(args) -> None:
+    from neoncc.tools.summary import summary
+    print(summary(args.model))
+
+
+def _preprocess(args) -> None:
+    from neoncc.tools.preprocess import image_to_tensor, write_tensor
+    tensor = image_to_tensor(args.model, args.image)
+    write_tensor(tensor, args.output)
+    print(f"{args.output}: float32 {'x'.join(map(str, tensor.shape))} from {args.image}")
+
+
+def _random_weights(args) -> None:
+    from neoncc.frontend.yaml_model import load_yaml_model
+    from neoncc.weights.pack import random_weights
+    weights = random_weights(load_yaml_model(args.model), args.seed)
+    partial = Path(str(args.output) + ".partial.npz")
+    np.savez(partial, **weights)
+    partial.replace(args.output)
+    print(f"{args.output}: {len(weights)} arrays, seeded random (seed {args.seed})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python3 -m neoncc", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    p = commands.add_parser("summary", help="per-layer shapes, parameters, MACs and activation bytes")
+    p.add_argument("model", help="model description (YAML)")
+    p.set_defaults(run=_summary)
+    p = commands.add_parser("preprocess", help="turn a JPEG/PNG into the engine's float32 input tensor")
+    p.add_argument("image")
+    p.add_argument("--model", required=True, help="model description (YAML) that declares the preprocessing")
+    p.add_argument("-o", "--output", required=True, type=Path, help="raw float32 NCHW file to write")
+    p.set_defaults(run=_preprocess)
+    p = commands.add_parser("random-weights", help="write seeded random weights as a .npz in the expected keys")
+    p.add_argument("model")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-o", "--output", required=True, type=Path)
+    p.set_defaults(run=_random_weights)
+    args = parser.parse_args(argv)
+    try:
+        args.run(args)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

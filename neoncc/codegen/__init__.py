@@ -1,0 +1,1 @@
+"""Backends: the optimised graph IR -> source code."""

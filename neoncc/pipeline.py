@@ -1,0 +1,46 @@
+"""The build steps SConstruct runs: model description -> graph -> passes -> C++ / weight file / manifest."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from neoncc.codegen.cpp import generate, write_atomically
+from neoncc.frontend.yaml_model import load_yaml_model
+from neoncc.ir.graph import Graph
+from neoncc.passes import optimize
+from neoncc.weights import engine_format
+from neoncc.weights.pack import engine_tensors, load_npz, random_weights
+
+
+def load_optimized(model: Path) -> Graph:
+    return optimize(load_yaml_model(model))
+
+
+def write_source(model: Path, out: Path) -> None:
+    write_atomically(Path(out), generate(load_optimized(model)))
+
+
+def write_weights(model: Path, npz: Path | None, seed: int, out: Path) -> None:
+    graph = load_optimized(model)
+    weights = load_npz(graph, Path(npz)) if npz else random_weights(graph, seed)
+    engine_format.write(Path(out), engine_tensors(graph, weights))
+
+
+def write_manifest(model: Path, npz: Path | None, seed: int, target: str, out: Path) -> None:
+    """What deploy and validation tools need to know about a built engine, without re-reading the YAML."""
+    graph = load_optimized(model)
+    manifest = {
+        "model": graph.name,
+        "target": target,
+        "source": str(model),
+        "input_name": graph.input_name,
+        "input_shape": list(graph.input_shape),
+        "output_shape": [graph.nodes[-1].shape[0]],
+        "weights": str(npz) if npz else None,
+        "weights_random": npz is None,
+        "seed": None if npz else seed,
+        "labels": graph.meta["labels"],
+        "preprocess": graph.meta["preprocess"],
+    }
+    write_atomically(Path(out), json.dumps(manifest, indent=2) + "\n")

@@ -1,0 +1,1 @@
+"""Host-side commands around the engine (python3 -m neoncc ...)."""

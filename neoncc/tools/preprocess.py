@@ -1,0 +1,57 @@
+"""A photo (JPEG, PNG, ...) -> the engine's raw float32 NCHW input, with the preprocessing the model's YAML
+declares: shorter side resized to `resize`, centre crop `crop`, channel order, then ((x - mean) / std) * scale
+on the 0..255 scale (Caffe SqueezeNet: BGR, mean 104/117/123, no std)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from neoncc.errors import UserError
+from neoncc.frontend.yaml_model import load_yaml_model
+
+
+def preprocess(image: Image.Image, spec: dict, input_shape: tuple[int, int, int]) -> np.ndarray:
+    channels, height, width = input_shape
+    image = image.convert("RGB")
+    if "resize" in spec:
+        short = spec["resize"]
+        w, h = image.size
+        size = (short, round(h * short / w)) if w <= h else (round(w * short / h), short)
+        image = image.resize(size, Image.BILINEAR)
+    crop = spec.get("crop", min(height, width))
+    w, h = image.size
+    if w < crop or h < crop:
+        raise UserError(f"image is {w}x{h}, smaller than the {crop}x{crop} crop")
+    left, top = (w - crop) // 2, (h - crop) // 2
+    image = image.crop((left, top, left + crop, top + crop))
+    if image.size != (width, height):
+        image = image.resize((width, height), Image.BILINEAR)
+    pixels = np.asarray(image, dtype=np.float32)
+    if spec.get("channel_order", "RGB") == "BGR":
+        pixels = pixels[:, :, ::-1]
+    pixels = (pixels - np.float32(spec.get("mean", [0, 0, 0]))) / np.float32(spec.get("std", [1, 1, 1]))
+    pixels = pixels * np.float32(spec.get("scale", 1.0))
+    tensor = np.ascontiguousarray(pixels.transpose(2, 0, 1), dtype="<f4")
+    assert tensor.shape == (channels, height, width)
+    return tensor
+
+
+def image_to_tensor(model: str | Path, image_path: str | Path) -> np.ndarray:
+    graph = load_yaml_model(model)
+    try:
+        with Image.open(image_path) as image:
+            return preprocess(image, graph.meta["preprocess"], graph.input_shape)
+    except (UnidentifiedImageError, OSError) as err:
+        raise UserError(f"{image_path}: not a readable image: {err}") from None
+    except UserError as err:
+        raise UserError(f"{image_path}: {err}") from None
+
+
+def write_tensor(tensor: np.ndarray, out: Path) -> None:
+    out = Path(out)
+    partial = out.with_name(out.name + ".partial")
+    tensor.astype("<f4").tofile(partial)
+    partial.replace(out)

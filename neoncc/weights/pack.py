@@ -1,0 +1,65 @@
+"""Trained weights for a graph: from a NumPy .npz (keys `<layer>.weight` OIHW and `<layer>.bias`), or seeded
+random ones when the user has none, with graph-level rewrites (dropout attenuation) applied."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from neoncc.errors import UserError
+from neoncc.ir.graph import Graph
+
+
+def random_weights(graph: Graph, seed: int) -> dict[str, np.ndarray]:
+    """He-initialised weights and small biases: activations keep their scale through the network, so the
+    outputs are informative (not all-zero or saturated) for testing."""
+    rng = np.random.default_rng(seed)
+    weights = {}
+    for param in graph.params:
+        if param.name.endswith(".weight"):
+            fan_in = int(np.prod(param.shape[1:]))
+            weights[param.name] = rng.normal(0.0, np.sqrt(2.0 / fan_in), param.shape).astype(np.float32)
+        else:
+            weights[param.name] = rng.uniform(-0.1, 0.1, param.shape).astype(np.float32)
+    return weights
+
+
+def load_npz(graph: Graph, path: Path) -> dict[str, np.ndarray]:
+    """The arrays the graph needs, checked by name, shape and dtype against the model."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {key: npz[key] for key in npz.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
+        raise UserError(f"{path}: not a readable NumPy .npz file: {err}") from None
+    expected = {p.name: p.shape for p in graph.params}
+    missing = [name for name in expected if name not in arrays]
+    if missing:
+        raise UserError(f"{path}: missing {len(missing)} array(s) that {graph.name} needs: {', '.join(missing[:6])}"
+                        + (" ..." if len(missing) > 6 else ""))
+    unexpected = sorted(set(arrays) - set(expected))
+    if unexpected:
+        raise UserError(f"{path}: array(s) {', '.join(unexpected[:6])} match no layer of {graph.name} "
+                        f"(expected keys like '{next(iter(expected))}')")
+    for name, shape in expected.items():
+        array = arrays[name]
+        if tuple(array.shape) != tuple(shape):
+            raise UserError(f"{path}: '{name}' has shape {list(array.shape)}; {graph.name} expects {list(shape)}")
+        if not np.issubdtype(array.dtype, np.floating):
+            raise UserError(f"{path}: '{name}' has dtype {array.dtype}; expected float32")
+        if not np.all(np.isfinite(array)):
+            raise UserError(f"{path}: '{name}' contains NaN or infinite values")
+    return {name: arrays[name].astype(np.float32) for name in expected}
+
+
+def engine_tensors(graph: Graph, weights: dict[str, np.ndarray]) -> list[tuple[str, np.ndarray]]:
+    """The tensors in the engine's order, with each convolution's `input_scale` folded into its weights."""
+    tensors = []
+    for node in graph.nodes:
+        for param in node.params:
+            array = weights[param.name]
+            if param.name.endswith(".weight") and "input_scale" in node.attrs:
+                array = array * np.float32(node.attrs["input_scale"])
+            tensors.append((param.name, array))
+    return tensors

@@ -1,0 +1,56 @@
+// The contract between a generated network (build/<target>/<model>/<model>.cpp) and the hand-written runtime
+// (command line, weight loading, timing). Each generated file defines make_network().
+#pragma once
+
+#include "arm_compute/core/Error.h"
+#include "arm_compute/runtime/IFunction.h"
+#include "arm_compute/runtime/Tensor.h"
+
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace engine
+{
+/** Anything that stops the engine: the message is printed as is, so it names the file or the layer. */
+class Error : public std::runtime_error
+{
+public:
+    using std::runtime_error::runtime_error;
+};
+
+/** Throws an Error naming the layer when ACL's validate() refuses its configuration. */
+void require(const arm_compute::Status &status, const char *layer, const char *function);
+
+/** A trained tensor: its name and dimensions in the weight file (OIHW for convolutions) and where it goes. */
+struct WeightBinding
+{
+    const char               *name;
+    std::vector<unsigned int> dims;
+    arm_compute::Tensor      *tensor;
+};
+
+/** One ACL function of the network, timed on its own; the group follows the paper's breakdown. */
+struct Layer
+{
+    const char             *name;
+    const char             *group;
+    arm_compute::IFunction *function;
+};
+
+class Network
+{
+public:
+    virtual ~Network() = default;
+    virtual const char *name() const = 0;
+    /** Validates and configures every function once, then allocates every tensor. */
+    virtual void configure() = 0;
+    virtual std::vector<WeightBinding> weights() = 0;
+    virtual std::vector<Layer> layers() = 0;
+    virtual arm_compute::ITensor &input() = 0;
+    virtual arm_compute::ITensor &output() = 0;
+};
+
+std::unique_ptr<Network> make_network();
+} // namespace engine

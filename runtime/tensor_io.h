@@ -1,0 +1,15 @@
+// Dense float32 buffers in and out of ACL tensors, whose rows may carry padding.
+#pragma once
+
+#include "arm_compute/core/ITensor.h"
+
+#include <vector>
+
+namespace engine
+{
+void copy_into(arm_compute::ITensor &tensor, const float *data);
+std::vector<float> copy_out(const arm_compute::ITensor &tensor);
+
+std::vector<float> read_floats(const std::string &path, size_t count, const char *what);
+void write_floats(const std::string &path, const std::vector<float> &values);
+} // namespace engine

@@ -1,0 +1,56 @@
+"""Shared fixtures: building engines through SCons (the user's command) and running them under qemu-arm."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from neoncc.targets import toolchain  # noqa: E402
+
+ARMV7 = toolchain.load("armv7")
+
+
+def scons(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(["scons", "-Q", *args], cwd=ROOT, capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"scons {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def build(model: Path, build_dir: Path, weights: Path | None = None) -> Path:
+    """Builds like a user would; returns the engine binary."""
+    args = ["target=armv7", f"model={model}", f"build_dir={build_dir}"]
+    if weights:
+        args.append(f"weights={weights}")
+    scons(*args)
+    name = Path(model).stem
+    return build_dir / "armv7" / name / name
+
+
+def run_engine(binary: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run([*ARMV7.runner(), str(binary), *args], capture_output=True, text=True, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"engine failed ({proc.returncode}): {proc.stderr}")
+    return proc
+
+
+def infer(binary: Path, tensor: np.ndarray, workdir: Path, *args: str) -> tuple[np.ndarray, dict]:
+    """One inference: writes the input, runs the engine with --json, returns (probabilities, report)."""
+    source, result = workdir / "input.f32", workdir / "output.f32"
+    tensor.astype("<f4").tofile(source)
+    proc = run_engine(binary, "--input", str(source), "--output", str(result), "--json", *args)
+    return np.fromfile(result, dtype="<f4"), json.loads(proc.stdout)
+
+
+@pytest.fixture(scope="session")
+def sample_input() -> np.ndarray:
+    """An input on the scale of a Caffe-preprocessed photo (pixels minus mean)."""
+    return np.random.default_rng(7).normal(0.0, 60.0, (1, 3, 227, 227)).astype(np.float32)
