@@ -1,0 +1,185 @@
+"""The host side of a deploy: build the engine through SCons, prepare its input, and make the bundle.
+
+The engine (build/armv7/<model>/<model>, static) and its weights come from the compiler's SConstruct; the
+bundle adds the input tensor and `supervise`, a small static helper that runs the engine on the board under
+a time limit and measures it (the board has nothing of its own to do that with).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from deploy import CACHE
+from deploy.bundle import Bundle, File
+from deploy.errors import DeployError
+from neoncc import PROJECT_ROOT
+from neoncc.targets import toolchain
+
+TARGET = "armv7"
+MODEL_DIR = PROJECT_ROOT / "configs" / "models"
+SUPERVISE_SRC = Path(__file__).with_name("supervise.c")
+INPUTS = CACHE / "deploy" / "inputs"
+
+
+@dataclass
+class Engine:
+    """A built model: the engine binary, its weights and its manifest."""
+
+    model: str
+    yaml: Path
+    dir: Path
+    manifest: dict
+
+    @property
+    def binary(self) -> Path:
+        return self.dir / self.model
+
+    @property
+    def weights(self) -> Path:
+        return self.dir / f"{self.model}.weights"
+
+    @property
+    def input_shape(self) -> list[int]:
+        return list(self.manifest.get("input_shape", [3, 227, 227]))
+
+    @property
+    def weights_random(self) -> bool:
+        return bool(self.manifest.get("weights_random", False))
+
+    def labels(self) -> list[str] | None:
+        """Class names, one a line, when the model has them (the manifest's `labels`)."""
+        path = self.manifest.get("labels")
+        if not path:
+            return None
+        path = Path(path) if Path(path).is_absolute() else PROJECT_ROOT / path
+        if not path.is_file():
+            raise DeployError(f"{self.dir / (self.model + '.json')}: labels file {path} does not exist")
+        return [line.strip() for line in path.read_text().splitlines()]
+
+
+def model_yaml(name_or_path: str) -> Path:
+    path = Path(name_or_path)
+    if path.suffix not in (".yaml", ".yml"):
+        path = MODEL_DIR / f"{name_or_path}.yaml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in MODEL_DIR.glob("*.yaml"))) or "none"
+        raise DeployError(f"unknown model '{name_or_path}': no file {path} (known models: {known})")
+    return path.resolve()
+
+
+def _project_relative(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(PROJECT_ROOT))
+    except ValueError:
+        return str(path.resolve())
+
+
+def build_engine(yaml_path: Path, weights: Path | None = None, log=print) -> Engine:
+    """Run SCons for the model (it rebuilds only what changed) and check what it promised to write."""
+    model = yaml_path.stem
+    scons = shutil.which("scons")
+    command = [scons] if scons else [sys.executable, "-m", "SCons"]
+    command += ["-Q", f"target={TARGET}", f"model={_project_relative(yaml_path)}"]
+    if weights is not None:
+        if not weights.is_file():
+            raise DeployError(f"weights file {weights} does not exist")
+        command.append(f"weights={weights.resolve()}")
+    proc = subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for line in proc.stdout:
+        log(f"build: {line.rstrip()}")
+    if proc.wait() != 0:
+        raise DeployError(f"build of {model} failed (`{' '.join(command)}` exited with {proc.returncode})")
+    return existing_engine(yaml_path)
+
+
+def existing_engine(yaml_path: Path) -> Engine:
+    """The engine build/ holds for the model, checked to be complete."""
+    model = yaml_path.stem
+    out = PROJECT_ROOT / "build" / TARGET / model
+    manifest_path = out / f"{model}.json"
+    for path in (out / model, out / f"{model}.weights", manifest_path):
+        if not path.is_file():
+            raise DeployError(f"no {path}: the build of {model} did not write it")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except json.JSONDecodeError as err:
+        raise DeployError(f"{manifest_path}: not valid JSON ({err})") from None
+    return Engine(model, yaml_path, out, manifest)
+
+
+def build_supervise() -> Path:
+    """Cross-compile supervise.c (static) when it changed; the result sits in build/deploy/<target>/."""
+    spec = toolchain.load(TARGET).spec
+    out = PROJECT_ROOT / "build" / "deploy" / TARGET / "supervise"
+    stamp = out.with_name("supervise.sha256")
+    source_hash = hashlib.sha256(SUPERVISE_SRC.read_bytes() + repr(spec["arch_flags"]).encode()).hexdigest()
+    if out.is_file() and stamp.is_file() and stamp.read_text().strip() == source_hash:
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name("supervise.tmp")
+    command = [spec["compiler_prefix"] + "gcc", *spec["arch_flags"], "-O2", "-static", "-Wall", "-Wextra",
+               "-Werror", "-o", str(tmp), str(SUPERVISE_SRC)]
+    proc = subprocess.run(command, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise DeployError(f"compiling {SUPERVISE_SRC} failed:\n{proc.stderr.strip()}")
+    tmp.replace(out)
+    stamp.write_text(source_hash + "\n")
+    return out
+
+
+def _write_atomic(path: Path, data: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    data.astype("<f4").tofile(tmp)
+    tmp.replace(path)
+
+
+def prepare_input(engine: Engine, image: Path | None = None, tensor: Path | None = None, log=print) -> Path:
+    """The input tensor file: a photo preprocessed as the model's YAML says, a given .f32, or a seeded random
+    tensor when neither is given (said plainly, since its top-5 means nothing)."""
+    expected = 4 * int(np.prod(engine.input_shape))
+    if tensor is not None:
+        if not tensor.is_file():
+            raise DeployError(f"input file {tensor} does not exist")
+        if tensor.stat().st_size != expected:
+            raise DeployError(f"input file {tensor} has {tensor.stat().st_size} bytes; {engine.model} takes "
+                              f"float32 {'x'.join(map(str, engine.input_shape))} = {expected} bytes")
+        return tensor
+    if image is not None:
+        if not image.is_file():
+            raise DeployError(f"image {image} does not exist")
+        digest = hashlib.sha256(image.read_bytes() + engine.yaml.read_bytes()).hexdigest()[:16]
+        out = INPUTS / f"{engine.model}-{digest}.f32"
+        if not out.is_file():
+            tmp = out.with_name(f"{out.name}.{os.getpid()}.tmp")
+            out.parent.mkdir(parents=True, exist_ok=True)
+            proc = subprocess.run([sys.executable, "-m", "neoncc.tools.preprocess", "--model", str(engine.yaml),
+                                   str(image), "-o", str(tmp)], cwd=PROJECT_ROOT, capture_output=True, text=True)
+            if proc.returncode != 0:
+                tmp.unlink(missing_ok=True)
+                raise DeployError((proc.stderr.strip() or f"preprocessing {image} failed").removeprefix("error: "))
+            tmp.replace(out)
+        return out
+    out = INPUTS / f"{engine.model}-random-seed0.f32"
+    if not out.is_file():
+        _write_atomic(out, np.random.default_rng(0).standard_normal(engine.input_shape, dtype=np.float32))
+    log("input: no --image or --input given; using a seeded random tensor")
+    return out
+
+
+def make_bundle(engine: Engine, input_path: Path) -> Bundle:
+    return Bundle(engine.model, [
+        File(engine.model, engine.binary, executable=True),
+        File(f"{engine.model}.weights", engine.weights),
+        File("input.f32", input_path),
+        File("supervise", build_supervise(), executable=True),
+    ])

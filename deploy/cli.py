@@ -1,0 +1,164 @@
+"""deploy.py: build a model's engine, push it to a board over SSH, run it there and print what it found.
+
+Every fault ends in one `error:` line on stderr and exit status 1; progress and the engine's own output go to
+stderr, so stdout holds only the result (a table, or one JSON object with --json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from deploy import boards, build, vm
+from deploy.bundle import Remote
+from deploy.errors import DeployError
+from deploy.run import preflight, run
+from deploy.ssh import Connection
+from neoncc.errors import UserError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="deploy.py", description=__doc__.splitlines()[0])
+    p.add_argument("--board", default=boards.DEFAULT_BOARD,
+                   help="board name (configs/boards/NAME.yaml) or YAML file (default: %(default)s)")
+    p.add_argument("--model", default="squeezenet_v1_1",
+                   help="model name (configs/models/NAME.yaml) or YAML file (default: %(default)s)")
+    p.add_argument("--weights", type=Path, help="trained weights (.npz) for the build; without them they are random")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--image", type=Path, help="photo to classify (preprocessed as the model's YAML says)")
+    source.add_argument("--input", type=Path, help="raw float32 NCHW input tensor")
+    p.add_argument("--runs", type=int, default=3, help="timed runs (default: %(default)s)")
+    p.add_argument("--warmup", type=int, default=1, help="untimed runs first (default: %(default)s)")
+    p.add_argument("--threads", type=int, help="engine threads (default: the board's cores)")
+    p.add_argument("--timeout", type=float, help="seconds the run may take on the board (default: the board's "
+                                                 "run_timeout_s, 600)")
+    p.add_argument("--output", type=Path, help="also write the raw float32 output here")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    p.add_argument("--trust-host-key", action="store_true",
+                   help="pin the board's host key if none is pinned yet (check its fingerprint first)")
+    p.add_argument("--no-build", action="store_true", help="use the engine already in build/ as it is")
+    return p
+
+
+def _top5(output: np.ndarray, labels: list[str] | None) -> list[list]:
+    order = np.argsort(-output, kind="stable")[:5]
+    named = labels is not None and len(labels) == output.size
+    return [[int(i), float(output[i]), labels[i] if named else None] for i in order]
+
+
+def _write_output(path: Path, output: np.ndarray) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    output.astype("<f4").tofile(tmp)
+    tmp.replace(path)
+
+
+def deploy(args: argparse.Namespace, log) -> dict:
+    """The whole flow; returns the result that main prints."""
+    for name in ("runs", "warmup", "threads"):
+        value = getattr(args, name)
+        if value is not None and value < (0 if name == "warmup" else 1):
+            raise DeployError(f"--{name} must be at least {0 if name == 'warmup' else 1}, not {value}")
+    phases: dict[str, float] = {}
+    clock = time.monotonic()
+
+    def phase(name: str) -> None:
+        nonlocal clock
+        now = time.monotonic()
+        phases[name] = round(now - clock, 3)
+        clock = now
+
+    board = boards.load(args.board)
+    yaml_path = build.model_yaml(args.model)
+    if args.no_build:
+        engine = build.existing_engine(yaml_path)
+    else:
+        engine = build.build_engine(yaml_path, args.weights, log=log)
+    input_path = build.prepare_input(engine, image=args.image, tensor=args.input, log=log)
+    bundle = build.make_bundle(engine, input_path)
+    phase("build")
+    if board.emulator is not None:
+        vm.Instance(board).start(log=log, progress=sys.stderr.isatty())
+        phase("boot")
+    threads = args.threads or board.cores
+    with Connection(board, trust_host_key=args.trust_host_key, log=log) as conn:
+        remote = Remote(conn)
+        info = preflight(conn, remote, bundle)
+        phase("connect")
+        upload = remote.upload(bundle, progress=sys.stderr.isatty())
+        phase("upload")
+        remote.install(bundle)
+        phase("install")
+        log(f"run: {engine.model} on {board.name}, {threads} threads, {args.warmup} warm-up, {args.runs} runs")
+        result = run(conn, remote, bundle,
+                     ["--threads", str(threads), "--runs", str(args.runs), "--warmup", str(args.warmup)],
+                     args.timeout or board.run_timeout_s, log=log)
+        phase("run")
+    if args.output is not None:
+        _write_output(args.output, result.output)
+    stats = result.stats
+    return {
+        "board": board.name,
+        "host": conn.where,
+        "model": engine.model,
+        "weights_random": engine.weights_random,
+        "bundle": bundle.id,
+        "threads": result.engine.get("threads", threads),
+        "runs": args.runs,
+        "warmup": args.warmup,
+        "top5": _top5(result.output, engine.labels()),
+        "times_ms": [float(t) for t in result.engine.get("times_ms", [])],
+        "peak_memory_kb": stats["maxrss_kb"],
+        "cpu": {"user_s": stats["user_s"], "sys_s": stats["sys_s"], "wall_s": stats["wall_s"],
+                "cores_busy": round((stats["user_s"] + stats["sys_s"]) / stats["wall_s"], 2)
+                if stats["wall_s"] > 0 else None},
+        "board_info": vars(info),
+        "upload": vars(upload),
+        "phases_s": phases,
+    }
+
+
+def format_table(r: dict) -> str:
+    info = r["board_info"]
+    lines = [f"{r['model']} on board {r['board']} ({r['host']}: {info['arch']}, {info['cores']} cores, NEON, "
+             f"{info['mem_available_kb'] // 1024} MB free)"]
+    if r["weights_random"]:
+        lines.append("NOTE: the weights are RANDOM (no trained weights were given): the top-5 below is not a "
+                     "classification.")
+    lines.append("top-5:")
+    for rank, (index, prob, label) in enumerate(r["top5"], 1):
+        lines.append(f"  {rank}. class {index:4d}  p={prob:.4f}" + (f"  {label}" if label else ""))
+    times = r["times_ms"]
+    if times:
+        lines.append(f"times (ms): {', '.join(f'{t:.1f}' for t in times)}  (mean {sum(times) / len(times):.1f}, "
+                     f"min {min(times):.1f}; {r['threads']} threads, {r['warmup']} warm-up)")
+    cpu = r["cpu"]
+    lines.append(f"peak memory (VmHWM): {r['peak_memory_kb'] / 1024:.1f} MiB; CPU: {cpu['user_s']:.2f} s user + "
+                 f"{cpu['sys_s']:.2f} s sys in {cpu['wall_s']:.2f} s wall ({cpu['cores_busy']} cores busy)")
+    up = r["upload"]
+    lines.append(f"upload: {up['files']} files, {up['bytes'] / 2**20:.2f} MiB in {up['seconds']:.1f} s "
+                 f"({up['skipped']} already on the board" + (f", {up['resumed']} resumed" if up["resumed"] else "")
+                 + f"); bundle {r['bundle']}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+
+    def log(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    try:
+        result = deploy(args, log)
+    except UserError as err:  # DeployError is one
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    print(json.dumps(result) if args.json else format_table(result))
+    return 0

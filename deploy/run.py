@@ -1,0 +1,155 @@
+"""On the board: check it can take the bundle, then run the engine under `supervise` and collect the result."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from deploy.bundle import Bundle, Remote
+from deploy.errors import DeployError
+from deploy.ssh import Connection, quote
+
+# One round trip; every line is plain POSIX/busybox, so a wrong board (an x86 PC, say) answers it too.
+PROBE = ("uname -m; grep -c '^processor' /proc/cpuinfo; "
+         "if grep -qw neon /proc/cpuinfo; then echo neon; else echo no-neon; fi; "
+         "sed -n 's/^MemAvailable: *\\([0-9]*\\) kB/\\1/p' /proc/meminfo")
+DISK_MARGIN = 1 << 20  # SHA256SUMS, links, the run's output
+
+
+@dataclass
+class BoardInfo:
+    arch: str
+    cores: int
+    neon: bool
+    mem_available_kb: int
+    disk_free_kb: int = 0
+
+
+def preflight(conn: Connection, remote: Remote, bundle: Bundle) -> BoardInfo:
+    """Refuse a board that cannot run the bundle, before anything is written to it."""
+    board = conn.board
+    lines = conn.run(PROBE).stdout.split()
+    if len(lines) < 4:
+        raise DeployError(f"board {board.name}: could not read its architecture, CPU and memory "
+                          f"(got {lines!r})")
+    info = BoardInfo(arch=lines[0], cores=int(lines[1]), neon=lines[2] == "neon", mem_available_kb=int(lines[3]))
+    if info.arch != board.arch:
+        raise DeployError(f"board {board.name}: wrong architecture: {conn.where} says `uname -m` = {info.arch}, "
+                          f"the bundle needs {board.arch} ({board.source})")
+    if not info.neon:
+        raise DeployError(f"board {board.name}: no NEON: /proc/cpuinfo on {conn.where} does not list `neon`, "
+                          "and the engine is built for ARMv7 with NEON")
+    if info.mem_available_kb < board.min_free_memory_mb * 1024:
+        raise DeployError(f"board {board.name}: not enough free memory: {info.mem_available_kb // 1024} MB "
+                          f"available, {board.min_free_memory_mb} MB needed (min_free_memory_mb)")
+    remote.prepare()
+    free = remote.free_bytes()
+    info.disk_free_kb = free // 1024
+    needed = sum(f.size for f in remote.missing(bundle)) + DISK_MARGIN
+    if free < needed:
+        raise DeployError(f"board {board.name}: disk full: {remote.root} has {free / 2**20:.1f} MiB free, the "
+                          f"upload needs {needed / 2**20:.1f} MiB")
+    return info
+
+
+@dataclass
+class RunResult:
+    engine: dict       # what the engine printed with --json
+    stats: dict        # what supervise measured
+    output: np.ndarray  # the engine's output tensor (float32)
+
+
+class _Lines:
+    """Reassemble streamed chunks into lines, handing each complete one on."""
+
+    def __init__(self, emit):
+        self.emit, self.buffer, self.all = emit, b"", []
+
+    def __call__(self, chunk: bytes) -> None:
+        self.buffer += chunk
+        *lines, self.buffer = self.buffer.split(b"\n")
+        for line in lines:
+            self._line(line)
+
+    def _line(self, line: bytes) -> None:
+        text = line.decode(errors="replace").rstrip()
+        self.all.append(text)
+        self.emit(text)
+
+    def flush(self) -> None:
+        if self.buffer:
+            self._line(self.buffer)
+            self.buffer = b""
+
+
+def run(conn: Connection, remote: Remote, bundle: Bundle, engine_args: list[str], timeout_s: float,
+        log=print) -> RunResult:
+    """Run the current bundle's engine; its output is streamed (board: ...) as it comes.
+
+    supervise enforces timeout_s on the board and kills the whole process tree past it; the host waits a
+    little longer for the connection itself, so a hung board is an error too, not a hang.
+    """
+    model = bundle.model
+    rundir = remote.path("runs", model)
+    conn.run(f"rm -rf {quote(rundir)} && mkdir -p {quote(rundir)}")
+    limit = max(1, math.ceil(timeout_s))
+    command = (f"cd {quote(remote.path('current', model))} && echo $$ > {quote(rundir + '/supervise.pid')} && "
+               f"exec ./supervise {limit} {quote(rundir + '/stats.json')} ./{quote(model)} "
+               f"--weights {quote(model + '.weights')} --input input.f32 --output {quote(rundir + '/output.f32')} "
+               + quote(*engine_args) + " --json")
+    stdout = _Lines(lambda line: None)  # the engine's --json result; shown through the summary
+    stderr = _Lines(lambda line: log(f"board: {line}"))
+    try:
+        status = conn.stream(command, stdout, stderr, timeout=limit + 30)
+    except KeyboardInterrupt:
+        conn.run(f"kill -TERM $(cat {quote(rundir + '/supervise.pid')})", check=False, timeout=10)
+        raise
+    stdout.flush()
+    stderr.flush()
+    stats = _read_json(conn, rundir + "/stats.json")
+    last_error = next((line for line in reversed(stderr.all) if line.strip()), "")
+    board = conn.board.name
+    if stats is None:
+        raise DeployError(f"board {board}: could not run {model} (status {status})"
+                          + (f": {last_error}" if last_error else ""))
+    if stats["timed_out"]:
+        raise DeployError(f"board {board}: {model} ran past its {limit} s time limit; its process tree on the "
+                          "board was killed")
+    if stats["signal"]:
+        raise DeployError(f"board {board}: {model} crashed: killed by signal SIG{stats['signal_name']} "
+                          f"({stats['signal']})" + (f"; last output: {last_error}" if last_error else ""))
+    if stats["exit_code"] != 0:
+        raise DeployError(f"board {board}: {model} failed with exit status {stats['exit_code']}"
+                          + (f": {last_error}" if last_error else ""))
+    engine = _last_json_object("\n".join(stdout.all))
+    if engine is None:
+        raise DeployError(f"board {board}: {model} exited 0 but printed no JSON result")
+    buffer = io.BytesIO()
+    conn.sftp.getfo(rundir + "/output.f32", buffer)
+    return RunResult(engine, stats, np.frombuffer(buffer.getvalue(), dtype="<f4"))
+
+
+def _last_json_object(text: str) -> dict | None:
+    """The last JSON object in the text that starts a line (it may span many lines)."""
+    decoder = json.JSONDecoder()
+    starts = [i for i, c in enumerate(text) if c == "{" and (i == 0 or text[i - 1] == "\n")]
+    for start in reversed(starts):
+        try:
+            value, _end = decoder.raw_decode(text, start)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(value, dict):
+            return value
+    return None
+
+
+def _read_json(conn: Connection, path: str) -> dict | None:
+    try:
+        with conn.sftp.open(path) as f:
+            return json.loads(f.read())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
