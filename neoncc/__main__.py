@@ -1,12 +1,10 @@
-"""neoncc's host-side commands: python3 -m neoncc {summary,preprocess,random-weights} ..."""
+"""neoncc's host-side commands: python3 -m neoncc {summary,preprocess,random-weights,convert-weights} ..."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
-
-import numpy as np
 
 from neoncc.errors import UserError
 
@@ -26,11 +24,18 @@ def _preprocess(args) -> None:
 def _random_weights(args) -> None:
     from neoncc.frontend.yaml_model import load_yaml_model
     from neoncc.weights.pack import random_weights
+    from neoncc.weights.state_dict import write_npz
     weights = random_weights(load_yaml_model(args.model), args.seed)
-    partial = Path(str(args.output) + ".partial.npz")
-    np.savez(partial, **weights)
-    partial.replace(args.output)
+    write_npz(weights, args.output)
     print(f"{args.output}: {len(weights)} arrays, seeded random (seed {args.seed})")
+
+
+def _convert_weights(args) -> None:
+    from neoncc.frontend.yaml_model import load_yaml_model
+    from neoncc.weights.state_dict import load_state_dict, write_npz
+    weights = load_state_dict(load_yaml_model(args.model), args.checkpoint)
+    write_npz(weights, args.output)
+    print(f"{args.output}: {len(weights)} arrays from {args.checkpoint}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,6 +54,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("-o", "--output", required=True, type=Path)
     p.set_defaults(run=_random_weights)
+    p = commands.add_parser("convert-weights", help="a PyTorch state_dict keyed by the model's layer names -> .npz")
+    p.add_argument("checkpoint", type=Path, help=".pth file")
+    p.add_argument("--model", required=True, help="model description (YAML) whose layer names the keys use")
+    p.add_argument("-o", "--output", required=True, type=Path)
+    p.set_defaults(run=_convert_weights)
     args = parser.parse_args(argv)
     try:
         args.run(args)

@@ -22,9 +22,9 @@ def write_source(model: Path, out: Path) -> None:
 
 
 def write_weights(model: Path, npz: Path | None, seed: int, out: Path) -> None:
-    graph = load_optimized(model)
+    graph = load_yaml_model(model)  # the weights are checked against the model as written, before any pass
     weights = load_npz(graph, Path(npz)) if npz else random_weights(graph, seed)
-    engine_format.write(Path(out), engine_tensors(graph, weights))
+    engine_format.write(Path(out), engine_tensors(optimize(graph), weights))
 
 
 def write_manifest(model: Path, npz: Path | None, seed: int, target: str, out: Path) -> None:

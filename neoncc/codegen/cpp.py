@@ -21,21 +21,40 @@ TEMPLATE_DIR = PROJECT_ROOT / "templates"
 # The paper's time breakdown: convolution + ReLU + concat against pooling + softmax.
 CONV_GROUP, POOL_GROUP = "conv+relu+concat", "pool+softmax"
 
-# Which op template renders a node, and the ACL headers it needs.
+# Which op template renders a node, and the ACL function it configures.
 OP_TEMPLATES = {
-    "conv": ("conv", ["NEConvolutionLayer"]),
-    "maxpool": ("pool", ["NEPoolingLayer"]),
-    "avgpool": ("pool", ["NEPoolingLayer"]),
-    "global_avgpool": ("pool", ["NEPoolingLayer"]),
-    "softmax": ("softmax", ["NEReshapeLayer", "NESoftmaxLayer"]),
-    "relu": ("activation", ["NEActivationLayer"]),
-    "scale": ("activation", ["NEActivationLayer"]),
-    "concat": ("concat", ["NEConcatenateLayer"]),
+    "conv": ("conv", "NEConvolutionLayer"),
+    "depthwise": ("depthwise", "NEDepthwiseConvolutionLayer"),
+    "fc": ("fc", "NEFullyConnectedLayer"),
+    "add": ("add", "NEArithmeticAddition"),
+    "relu6": ("activation", "NEActivationLayer"),
+    "maxpool": ("pool", "NEPoolingLayer"),
+    "avgpool": ("pool", "NEPoolingLayer"),
+    "global_avgpool": ("pool", "NEPoolingLayer"),
+    "softmax": ("softmax", "NESoftmaxLayer"),  # after an NEReshapeLayer when its input is not a vector
+    "relu": ("activation", "NEActivationLayer"),
+    "scale": ("activation", "NEActivationLayer"),
+    "concat": ("concat", "NEConcatenateLayer"),
+}
+
+
+ACTIVATION_INFO = {
+    "relu": "ActivationLayerInfo(ActivationLayerInfo::ActivationFunction::RELU)",
+    "relu6": "ActivationLayerInfo(ActivationLayerInfo::ActivationFunction::BOUNDED_RELU, 6.f)",
 }
 
 
 def identifier(name: str) -> str:
-    return re.sub(r"\W", "_", name)
+    """A C++ name for a layer name: `_blocks.0._depthwise_conv` becomes `blocks_0_depthwise_conv` (no reserved
+    double or leading underscores)."""
+    return re.sub(r"_+", "_", re.sub(r"\W", "_", name)).strip("_")
+
+
+def template_of(node: Node) -> str:
+    """Which op template renders a node: depthwise convolutions have their own ACL function."""
+    if node.op == "conv" and node.attrs.get("groups", 1) > 1:
+        return "depthwise"
+    return node.op
 
 
 def acl_shape(shape: tuple[int, ...]) -> str:
@@ -54,17 +73,18 @@ class _Program:
         self.weights: list[dict] = []
         self.layers: list[dict] = []
         for node in graph.nodes:
-            self._add(node)
+            self._declare(node)
 
     @staticmethod
     def var(tensor: str) -> str:
         return identifier(tensor) + "_out_"
 
-    def _output_shape(self, node: Node) -> tuple[int, ...]:
-        # Softmax works on a vector: ACL's NESoftmaxLayer reduces along dimension 0 only.
-        return (node.shape[0],) if node.op == "softmax" else node.shape
+    @staticmethod
+    def _output_shape(node: Node) -> tuple[int, ...]:
+        # Vectors: a fully connected layer's output, and softmax's (ACL's NESoftmaxLayer reduces dimension 0).
+        return (node.shape[0],) if node.op in ("softmax", "fc") else node.shape
 
-    def _add(self, node: Node) -> None:
+    def _declare(self, node: Node) -> None:
         layer = None if node.attrs.get("in_place") else self._layer(node)
         into = node.attrs.get("write_into")
         if into:
@@ -78,10 +98,10 @@ class _Program:
             self.layers.append(layer)
 
     def _layer(self, node: Node) -> dict:
-        template, _ = OP_TEMPLATES[node.op]
-        layer = {"template": template, "name": node.name, "fn": identifier(node.name) + "_",
+        template, function = OP_TEMPLATES[template_of(node)]
+        layer = {"template": template, "function": function, "name": node.name, "fn": identifier(node.name) + "_",
                  "inputs": [self.var(t) for t in node.inputs], "output": self.var(node.output),
-                 "group": CONV_GROUP if template in ("conv", "activation", "concat") else POOL_GROUP,
+                 "group": POOL_GROUP if template in ("pool", "softmax") else CONV_GROUP,
                  "summary": self._summary(node)}
         layer.update(getattr(self, f"_{template}")(node, layer))
         return layer
@@ -91,30 +111,50 @@ class _Program:
         a = node.attrs
         if node.op == "conv":
             kh, kw = pair(a["kernel"])
-            text = f"{a['filters']} filters {kh}x{kw}, stride {a.get('stride', 1)}, pad {a.get('pad', 0)}"
-            text += ", ReLU fused" if a.get("activation") == "relu" else ""
+            kind = "depthwise " if template_of(node) == "depthwise" else ""
+            text = f"{a['filters']} {kind}filters {kh}x{kw}, stride {a.get('stride', 1)}, pad {a.get('pad', 0)}"
+            text += ", batch norm folded" if "batchnorm" in a else ""
+            text += f", {a['activation']} fused" if "activation" in a else ""
             if "write_into" in a:
                 first = a["write_into"]["channel"]
                 text += f"; writes channels {first}-{first + node.shape[0] - 1} of {a['write_into']['tensor']}"
             return text
         if node.op in ("maxpool", "avgpool"):
-            return f"{node.op} {a['kernel']}x{a['kernel']}, stride {a.get('stride', 1)}, {a.get('rounding', 'floor')}"
+            return f"{node.op} {a['kernel']}, stride {a.get('stride', 1)}, pad {a.get('pad', 0)}, " \
+                   f"{a.get('rounding', 'floor')}"
         return {"global_avgpool": "global average pooling", "softmax": "softmax over the classes",
-                "relu": "ReLU", "scale": f"x{a.get('factor')} (dropout attenuation)",
-                "concat": "channel concatenation (copying)"}[node.op]
+                "relu": "ReLU", "relu6": "ReLU6", "scale": f"x{a.get('factor')} (dropout attenuation)",
+                "concat": "channel concatenation (copying)", "add": f"{' + '.join(node.inputs)}",
+                "fc": f"fully connected, {a.get('units')} units"}[node.op]
+
+    def _bind(self, node: Node, shapes: dict[str, tuple[int, ...]], acl_shapes: dict[str, tuple[int, ...]]) -> dict:
+        """Declares a node's trained tensors (engine order: weights, then biases) and returns their C++ names."""
+        names = {}
+        for role, suffix in (("weights", "weight"), ("biases", "bias")):
+            var = f"{identifier(node.name)}_{role}_"
+            self.weights.append({"var": var, "name": f"{node.name}.{suffix}", "dims": list(shapes[suffix]),
+                                 "shape": acl_shape(acl_shapes[suffix])})
+            names[role] = var
+        return names
 
     def _conv(self, node: Node, layer: dict) -> dict:
-        weight, bias = node.params
+        weight = node.params[0].shape
         sy, sx = pair(node.attrs.get("stride", 1))
         top, bottom, left, right = padding(node.attrs.get("pad", 0))
-        names = {}
-        for param, role in ((weight, "weights"), (bias, "biases")):
-            var = f"{identifier(node.name)}_{role}_"
-            self.weights.append({"var": var, "name": param.name, "dims": list(param.shape),
-                                 "shape": acl_shape(param.shape)})
-            names[role] = var
-        return {**names, "pad_stride": f"{sx}U, {sy}U, {left}U, {right}U, {top}U, {bottom}U",
-                "relu": node.attrs.get("activation") == "relu"}
+        shapes = {"weight": weight, "bias": (weight[0],)}
+        # A depthwise kernel is [kw, kh, channels] in ACL: OIHW with I = 1, one dimension fewer.
+        acl = {"weight": (weight[0], *weight[2:]) if template_of(node) == "depthwise" else weight,
+               "bias": (weight[0],)}
+        return {**self._bind(node, shapes, acl), "pad_stride": f"{sx}U, {sy}U, {left}U, {right}U, {top}U, {bottom}U",
+                "act": ACTIVATION_INFO.get(node.attrs.get("activation")),
+                "multiplier": weight[0] // self.graph.shape_of(node.inputs[0])[0]}
+
+    def _fc(self, node: Node, layer: dict) -> dict:
+        shapes = {p.name.rsplit(".", 1)[1]: p.shape for p in node.params}
+        return self._bind(node, shapes, shapes)
+
+    def _add(self, node: Node, layer: dict) -> dict:
+        return {}
 
     def _pool(self, node: Node, layer: dict) -> dict:
         kind = "MAX" if node.op == "maxpool" else "AVG"
@@ -128,7 +168,12 @@ class _Program:
                         f"PadStrideInfo({sx}U, {sy}U, {left}U, {right}U, {top}U, {bottom}U, "
                         f"DimensionRoundingType::{rounding}))"}
 
+    _depthwise = _conv
+
     def _softmax(self, node: Node, layer: dict) -> dict:
+        producer = self.graph.producer(node.inputs[0])
+        if producer is not None and producer.op == "fc":
+            return {"flat": None}
         channels, height, width = self.graph.shape_of(node.inputs[0])
         if height * width != 1:
             raise UserError(f"{node.origin}: layer '{node.name}': softmax needs a 1x1 input (pool it first), "
@@ -139,8 +184,8 @@ class _Program:
         return {"flat": flat, "flatten_fn": identifier(node.name) + "_flatten_"}
 
     def _activation(self, node: Node, layer: dict) -> dict:
-        if node.op == "relu":
-            return {"info": "ActivationLayerInfo(ActivationLayerInfo::ActivationFunction::RELU)"}
+        if node.op in ACTIVATION_INFO:
+            return {"info": ACTIVATION_INFO[node.op]}
         return {"info": f"ActivationLayerInfo(ActivationLayerInfo::ActivationFunction::LINEAR, "
                         f"{node.attrs['factor']!r}f, 0.f)"}
 
@@ -156,7 +201,8 @@ def _environment() -> jinja2.Environment:
 def generate(graph: Graph) -> str:
     """C++ source of the engine's network for an optimised graph."""
     program = _Program(graph)
-    headers = sorted({h for layer in program.layers for h in OP_TEMPLATES[_op_of(graph, layer)][1]})
+    headers = sorted({layer["function"] for layer in program.layers}
+                     | ({"NEReshapeLayer"} if any(layer.get("flat") for layer in program.layers) else set()))
     try:
         source = os.path.relpath(graph.source, PROJECT_ROOT)
     except ValueError:
@@ -165,10 +211,6 @@ def generate(graph: Graph) -> str:
         model=graph.name, source=source, class_name="".join(p.capitalize() for p in graph.name.split("_")),
         headers=headers, tensors=program.tensors, views=program.views, weights=program.weights,
         layers=program.layers, input=program.var(graph.input_name), output=program.var(graph.output))
-
-
-def _op_of(graph: Graph, layer: dict) -> str:
-    return graph.node(layer["name"]).op
 
 
 def write_atomically(path: Path, text: str) -> None:

@@ -109,29 +109,30 @@ def _build_graph(path: Path, root: yaml.Node, data: dict) -> Graph:
     return graph
 
 
-def _conv(graph: Graph, name: str, inputs: list[str], origin: str, relu: bool, **attrs) -> str:
-    """A convolution, and a separate ReLU node after it (fused later by a pass); returns the output tensor."""
-    graph.nodes.append(Node(name, "conv", inputs, attrs, origin=origin))
-    if not relu:
-        return name
-    graph.nodes.append(Node(f"{name}.relu", "relu", [name], origin=origin))
-    return f"{name}.relu"
+def _with_activation(graph: Graph, node: Node, activation: str) -> str:
+    """A node, and its activation as a separate node after it (fused later by a pass); returns the output."""
+    graph.nodes.append(node)
+    if activation == "none":
+        return node.name
+    graph.nodes.append(Node(f"{node.name}.{activation}", activation, [node.name], origin=node.origin))
+    return f"{node.name}.{activation}"
+
+
+def _conv(graph: Graph, name: str, inputs: list[str], origin: str, activation: str, **attrs) -> str:
+    return _with_activation(graph, Node(name, "conv", inputs, attrs, origin=origin), activation)
 
 
 def _expand(graph: Graph, layer: dict, inputs: list[str], origin: str) -> str:
     """Add the nodes of one YAML layer; returns the tensor that stands for the layer's output."""
     name, kind = layer["name"], layer["type"]
     attrs = {k: v for k, v in layer.items() if k not in ("name", "type", "input")}
-    if kind == "conv":
-        relu = attrs.pop("activation", "none") == "relu"
-        return _conv(graph, name, inputs, origin, relu, **attrs)
     if kind == "fire":
         expand = attrs["expand"]
         e1x1, e3x3 = (expand, expand) if isinstance(expand, int) else expand
-        squeeze = _conv(graph, f"{name}.squeeze1x1", inputs, origin, True, filters=attrs["squeeze"], kernel=1)
-        left = _conv(graph, f"{name}.expand1x1", [squeeze], origin, True, filters=e1x1, kernel=1)
-        right = _conv(graph, f"{name}.expand3x3", [squeeze], origin, True, filters=e3x3, kernel=3, pad=1)
+        squeeze = _conv(graph, f"{name}.squeeze1x1", inputs, origin, "relu", filters=attrs["squeeze"], kernel=1)
+        left = _conv(graph, f"{name}.expand1x1", [squeeze], origin, "relu", filters=e1x1, kernel=1)
+        right = _conv(graph, f"{name}.expand3x3", [squeeze], origin, "relu", filters=e3x3, kernel=3, pad=1)
         graph.nodes.append(Node(name, "concat", [left, right], origin=origin))
         return name
-    graph.nodes.append(Node(name, kind, inputs, attrs, origin=origin))
-    return name
+    activation = attrs.pop("activation", "none")
+    return _with_activation(graph, Node(name, kind, inputs, attrs, origin=origin), activation)

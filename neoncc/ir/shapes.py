@@ -28,15 +28,36 @@ def window_output(size: int, kernel: int, stride: int, pad_before: int, pad_afte
     return out
 
 
+def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
+    """TensorFlow's "same": output ceil(size / stride); an odd total pad goes after (bottom/right)."""
+    total = max((math.ceil(size / stride) - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
 def _window(node: Node, c: int, h: int, w: int, out_channels: int) -> tuple[int, int, int]:
     kh, kw = pair(node.attrs["kernel"])
     sh, sw = pair(node.attrs.get("stride", 1))
+    if node.attrs.get("pad") == "same":  # resolved once here, so every later stage sees numbers
+        node.attrs["pad"] = [*same_padding(h, kh, sh), *same_padding(w, kw, sw)]
     top, bottom, left, right = padding(node.attrs.get("pad", 0))
     if kh > h + top + bottom or kw > w + left + right:
         raise UserError(f"{node.origin}: layer '{node.name}': kernel {kh}x{kw} is larger than its padded "
                         f"input {h + top + bottom}x{w + left + right}")
     ceil = node.attrs.get("rounding", "floor") == "ceil"
     return (out_channels, window_output(h, kh, sh, top, bottom, ceil), window_output(w, kw, sw, left, right, ceil))
+
+
+def _conv(node: Node, c: int, h: int, w: int) -> tuple[int, int, int]:
+    kh, kw = pair(node.attrs["kernel"])
+    filters, groups = node.attrs["filters"], node.attrs.get("groups", 1)
+    if groups not in (1, c) or filters % groups:
+        raise UserError(f"{node.origin}: layer '{node.name}': groups={groups} with {c} input channels and "
+                        f"{filters} filters is not supported (only groups=1, or depthwise: groups = input channels "
+                        f"and filters a multiple of them)")
+    node.params = [Param(f"{node.name}.weight", (filters, c // groups, kh, kw))]
+    if node.attrs.get("bias", True):
+        node.params.append(Param(f"{node.name}.bias", (filters,)))
+    return _window(node, c, h, w, filters)
 
 
 def _infer(graph: Graph, node: Node) -> tuple[int, int, int]:
@@ -46,19 +67,27 @@ def _infer(graph: Graph, node: Node) -> tuple[int, int, int]:
             raise UserError(f"{node.origin}: layer '{node.name}': inputs {node.inputs} differ in height/width: "
                             f"{[s[1:] for s in shapes]}")
         return (sum(s[0] for s in shapes), *shapes[0][1:])
+    if node.op == "add":
+        if len(set(shapes)) != 1:
+            raise UserError(f"{node.origin}: layer '{node.name}': inputs {node.inputs} differ in shape: {shapes}")
+        return shapes[0]
     if len(shapes) != 1:
         raise UserError(f"{node.origin}: layer '{node.name}' ({node.op}) takes one input, got {node.inputs}")
     c, h, w = shapes[0]
     if node.op == "conv":
-        kh, kw = pair(node.attrs["kernel"])
-        filters = node.attrs["filters"]
-        node.params = [Param(f"{node.name}.weight", (filters, c, kh, kw)), Param(f"{node.name}.bias", (filters,))]
-        return _window(node, c, h, w, filters)
+        return _conv(node, c, h, w)
     if node.op in ("maxpool", "avgpool"):
         return _window(node, c, h, w, c)
     if node.op == "global_avgpool":
         return (c, 1, 1)
-    if node.op in ("relu", "dropout", "softmax", "scale"):
+    if node.op == "fc":
+        units = node.attrs["units"]
+        node.params = [Param(f"{node.name}.weight", (units, c * h * w)), Param(f"{node.name}.bias", (units,))]
+        return (units, 1, 1)
+    if node.op == "batchnorm":
+        node.params = [Param(f"{node.name}.{p}", (c,)) for p in ("weight", "bias", "running_mean", "running_var")]
+        return (c, h, w)
+    if node.op in ("relu", "relu6", "dropout", "softmax", "scale"):
         return (c, h, w)
     raise UserError(f"{node.origin}: layer '{node.name}': no shape rule for op '{node.op}'")
 
@@ -70,12 +99,14 @@ def infer_shapes(graph: Graph) -> Graph:
 
 
 def macs(graph: Graph, node: Node) -> int:
-    """Multiply-accumulates of a node (convolutions only; the rest is negligible next to them)."""
+    """Multiply-accumulates of a node (convolutions and fully connected; the rest is negligible next to them)."""
+    if node.op == "fc":
+        return math.prod(node.params[0].shape)
     if node.op != "conv":
         return 0
     out_c, out_h, out_w = node.shape
-    _, in_c, kh, kw = node.params[0].shape
-    return out_c * out_h * out_w * in_c * kh * kw
+    _, in_per_group, kh, kw = node.params[0].shape
+    return out_c * out_h * out_w * in_per_group * kh * kw
 
 
 def param_count(node: Node) -> int:

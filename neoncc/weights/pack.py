@@ -13,26 +13,36 @@ from neoncc.ir.graph import Graph
 
 
 def random_weights(graph: Graph, seed: int) -> dict[str, np.ndarray]:
-    """He-initialised weights and small biases: activations keep their scale through the network, so the
-    outputs are informative (not all-zero or saturated) for testing."""
+    """He-initialised weights, small biases and mild batch-norm statistics: activations keep their scale through
+    the network, so the outputs are informative (not all-zero or saturated) for testing."""
     rng = np.random.default_rng(seed)
     weights = {}
-    for param in graph.params:
-        if param.name.endswith(".weight"):
-            fan_in = int(np.prod(param.shape[1:]))
-            weights[param.name] = rng.normal(0.0, np.sqrt(2.0 / fan_in), param.shape).astype(np.float32)
-        else:
-            weights[param.name] = rng.uniform(-0.1, 0.1, param.shape).astype(np.float32)
+    for node in graph.nodes:
+        for param in node.params:
+            kind = param.name.rsplit(".", 1)[1]
+            if node.op == "batchnorm":
+                low, high = {"weight": (0.5, 1.5), "running_var": (0.5, 1.5)}.get(kind, (-0.1, 0.1))
+                weights[param.name] = rng.uniform(low, high, param.shape).astype(np.float32)
+            elif kind == "weight":
+                fan_in = int(np.prod(param.shape[1:]))
+                weights[param.name] = rng.normal(0.0, np.sqrt(2.0 / fan_in), param.shape).astype(np.float32)
+            else:
+                weights[param.name] = rng.uniform(-0.1, 0.1, param.shape).astype(np.float32)
     return weights
 
 
 def load_npz(graph: Graph, path: Path) -> dict[str, np.ndarray]:
-    """The arrays the graph needs, checked by name, shape and dtype against the model."""
+    """The arrays the graph needs from a .npz, checked against the model."""
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {key: npz[key] for key in npz.files}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
         raise UserError(f"{path}: not a readable NumPy .npz file: {err}") from None
+    return check_arrays(graph, arrays, path)
+
+
+def check_arrays(graph: Graph, arrays: dict[str, np.ndarray], path: Path) -> dict[str, np.ndarray]:
+    """Every parameter the model needs, by name, shape and dtype, and nothing it does not know."""
     expected = {p.name: p.shape for p in graph.params}
     missing = [name for name in expected if name not in arrays]
     if missing:
@@ -54,12 +64,20 @@ def load_npz(graph: Graph, path: Path) -> dict[str, np.ndarray]:
 
 
 def engine_tensors(graph: Graph, weights: dict[str, np.ndarray]) -> list[tuple[str, np.ndarray]]:
-    """The tensors in the engine's order, with each convolution's `input_scale` folded into its weights."""
+    """The tensors of an optimised graph in the engine's order (weights, then bias, per layer), with what the
+    passes decided folded in: dropout attenuation (`input_scale`) and batch normalization."""
     tensors = []
     for node in graph.nodes:
-        for param in node.params:
-            array = weights[param.name]
-            if param.name.endswith(".weight") and "input_scale" in node.attrs:
-                array = array * np.float32(node.attrs["input_scale"])
-            tensors.append((param.name, array))
+        if node.op == "fc":
+            tensors += [(p.name, weights[p.name]) for p in node.params]
+        if node.op != "conv":
+            continue
+        weight = weights[f"{node.name}.weight"] * np.float32(node.attrs.get("input_scale", 1.0))
+        bias = weights.get(f"{node.name}.bias", np.zeros(weight.shape[0], np.float32))
+        if "batchnorm" in node.attrs:
+            bn, eps = node.attrs["batchnorm"]["name"], node.attrs["batchnorm"]["eps"]
+            factor = weights[f"{bn}.weight"] / np.sqrt(weights[f"{bn}.running_var"].astype(np.float64) + eps)
+            weight = weight * factor.reshape(-1, 1, 1, 1)
+            bias = (bias - weights[f"{bn}.running_mean"]) * factor + weights[f"{bn}.bias"]
+        tensors += [(f"{node.name}.weight", weight.astype(np.float32)), (f"{node.name}.bias", bias.astype(np.float32))]
     return tensors
