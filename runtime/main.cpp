@@ -1,9 +1,12 @@
 // The engine's command line, the same for every generated network:
 //   <model> [--weights FILE] --input IN.f32 --output OUT.f32 [--threads N] [--runs N] [--warmup N]
 //           [--json] [--profile]
+// IN.f32 holds one input tensor, or several back to back (a batch along N); OUT.f32 gets one output per input.
 #include "engine.h"
 #include "tensor_io.h"
 #include "weight_file.h"
+
+#include "insn_marker.h"
 
 #include "arm_compute/runtime/Scheduler.h"
 
@@ -24,6 +27,10 @@
 namespace
 {
 using Clock = std::chrono::steady_clock;
+
+// Instruction-count markers (bench/qemu_plugin/insn_marker.h): layer i is marker i; an inference is bracketed by these.
+constexpr unsigned kInferenceBegin = 0x10000;
+constexpr unsigned kInferenceEnd   = 0x10001;
 
 /** A command line we cannot read: reported with the usage line. */
 class UsageError : public engine::Error
@@ -160,6 +167,146 @@ std::string json_list(const std::vector<double> &values)
     return out.str() + "]";
 }
 
+/** What the timed runs measured. */
+struct Measurements
+{
+    std::vector<std::vector<double>> layer_ms; // per layer, one entry per timed inference
+    std::vector<double>              inference_ms;
+    double                           cpu_ms{ 0 };
+    std::vector<float>               outputs; // the last run's outputs, one per input, concatenated
+};
+
+/** Runs every input through the network warmup + runs times, timing each inference and each layer. Markers let
+ *  bench.insncount count guest instructions per inference and per layer under qemu (harmless elsewhere). */
+Measurements measure(engine::Network &network, const std::vector<engine::Layer> &layers, const std::vector<float> &inputs, const Options &options)
+{
+    const size_t input_size = network.input().info()->tensor_shape().total_size();
+    const size_t batch      = inputs.size() / input_size;
+    Measurements m;
+    m.layer_ms.resize(layers.size());
+    double cpu_start = 0;
+    for(unsigned r = 0; r < options.warmup + options.runs; ++r)
+    {
+        const bool timed = r >= options.warmup;
+        if(r == options.warmup)
+        {
+            cpu_start = cpu_seconds();
+        }
+        for(size_t b = 0; b < batch; ++b)
+        {
+            engine::copy_into(network.input(), inputs.data() + b * input_size);
+            const auto start = Clock::now();
+            insn_marker(kInferenceBegin);
+            for(size_t i = 0; i < layers.size(); ++i)
+            {
+                const auto start_layer = Clock::now();
+                insn_marker(static_cast<unsigned>(i));
+                layers[i].function->run();
+                if(timed)
+                {
+                    m.layer_ms[i].push_back(ms_since(start_layer));
+                }
+            }
+            insn_marker(kInferenceEnd);
+            if(timed)
+            {
+                m.inference_ms.push_back(ms_since(start));
+            }
+            if(r + 1 == options.warmup + options.runs)
+            {
+                const std::vector<float> output = engine::copy_out(network.output());
+                m.outputs.insert(m.outputs.end(), output.begin(), output.end());
+            }
+        }
+    }
+    m.cpu_ms = 1000.0 * (cpu_seconds() - cpu_start);
+    return m;
+}
+
+std::vector<size_t> top_classes(const float *probabilities, size_t count, size_t k)
+{
+    std::vector<size_t> order(count);
+    std::iota(order.begin(), order.end(), 0);
+    k = std::min(k, count);
+    std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(k), order.end(),
+                      [&](size_t a, size_t b) { return probabilities[a] > probabilities[b]; });
+    order.resize(k);
+    return order;
+}
+
+void print_json(const engine::Network &network, const std::vector<engine::Layer> &layers, const Measurements &m, const Options &options, unsigned threads,
+                double load_ms, size_t batch)
+{
+    const size_t  classes   = m.outputs.size() / batch;
+    const double  wall_ms   = std::accumulate(m.inference_ms.begin(), m.inference_ms.end(), 0.0);
+    std::map<std::string, double> group_ms;
+    for(size_t i = 0; i < layers.size(); ++i)
+    {
+        group_ms[layers[i].group] += stats(m.layer_ms[i]).median;
+    }
+    std::cout << "{\"model\": \"" << network.name() << "\", \"threads\": " << threads << ", \"runs\": " << options.runs
+              << ", \"warmup\": " << options.warmup << ", \"batch\": " << batch << ",\n \"top5\": [";
+    const std::vector<size_t> top = top_classes(m.outputs.data(), classes, 5);
+    for(size_t k = 0; k < top.size(); ++k)
+    {
+        std::cout << (k ? ", " : "") << "[" << top[k] << ", " << m.outputs[top[k]] << "]";
+    }
+    std::cout << "],\n \"top1\": [";
+    for(size_t b = 0; b < batch; ++b)
+    {
+        std::cout << (b ? ", " : "") << top_classes(m.outputs.data() + b * classes, classes, 1)[0];
+    }
+    std::cout << "],\n \"times_ms\": " << json_list(m.inference_ms) << ", \"median_ms\": " << stats(m.inference_ms).median
+              << ", \"load_ms\": " << load_ms << ", \"cpu_utilization\": " << (wall_ms > 0 ? m.cpu_ms / wall_ms : 0.0)
+              << ", \"peak_rss_kb\": " << peak_rss_kb() << ",\n \"groups_ms\": {";
+    for(auto it = group_ms.begin(); it != group_ms.end(); ++it)
+    {
+        std::cout << (it == group_ms.begin() ? "" : ", ") << "\"" << it->first << "\": " << it->second;
+    }
+    std::cout << "},\n \"layers\": [";
+    for(size_t i = 0; i < layers.size(); ++i)
+    {
+        const Stats s = stats(m.layer_ms[i]);
+        std::cout << (i ? ",\n  " : "\n  ") << "{\"name\": \"" << layers[i].name << "\", \"group\": \"" << layers[i].group
+                  << "\", \"median_ms\": " << s.median << ", \"min_ms\": " << s.min << ", \"max_ms\": " << s.max << "}";
+    }
+    std::cout << "]}\n";
+}
+
+void print_text(const engine::Network &network, const std::vector<engine::Layer> &layers, const Measurements &m, const Options &options, unsigned threads,
+                size_t batch)
+{
+    const size_t classes = m.outputs.size() / batch;
+    const Stats  total   = stats(m.inference_ms);
+    const double wall_ms = std::accumulate(m.inference_ms.begin(), m.inference_ms.end(), 0.0);
+    std::printf("%s: %u thread(s), %u run(s) after %u warm-up, %zu input(s): median %.2f ms (min %.2f, max %.2f)\n", network.name(), threads,
+                options.runs, options.warmup, batch, total.median, total.min, total.max);
+    for(size_t b = 0; b < batch; ++b)
+    {
+        for(size_t k : top_classes(m.outputs.data() + b * classes, classes, batch == 1 ? 5 : 1))
+        {
+            std::printf("  %sclass %4zu  p=%.6f\n", batch == 1 ? "" : ("input " + std::to_string(b) + ": ").c_str(), k,
+                        static_cast<double>(m.outputs[b * classes + k]));
+        }
+    }
+    if(options.profile)
+    {
+        std::map<std::string, double> group_ms;
+        std::printf("  %-32s %-18s %10s %10s %10s\n", "layer", "group", "median ms", "min ms", "max ms");
+        for(size_t i = 0; i < layers.size(); ++i)
+        {
+            const Stats s = stats(m.layer_ms[i]);
+            group_ms[layers[i].group] += s.median;
+            std::printf("  %-32s %-18s %10.3f %10.3f %10.3f\n", layers[i].name, layers[i].group, s.median, s.min, s.max);
+        }
+        for(const auto &group : group_ms)
+        {
+            std::printf("  %-51s %10.3f\n", group.first.c_str(), group.second);
+        }
+    }
+    std::printf("  peak RSS %ld kB, CPU utilisation %.2f cores\n", peak_rss_kb(), wall_ms > 0 ? m.cpu_ms / wall_ms : 0.0);
+}
+
 int run(int argc, char **argv)
 {
     const Options options = parse(argc, argv);
@@ -173,11 +320,12 @@ int run(int argc, char **argv)
     network->configure();
     const std::vector<engine::WeightBinding> bindings = network->weights();
     engine::load_weights(weights, bindings);
-    const std::vector<float> input = engine::read_floats(options.input, network->input().info()->tensor_shape().total_size(), "input tensor");
-    engine::copy_into(network->input(), input.data());
+    const size_t             input_size = network->input().info()->tensor_shape().total_size();
+    const std::vector<float> inputs     = engine::read_floats(options.input, input_size, "input tensor");
 
     // Weight transformations (GEMM reshapes, Winograd transforms) happen here, once, outside the timed runs.
     const std::vector<engine::Layer> layers = network->layers();
+    engine::copy_into(network->input(), inputs.data());
     for(const engine::Layer &layer : layers)
     {
         layer.function->prepare();
@@ -191,93 +339,17 @@ int run(int argc, char **argv)
     }
     const double load_ms = ms_since(start_load);
 
-    std::vector<std::vector<double>> layer_ms(layers.size());
-    std::vector<double>              run_ms;
-    double                           cpu_start = 0;
-    for(unsigned r = 0; r < options.warmup + options.runs; ++r)
-    {
-        if(r == options.warmup)
-        {
-            cpu_start = cpu_seconds();
-        }
-        const auto start_run = Clock::now();
-        for(size_t i = 0; i < layers.size(); ++i)
-        {
-            const auto start_layer = Clock::now();
-            layers[i].function->run();
-            if(r >= options.warmup)
-            {
-                layer_ms[i].push_back(ms_since(start_layer));
-            }
-        }
-        if(r >= options.warmup)
-        {
-            run_ms.push_back(ms_since(start_run));
-        }
-    }
-    const double cpu_ms    = 1000.0 * (cpu_seconds() - cpu_start);
-    const double wall_ms   = std::accumulate(run_ms.begin(), run_ms.end(), 0.0);
-    const std::vector<float> probabilities = engine::copy_out(network->output());
-    engine::write_floats(options.output, probabilities);
-
-    std::vector<size_t> order(probabilities.size());
-    std::iota(order.begin(), order.end(), 0);
-    const size_t top = std::min<size_t>(5, order.size());
-    std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(top), order.end(),
-                      [&](size_t a, size_t b) { return probabilities[a] > probabilities[b]; });
-
-    std::map<std::string, double> group_ms;
-    for(size_t i = 0; i < layers.size(); ++i)
-    {
-        group_ms[layers[i].group] += stats(layer_ms[i]).median;
-    }
-    const Stats total = stats(run_ms);
-    std::cout.precision(6);
+    const Measurements m = measure(*network, layers, inputs, options);
+    engine::write_floats(options.output, m.outputs);
+    const size_t batch = inputs.size() / input_size;
     if(options.json)
     {
-        std::cout << "{\"model\": \"" << network->name() << "\", \"threads\": " << threads << ", \"runs\": " << options.runs
-                  << ", \"warmup\": " << options.warmup << ",\n \"top5\": [";
-        for(size_t k = 0; k < top; ++k)
-        {
-            std::cout << (k ? ", " : "") << "[" << order[k] << ", " << probabilities[order[k]] << "]";
-        }
-        std::cout << "],\n \"times_ms\": " << json_list(run_ms) << ", \"median_ms\": " << total.median
-                  << ", \"load_ms\": " << load_ms << ", \"cpu_utilization\": " << (wall_ms > 0 ? cpu_ms / wall_ms : 0.0)
-                  << ", \"peak_rss_kb\": " << peak_rss_kb() << ",\n \"groups_ms\": {";
-        for(auto it = group_ms.begin(); it != group_ms.end(); ++it)
-        {
-            std::cout << (it == group_ms.begin() ? "" : ", ") << "\"" << it->first << "\": " << it->second;
-        }
-        std::cout << "},\n \"layers\": [";
-        for(size_t i = 0; i < layers.size(); ++i)
-        {
-            const Stats s = stats(layer_ms[i]);
-            std::cout << (i ? ",\n  " : "\n  ") << "{\"name\": \"" << layers[i].name << "\", \"group\": \"" << layers[i].group
-                      << "\", \"median_ms\": " << s.median << ", \"min_ms\": " << s.min << ", \"max_ms\": " << s.max << "}";
-        }
-        std::cout << "]}\n";
-        return 0;
+        print_json(*network, layers, m, options, threads, load_ms, batch);
     }
-    std::printf("%s: %u thread(s), %u run(s) after %u warm-up: median %.2f ms (min %.2f, max %.2f)\n", network->name(), threads,
-                options.runs, options.warmup, total.median, total.min, total.max);
-    for(size_t k = 0; k < top; ++k)
+    else
     {
-        std::printf("  class %4zu  p=%.6f\n", order[k], static_cast<double>(probabilities[order[k]]));
+        print_text(*network, layers, m, options, threads, batch);
     }
-    if(options.profile)
-    {
-        std::printf("  %-24s %-18s %10s %10s %10s\n", "layer", "group", "median ms", "min ms", "max ms");
-        for(size_t i = 0; i < layers.size(); ++i)
-        {
-            const Stats s = stats(layer_ms[i]);
-            std::printf("  %-24s %-18s %10.3f %10.3f %10.3f\n", layers[i].name, layers[i].group, s.median, s.min, s.max);
-        }
-        for(const auto &group : group_ms)
-        {
-            std::printf("  %-43s %10.3f\n", group.first.c_str(), group.second);
-        }
-    }
-    std::printf("  peak RSS %ld kB, CPU utilisation %.2f cores\n", peak_rss_kb(), wall_ms > 0 ? cpu_ms / wall_ms : 0.0);
     return 0;
 }
 } // namespace

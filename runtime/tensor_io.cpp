@@ -59,11 +59,11 @@ std::vector<float> read_floats(const std::string &path, size_t count, const char
         throw Error(path + ": cannot open " + what + ": " + std::strerror(errno));
     }
     const auto size = static_cast<size_t>(file.tellg());
-    if(size != count * sizeof(float))
+    if(size == 0 || size % (count * sizeof(float)) != 0)
     {
-        throw Error(path + ": " + what + " has " + std::to_string(size) + " bytes; the network expects " + std::to_string(count) + " float32 values (" + std::to_string(count * sizeof(float)) + " bytes)");
+        throw Error(path + ": " + what + " has " + std::to_string(size) + " bytes; the network expects " + std::to_string(count) + " float32 values (" + std::to_string(count * sizeof(float)) + " bytes) per input");
     }
-    std::vector<float> values(count);
+    std::vector<float> values(size / sizeof(float));
     file.seekg(0);
     file.read(reinterpret_cast<char *>(values.data()), static_cast<std::streamsize>(size));
     return values;

@@ -1,0 +1,1 @@
+"""Host references: the model as written (before any pass), computed with a framework instead of ACL."""
