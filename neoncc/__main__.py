@@ -1,4 +1,4 @@
-"""neoncc's host-side commands: python3 -m neoncc {summary,preprocess,random-weights,convert-weights} ..."""
+"""neoncc's host-side commands: python3 -m neoncc {summary,preprocess,random-weights,convert-weights,validate} ..."""
 
 from __future__ import annotations
 
@@ -59,13 +59,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", required=True, help="model description (YAML) whose layer names the keys use")
     p.add_argument("-o", "--output", required=True, type=Path)
     p.set_defaults(run=_convert_weights)
+    p = commands.add_parser("validate", help="engine on target vs the PyTorch reference: errors, cosine, top-1/5")
+    from neoncc.tools import validate
+    validate.add_arguments(p)
+    p.set_defaults(run=validate.main)
     args = parser.parse_args(argv)
     try:
-        args.run(args)
+        return args.run(args) or 0
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    return 0
 
 
 if __name__ == "__main__":

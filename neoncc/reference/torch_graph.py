@@ -46,11 +46,12 @@ def _layer(node: Node, xs: list[torch.Tensor], w: dict[str, torch.Tensor]) -> to
     return ops[node.op]()
 
 
-def run(graph: Graph, weights: dict[str, np.ndarray], inputs: np.ndarray) -> np.ndarray:
-    """Outputs for a batch of inputs (N, C, H, W) -> (N, classes), in float32 like the engine."""
+def run(graph: Graph, weights: dict[str, np.ndarray], inputs: np.ndarray, tensor: str | None = None) -> np.ndarray:
+    """The graph's output (or another tensor) for a batch of inputs (N, C, H, W), flattened per input, in
+    float32 like the engine."""
     w = {k: torch.from_numpy(np.asarray(v, np.float32)) for k, v in weights.items()}
     tensors = {graph.input_name: torch.from_numpy(np.asarray(inputs, np.float32))}
     with torch.no_grad():
         for node in graph.nodes:
             tensors[node.output] = _layer(node, [tensors[t] for t in node.inputs], w)
-    return tensors[graph.output].flatten(1).numpy()
+    return tensors[tensor or graph.output].flatten(1).numpy()

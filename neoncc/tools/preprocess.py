@@ -39,6 +39,18 @@ def preprocess(image: Image.Image, spec: dict, input_shape: tuple[int, int, int]
     return tensor
 
 
+def random_inputs(graph, count: int, seed: int) -> np.ndarray:
+    """Random photos (noise images through the model's own preprocessing), or normal noise for models that
+    declare no preprocessing: inputs on the scale the engine meets in use."""
+    rng = np.random.default_rng(seed)
+    spec = graph.meta["preprocess"]
+    if not spec or graph.input_shape[0] != 3:
+        return rng.normal(0, 1, (count, *graph.input_shape)).astype(np.float32)
+    side = spec.get("resize", max(graph.input_shape[1:]))
+    return np.stack([preprocess(Image.fromarray(rng.integers(0, 256, (side, side, 3), dtype=np.uint8)), spec,
+                                graph.input_shape) for _ in range(count)])
+
+
 def image_to_tensor(model: str | Path, image_path: str | Path) -> np.ndarray:
     graph = load_yaml_model(model)
     try:

@@ -13,8 +13,9 @@ from neoncc.ir.graph import Graph
 
 
 def random_weights(graph: Graph, seed: int) -> dict[str, np.ndarray]:
-    """He-initialised weights, small biases and mild batch-norm statistics: activations keep their scale through
-    the network, so the outputs are informative (not all-zero or saturated) for testing."""
+    """He-initialised weights, small biases and mild batch-norm statistics, with the classifier scaled so that on
+    inputs like the model's own the class scores spread by about 1: the softmax is then neither flat nor
+    one-hot, and comparing engines on random weights means something."""
     rng = np.random.default_rng(seed)
     weights = {}
     for node in graph.nodes:
@@ -28,7 +29,24 @@ def random_weights(graph: Graph, seed: int) -> dict[str, np.ndarray]:
                 weights[param.name] = rng.normal(0.0, np.sqrt(2.0 / fan_in), param.shape).astype(np.float32)
             else:
                 weights[param.name] = rng.uniform(-0.1, 0.1, param.shape).astype(np.float32)
+    _calibrate_classifier(graph, weights, seed)
     return weights
+
+
+def _calibrate_classifier(graph: Graph, weights: dict[str, np.ndarray], seed: int) -> None:
+    """Scales the last weighted layer (ReLU, pooling and dropout after it scale along) by 1 / spread of the
+    scores that reach the final softmax."""
+    from neoncc.reference import torch_graph  # PyTorch only when random weights are asked for
+    from neoncc.tools.preprocess import random_inputs
+
+    if graph.nodes[-1].op != "softmax":
+        return
+    last = [n for n in graph.nodes if n.op in ("conv", "fc")][-1]
+    scores = torch_graph.run(graph, weights, random_inputs(graph, 2, seed), tensor=graph.nodes[-1].inputs[0])
+    spread = float(scores.std())
+    if spread > 0:
+        for param in last.params:
+            weights[param.name] = (weights[param.name] / np.float32(spread)).astype(np.float32)
 
 
 def load_npz(graph: Graph, path: Path) -> dict[str, np.ndarray]:
