@@ -124,7 +124,7 @@ class Remote:
 
     # -- upload -------------------------------------------------------------------------------------------
 
-    def upload(self, bundle: Bundle, progress: bool = True, on_chunk=None) -> UploadReport:
+    def upload(self, bundle: Bundle, progress: bool = True, on_chunk=None, log=print) -> UploadReport:
         """Send the files the board lacks into store/, each checked on the board before it is renamed in.
 
         A cut connection leaves store/<sha>.part, which the next run resumes from its size; a resumed file
@@ -156,7 +156,8 @@ class Remote:
                     if offset == 0:
                         raise DeployError(f"board {self.board}: {f.name} arrived with a different SHA-256 than "
                                           "it was sent with; the connection or the board's storage is faulty")
-                    bar.write(f"upload: resumed copy of {f.name} did not check out; sending it again whole")
+                    bar.clear()
+                    log(f"upload: resumed copy of {f.name} did not check out; sending it again whole")
                     self._send(f, 0, lambda n: None)
                     if self.sha256(self.path("store", f.sha256 + ".part")) != f.sha256:
                         raise DeployError(f"board {self.board}: {f.name} arrived corrupted twice")

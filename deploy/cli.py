@@ -89,7 +89,7 @@ def deploy(args: argparse.Namespace, log) -> dict:
         remote = Remote(conn)
         info = preflight(conn, remote, bundle)
         phase("connect")
-        upload = remote.upload(bundle, progress=sys.stderr.isatty())
+        upload = remote.upload(bundle, progress=sys.stderr.isatty(), log=log)
         phase("upload")
         remote.install(bundle)
         phase("install")
