@@ -9,6 +9,7 @@ from neoncc.codegen.cpp import generate, write_atomically
 from neoncc.frontend.yaml_model import load_yaml_model
 from neoncc.ir.graph import Graph
 from neoncc.passes import optimize
+from neoncc.passes.conv_method import load_tuning
 from neoncc.weights import engine_format
 from neoncc.weights.pack import engine_tensors, load_npz, random_weights
 
@@ -17,8 +18,9 @@ def load_optimized(model: Path) -> Graph:
     return optimize(load_yaml_model(model))
 
 
-def write_source(model: Path, out: Path) -> None:
-    write_atomically(Path(out), generate(load_optimized(model)))
+def write_source(model: Path, out: Path, tuning: Path | None = None) -> None:
+    graph = optimize(load_yaml_model(model), load_tuning(tuning), str(tuning))
+    write_atomically(Path(out), generate(graph))
 
 
 def write_weights(model: Path, npz: Path | None, seed: int, out: Path) -> None:

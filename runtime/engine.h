@@ -50,6 +50,8 @@ public:
     virtual std::vector<Layer> layers() = 0;
     virtual arm_compute::ITensor &input() = 0;
     virtual arm_compute::ITensor &output() = 0;
+    /** Bytes of the pool that holds every activation between layers (laid out by lifetime). */
+    virtual size_t activation_pool_bytes() const = 0;
 };
 
 std::unique_ptr<Network> make_network();

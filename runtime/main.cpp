@@ -234,8 +234,15 @@ std::vector<size_t> top_classes(const float *probabilities, size_t count, size_t
     return order;
 }
 
+/** Memory the engine holds, by kind (the pool is laid out by tensor lifetimes; see the generated network). */
+struct Footprint
+{
+    size_t weights_bytes;
+    size_t activation_pool_bytes;
+};
+
 void print_json(const engine::Network &network, const std::vector<engine::Layer> &layers, const Measurements &m, const Options &options, unsigned threads,
-                double load_ms, size_t batch)
+                double load_ms, size_t batch, const Footprint &footprint)
 {
     const size_t  classes   = m.outputs.size() / batch;
     const double  wall_ms   = std::accumulate(m.inference_ms.begin(), m.inference_ms.end(), 0.0);
@@ -258,7 +265,8 @@ void print_json(const engine::Network &network, const std::vector<engine::Layer>
     }
     std::cout << "],\n \"times_ms\": " << json_list(m.inference_ms) << ", \"median_ms\": " << stats(m.inference_ms).median
               << ", \"load_ms\": " << load_ms << ", \"cpu_utilization\": " << (wall_ms > 0 ? m.cpu_ms / wall_ms : 0.0)
-              << ", \"peak_rss_kb\": " << peak_rss_kb() << ",\n \"groups_ms\": {";
+              << ", \"peak_rss_kb\": " << peak_rss_kb() << ", \"weights_bytes\": " << footprint.weights_bytes
+              << ", \"activation_pool_bytes\": " << footprint.activation_pool_bytes << ",\n \"groups_ms\": {";
     for(auto it = group_ms.begin(); it != group_ms.end(); ++it)
     {
         std::cout << (it == group_ms.begin() ? "" : ", ") << "\"" << it->first << "\": " << it->second;
@@ -274,7 +282,7 @@ void print_json(const engine::Network &network, const std::vector<engine::Layer>
 }
 
 void print_text(const engine::Network &network, const std::vector<engine::Layer> &layers, const Measurements &m, const Options &options, unsigned threads,
-                size_t batch)
+                size_t batch, const Footprint &footprint)
 {
     const size_t classes = m.outputs.size() / batch;
     const Stats  total   = stats(m.inference_ms);
@@ -304,7 +312,8 @@ void print_text(const engine::Network &network, const std::vector<engine::Layer>
             std::printf("  %-51s %10.3f\n", group.first.c_str(), group.second);
         }
     }
-    std::printf("  peak RSS %ld kB, CPU utilisation %.2f cores\n", peak_rss_kb(), wall_ms > 0 ? m.cpu_ms / wall_ms : 0.0);
+    std::printf("  peak RSS %ld kB (weights %zu kB, activation pool %zu kB), CPU utilisation %.2f cores\n", peak_rss_kb(),
+                footprint.weights_bytes / 1024, footprint.activation_pool_bytes / 1024, wall_ms > 0 ? m.cpu_ms / wall_ms : 0.0);
 }
 
 int run(int argc, char **argv)
@@ -330,6 +339,11 @@ int run(int argc, char **argv)
     {
         layer.function->prepare();
     }
+    size_t       weights_bytes = 0;
+    for(const engine::WeightBinding &binding : bindings)
+    {
+        weights_bytes += binding.tensor->info()->tensor_shape().total_size() * sizeof(float);
+    }
     for(const engine::WeightBinding &binding : bindings)
     {
         if(!binding.tensor->is_used())
@@ -341,14 +355,15 @@ int run(int argc, char **argv)
 
     const Measurements m = measure(*network, layers, inputs, options);
     engine::write_floats(options.output, m.outputs);
-    const size_t batch = inputs.size() / input_size;
+    const size_t    batch = inputs.size() / input_size;
+    const Footprint footprint{ weights_bytes, network->activation_pool_bytes() };
     if(options.json)
     {
-        print_json(*network, layers, m, options, threads, load_ms, batch);
+        print_json(*network, layers, m, options, threads, load_ms, batch, footprint);
     }
     else
     {
-        print_text(*network, layers, m, options, threads, batch);
+        print_text(*network, layers, m, options, threads, batch, footprint);
     }
     return 0;
 }

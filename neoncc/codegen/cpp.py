@@ -50,6 +50,16 @@ def identifier(name: str) -> str:
     return re.sub(r"_+", "_", re.sub(r"\W", "_", name)).strip("_")
 
 
+# The ACL function of each convolution method (conv_method pass); "auto" lets ACL choose at configure time.
+CONV_FUNCTIONS = {"auto": "NEConvolutionLayer", "gemm": "NEGEMMConvolutionLayer",
+                  "winograd": "NEWinogradConvolutionLayer", "direct": "NEDirectConvolutionLayer"}
+
+
+# ACL functions whose constructor takes a memory manager for their internal buffers.
+SCRATCH_USERS = {"NEConvolutionLayer", "NEGEMMConvolutionLayer", "NEWinogradConvolutionLayer",
+                 "NEDirectConvolutionLayer", "NEDepthwiseConvolutionLayer", "NEFullyConnectedLayer", "NESoftmaxLayer"}
+
+
 def template_of(node: Node) -> str:
     """Which op template renders a node: depthwise convolutions have their own ACL function."""
     if node.op == "conv" and node.attrs.get("groups", 1) > 1:
@@ -72,8 +82,29 @@ class _Program:
         self.views: list[dict] = []
         self.weights: list[dict] = []
         self.layers: list[dict] = []
+        self.parent: dict[str, str] = {}  # view -> the tensor it is part of
         for node in graph.nodes:
             self._declare(node)
+        self._plan_lifetimes()
+
+    def _plan_lifetimes(self) -> None:
+        """Activations between layers share one memory pool by lifetime (ACL's memory manager): each is managed
+        from the first layer that writes it and released after the last layer that reads it. The network's input
+        and output stay outside the pool, as the caller writes and reads them around the runs."""
+        fixed = {self.var(self.graph.input_name), self.var(self.graph.output)}
+        first: dict[str, int] = {}
+        last: dict[str, int] = {}
+        for index, layer in enumerate(self.layers):
+            for var in (self.parent.get(v, v) for v in layer["writes"]):
+                first.setdefault(var, index)
+                last[var] = max(last.get(var, index), index)
+            for var in (self.parent.get(v, v) for v in layer["reads"]):
+                last[var] = index
+        for index, layer in enumerate(self.layers):
+            layer["manage"] = [v for v in first if first[v] == index and v not in fixed]
+            layer["release"] = [v for v in last if last[v] == index and v not in fixed and v in first]
+        for tensor in self.tensors:
+            tensor["managed"] = tensor["var"] in first and tensor["var"] not in fixed
 
     @staticmethod
     def var(tensor: str) -> str:
@@ -90,6 +121,7 @@ class _Program:
         if into:
             self.views.append({"var": self.var(node.output), "parent": self.var(into["tensor"]),
                                "shape": acl_shape(node.shape), "channel": into["channel"]})
+            self.parent[self.var(node.output)] = self.var(into["tensor"])
         else:
             kind = "written in place by " + " and ".join(node.inputs) if node.attrs.get("in_place") else node.op
             self.tensors.append({"var": self.var(node.output), "shape": acl_shape(self._output_shape(node)),
@@ -104,6 +136,13 @@ class _Program:
                  "group": POOL_GROUP if template in ("pool", "softmax") else CONV_GROUP,
                  "summary": self._summary(node)}
         layer.update(getattr(self, f"_{template}")(node, layer))
+        if layer.get("flat"):
+            layer["reads"], layer["writes"] = layer["inputs"] + [layer["flat"]], [layer["flat"], layer["output"]]
+        else:
+            layer["reads"], layer["writes"] = layer["inputs"], [layer["output"]]
+        if template == "conv":
+            layer["method"] = node.attrs.get("method", "auto")
+            layer["function"] = CONV_FUNCTIONS[layer["method"]]
         return layer
 
     def _summary(self, node: Node) -> str:
@@ -115,6 +154,7 @@ class _Program:
             text = f"{a['filters']} {kind}filters {kh}x{kw}, stride {a.get('stride', 1)}, pad {a.get('pad', 0)}"
             text += ", batch norm folded" if "batchnorm" in a else ""
             text += f", {a['activation']} fused" if "activation" in a else ""
+            text += f", {a['method']} (tuned)" if a.get("method", "auto") != "auto" else ""
             if "write_into" in a:
                 first = a["write_into"]["channel"]
                 text += f"; writes channels {first}-{first + node.shape[0] - 1} of {a['write_into']['tensor']}"
@@ -210,7 +250,8 @@ def generate(graph: Graph) -> str:
     return _environment().get_template("network.cpp.j2").render(
         model=graph.name, source=source, class_name="".join(p.capitalize() for p in graph.name.split("_")),
         headers=headers, tensors=program.tensors, views=program.views, weights=program.weights,
-        layers=program.layers, input=program.var(graph.input_name), output=program.var(graph.output))
+        layers=program.layers, input=program.var(graph.input_name), output=program.var(graph.output),
+        scratch_users=SCRATCH_USERS)
 
 
 def write_atomically(path: Path, text: str) -> None:

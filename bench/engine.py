@@ -1,0 +1,59 @@
+"""Our engine as a benchmark subject: built through SCons like a user builds it, then counted under qemu-user
+with its per-inference and per-layer markers (runtime/main.cpp places them)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bench.insncount import count
+from neoncc import PROJECT_ROOT
+from neoncc.errors import UserError
+
+INFERENCE_BEGIN, INFERENCE_END = 0x10000, 0x10001  # runtime/main.cpp's marker ids; layer i is marker i
+
+
+def build(model: Path, build_dir: Path, weights: Path | None = None, tuning: str | Path = "",
+          target: str = "armv7") -> Path:
+    """Builds like `scons target=... model=...`; returns the engine binary."""
+    command = [sys.executable, "-m", "SCons", "-Q", f"target={target}", f"model={Path(model).resolve()}",
+               f"build_dir={Path(build_dir).resolve()}", f"tuning={tuning}"]
+    if weights:
+        command.append(f"weights={Path(weights).resolve()}")
+    proc = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise UserError(f"build of {Path(model).stem} failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+    name = Path(model).stem
+    return Path(build_dir).resolve() / target / name / name
+
+
+@dataclass
+class EngineCount:
+    """Guest instructions of one single-threaded inference, in all and per layer (engine layer names)."""
+
+    per_inference: int
+    per_layer: dict[str, int]
+    groups: dict[str, int]
+    output: np.ndarray
+    report: dict  # the engine's --json report (emulated times, memory)
+
+
+def count_engine(binary: Path, input_path: Path, threads: int = 1) -> EngineCount:
+    output = Path(str(input_path) + f".{Path(binary).name}.out")
+    result = count([str(binary), "--input", str(input_path), "--output", str(output), "--threads", str(threads),
+                    "--runs", "1", "--warmup", "0", "--json"])
+    report = json.loads(result.stdout)
+    (per_inference,) = result.between(INFERENCE_BEGIN, INFERENCE_END, all_vcpus=True)
+    by_layer = result.by_start(all_vcpus=True)
+    per_layer = {layer["name"]: by_layer.get(i, 0) for i, layer in enumerate(report["layers"])}
+    groups: dict[str, int] = {}
+    for layer in report["layers"]:
+        groups[layer["group"]] = groups.get(layer["group"], 0) + per_layer[layer["name"]]
+    probabilities = np.fromfile(output, "<f4")
+    output.unlink()
+    return EngineCount(per_inference, per_layer, groups, probabilities, report)

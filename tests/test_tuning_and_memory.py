@@ -1,0 +1,48 @@
+"""Per-layer convolution methods from a tuning file, and activations sharing one pool by lifetime."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, build, infer, scons
+from neoncc.frontend.yaml_model import load_yaml_model
+
+TINY = ROOT / "tests/models/tiny_passes.yaml"
+
+
+def test_tuning_file_picks_the_acl_function_per_layer(tmp_path):
+    tuning = tmp_path / "tuning.yaml"
+    tuning.write_text("conv_method:\n  c2: direct\n  c3: winograd\n")
+    scons("target=armv7", f"model={TINY}", f"build_dir={tmp_path / 'tuned'}", f"tuning={tuning}")
+    source = (tmp_path / "tuned/armv7/tiny_passes/tiny_passes.cpp").read_text()
+    assert "NEDirectConvolutionLayer c2_{ scratch_memory_ };" in source
+    assert "NEWinogradConvolutionLayer c3_{ scratch_memory_ };" in source
+    assert "NEConvolutionLayer c1_{ scratch_memory_ };" in source  # not named: ACL's own choice
+
+
+@pytest.mark.parametrize("text, message", [
+    ("conv_method:\n  c9: direct\n", "conv_method.c9: tiny_passes has no convolution named 'c9'"),
+    ("conv_method:\n  c2: fastest\n", "conv_method.c2: 'fastest' is not one of auto, gemm, winograd, direct"),
+])
+def test_bad_tuning_file_refused(tmp_path, text, message):
+    tuning = tmp_path / "tuning.yaml"
+    tuning.write_text(text)
+    proc = scons("target=armv7", f"model={TINY}", f"build_dir={tmp_path}", f"tuning={tuning}", check=False)
+    assert proc.returncode != 0 and message in proc.stderr and "tuning.yaml" in proc.stderr
+
+
+def test_activations_share_a_pool_by_lifetime(tmp_path):
+    binary = build(ROOT / "configs/models/squeezenet_v1_1.yaml", tmp_path)
+    source = binary.with_suffix(".cpp").read_text()
+    managed = re.findall(r"activations_\.manage\(&(\w+)\);", source)
+    released = re.findall(r"(\w+)\.allocator\(\)->allocate\(\); // last use", source)
+    assert sorted(managed) == sorted(released) and "data_out_" not in managed and "prob_out_" not in managed
+    graph = load_yaml_model(ROOT / "configs/models/squeezenet_v1_1.yaml")
+    every_activation = sum(4 * int(np.prod(n.shape)) for n in graph.nodes if n.op not in ("relu", "dropout"))
+    _, report = infer(binary, np.zeros((3, 227, 227), np.float32), tmp_path)
+    largest_pair = 4 * (64 * 113 * 113 + 64 * 56 * 56)  # conv1's output while pool1 reads it
+    assert largest_pair <= report["activation_pool_bytes"] <= 1.3 * largest_pair
+    assert report["activation_pool_bytes"] < every_activation / 2
