@@ -23,6 +23,7 @@ from deploy.bundle import Bundle, File
 from deploy.errors import DeployError
 from neoncc import PROJECT_ROOT
 from neoncc.targets import toolchain
+from neoncc.tools.preprocess import image_to_tensor, write_tensor
 
 TARGET = "armv7"
 MODEL_DIR = PROJECT_ROOT / "configs" / "models"
@@ -160,14 +161,8 @@ def prepare_input(engine: Engine, image: Path | None = None, tensor: Path | None
         digest = hashlib.sha256(image.read_bytes() + engine.yaml.read_bytes()).hexdigest()[:16]
         out = INPUTS / f"{engine.model}-{digest}.f32"
         if not out.is_file():
-            tmp = out.with_name(f"{out.name}.{os.getpid()}.tmp")
             out.parent.mkdir(parents=True, exist_ok=True)
-            proc = subprocess.run([sys.executable, "-m", "neoncc.tools.preprocess", "--model", str(engine.yaml),
-                                   str(image), "-o", str(tmp)], cwd=PROJECT_ROOT, capture_output=True, text=True)
-            if proc.returncode != 0:
-                tmp.unlink(missing_ok=True)
-                raise DeployError((proc.stderr.strip() or f"preprocessing {image} failed").removeprefix("error: "))
-            tmp.replace(out)
+            write_tensor(image_to_tensor(engine.yaml, image), out)  # neoncc's preprocessing, written atomically
         return out
     out = INPUTS / f"{engine.model}-random-seed0.f32"
     if not out.is_file():

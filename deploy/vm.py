@@ -6,6 +6,7 @@ diagnosis; the previous boot's is console.prev.log) and qemu.log (qemu's own mes
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import socket
@@ -83,26 +84,32 @@ class Instance:
         ]
 
     def start(self, log=print, progress: bool = True) -> int:
-        """Boot the board unless it runs already; returns once SSH answers. Returns the SSH port."""
-        port = self.port()
-        if port is not None:
-            return port
+        """Boot the board unless it runs already; returns once SSH answers. Returns the SSH port.
+
+        A lock file serialises starts, so two deploys at once share one board instead of booting two.
+        """
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with open(self.dir / "lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            port = self.port()
+            if port is not None and ssh_banner(port):
+                return port
+            return self._boot(log, progress)
+
+    def _boot(self, log, progress: bool) -> int:
+        self.stop()  # a qemu whose SSH does not answer (hung, or half-booted by a killed start)
         img = image.ensure(self.board, log=log)
         known_hosts.pin(self.board.known_hosts, self.board.host_key_alias or self.board.name, img.host_public_key)
-        self.dir.mkdir(parents=True, exist_ok=True)
         if self.console.exists():
             self.console.replace(self.dir / "console.prev.log")
         for _attempt in range(3):
             port = free_port()
             with open(self.qemu_log, "w") as qlog:
-                proc = subprocess.run(self.command(img, port), stdout=qlog, stderr=subprocess.STDOUT)
-            if proc.returncode == 0:
+                started = subprocess.run(self.command(img, port), stdout=qlog, stderr=subprocess.STDOUT).returncode == 0
+            # Another process may take the port between free_port() and qemu: that clash is worth a retry.
+            if started or "host forwarding" not in self.qemu_log.read_text():
                 break
-            if "hostfwd" not in self.qemu_log.read_text():  # a port clash is worth another try; others are not
-                break
-        else:
-            proc = None
-        if proc is None or proc.returncode != 0:
+        if not started:
             raise DeployError(f"board {self.board.name}: {QEMU} failed to start:\n{self.qemu_log.read_text().strip()}")
         self.portfile.write_text(f"{port}\n")
         self._wait_for_ssh(port, log, progress)

