@@ -1,4 +1,5 @@
-"""neoncc's host-side commands: python3 -m neoncc {summary,preprocess,random-weights,convert-weights,validate} ..."""
+"""neoncc's host-side commands: python3 -m neoncc
+{summary,preprocess,random-weights,convert-weights,validate,import} ..."""
 
 from __future__ import annotations
 
@@ -63,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     from neoncc.tools import validate
     validate.add_arguments(p)
     p.set_defaults(run=validate.main)
+    from neoncc.tools import import_model
+    import_model.add_parser(commands)
     args = parser.parse_args(argv)
     try:
         return args.run(args) or 0

@@ -1,0 +1,57 @@
+"""python3 -m neoncc import {caffe,onnx,pytorch,acl-npy}: trained weights from another framework -> a model
+description (YAML) and a weights .npz in neoncc's key format, so swapping models is a matter of files."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from neoncc.errors import UserError
+from neoncc.frontend.emit import PREPROCESS, ImportedModel, model_name
+
+
+def _shape(text: str) -> tuple[int, int, int]:
+    try:
+        shape = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        shape = ()
+    if len(shape) != 3 or min(shape) < 1:
+        raise argparse.ArgumentTypeError(f"'{text}': expected C,H,W, e.g. 3,224,224")
+    return shape
+
+
+def _outputs(parser: argparse.ArgumentParser, preprocess: str, shape_help: str) -> None:
+    parser.add_argument("-o", "--output", required=True, type=Path, help="model description to write (YAML)")
+    parser.add_argument("--weights-out", required=True, type=Path, help="weights to write (.npz)")
+    parser.add_argument("--input-shape", type=_shape, metavar="C,H,W", help=shape_help)
+    parser.add_argument("--preprocess", choices=list(PREPROCESS), default=preprocess,
+                        help=f"what the host does to a photo first (default: {preprocess})")
+
+
+def add_parser(commands) -> None:
+    parser = commands.add_parser("import", help="import a trained model (YAML + .npz) from another framework")
+    formats = parser.add_subparsers(dest="format", required=True)
+    p = formats.add_parser("caffe", help="deploy.prototxt + .caffemodel")
+    p.add_argument("prototxt", type=Path)
+    p.add_argument("caffemodel", type=Path)
+    _outputs(p, "caffe", "input shape when the prototxt gives none")
+    parser.set_defaults(run=run)
+
+
+def _load(args) -> ImportedModel:
+    name = model_name(args.output)
+    if args.format == "caffe":
+        from neoncc.frontend.caffe.importer import load_caffe
+        return load_caffe(args.prototxt, args.caffemodel, name, args.input_shape, args.preprocess)
+    raise AssertionError(args.format)
+
+
+def run(args) -> None:
+    from neoncc.frontend import emit
+    if not args.output.parent.is_dir():
+        raise UserError(f"{args.output}: no such directory: {args.output.parent}")
+    model = _load(args)
+    emit.write(model, args.output, args.weights_out)
+    fires = sum(layer["type"] == "fire" for layer in model.layers)
+    print(f"{args.output}: {len(model.layers)} layers ({fires} fire modules); {args.weights_out}: "
+          f"{len(model.weights)} arrays; from {model.source}")
