@@ -14,12 +14,19 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     p = commands.add_parser("tune", help="choose each convolution's ACL method by guest-instruction counts")
     p.add_argument("models", nargs="+", type=Path, help="model descriptions (YAML)")
+    p = commands.add_parser("report", help="our engine and its peers, counted side by side; writes the report")
+    p.add_argument("--models", nargs="+", default=["squeezenet_v1_0", "squeezenet_v1_1"])
+    p.add_argument("--peers", nargs="*", default=["tflite", "acl_graph", "opencv_dnn"])
+    p.add_argument("--runs", type=int, default=3, help="timed runs for the emulated wall times")
     args = parser.parse_args(argv)
     try:
         if args.command == "tune":
             from bench.tune import tune
             for model in args.models:
                 tune(model)
+        elif args.command == "report":
+            from bench.report import report
+            report(args.models, args.peers, args.runs)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -1,4 +1,5 @@
-"""Choose each convolution's ACL method by counting: build the engine once per method (every layer that method
+"""Choose each convolution's method (ACL's own choice, GEMM, Winograd, direct, or our pointwise matrix product)
+by counting: build the engine once per method (every layer that method
 supports switched to it), count guest instructions per layer, keep per layer the cheapest, then check the tuned
 engine as a whole against ACL's own choice. The result is data, configs/tuning/<target>/<model>.yaml, which the
 build picks up; it is written only when the counts say it pays.
@@ -19,6 +20,7 @@ from neoncc import PROJECT_ROOT
 from neoncc.frontend.yaml_model import load_yaml_model
 from neoncc.ir.graph import Node
 from neoncc.ir.shapes import pair
+from neoncc.passes.conv_method import pointwise_possible
 from neoncc.tools.preprocess import random_inputs
 
 
@@ -31,6 +33,8 @@ def supports(method: str, node: Node) -> bool:
         return kernel[0] == kernel[1] and kernel[0] in (1, 3, 5) and max(stride) <= 3
     if method == "winograd":
         return kernel in ((3, 3), (5, 5), (3, 1), (1, 3), (5, 1), (1, 5)) and stride == (1, 1)
+    if method == "pointwise":
+        return pointwise_possible(node)
     return method == "gemm"
 
 
@@ -51,7 +55,7 @@ def tune(model: Path, log=print) -> Path | None:
         work = Path(work)
         random_inputs(graph, 1, 0).astype("<f4").tofile(work / "input.f32")
         counts = {}
-        for method in ("auto", "gemm", "direct", "winograd"):
+        for method in ("auto", "gemm", "direct", "winograd", "pointwise"):
             chosen = {n.name: method for n in convs if method == "auto" or supports(method, n)}
             if not chosen:
                 continue

@@ -46,3 +46,30 @@ def test_activations_share_a_pool_by_lifetime(tmp_path):
     largest_pair = 4 * (64 * 113 * 113 + 64 * 56 * 56)  # conv1's output while pool1 reads it
     assert largest_pair <= report["activation_pool_bytes"] <= 1.3 * largest_pair
     assert report["activation_pool_bytes"] < every_activation / 2
+
+
+def test_pointwise_matrix_product_matches_pytorch_with_views_and_copies(tmp_path):
+    """c2 reads a pooled (padded) tensor and writes into a copying concat: the matrices are private copies there;
+    the other 1x1 layers of SqueezeNet take the view path (tests/test_squeezenet_engine.py covers those)."""
+    from test_passes import reference
+    tuning = tmp_path / "tuning.yaml"
+    tuning.write_text("conv_method:\n  c2: pointwise\n")
+    rng = np.random.default_rng(4)
+    graph = load_yaml_model(TINY)
+    weights = {p.name: rng.normal(0, 0.3, p.shape).astype(np.float32) for p in graph.params}
+    np.savez(tmp_path / "w.npz", **weights)
+    scons("target=armv7", f"model={TINY}", f"build_dir={tmp_path / 'b'}", f"tuning={tuning}",
+          f"weights={tmp_path / 'w.npz'}")
+    binary = tmp_path / "b/armv7/tiny_passes/tiny_passes"
+    assert "engine::PointwiseConvolution c2_{ scratch_memory_ };" in binary.with_suffix(".cpp").read_text()
+    x = rng.normal(0, 2, (1, 3, 20, 24)).astype(np.float32)
+    import torch
+    probabilities, _ = infer(binary, x[0], tmp_path, "--runs", "2")
+    np.testing.assert_allclose(probabilities, reference(weights, torch.from_numpy(x))[0].numpy(), rtol=0, atol=1e-5)
+
+
+def test_pointwise_refused_where_it_cannot_apply(tmp_path):
+    tuning = tmp_path / "tuning.yaml"
+    tuning.write_text("conv_method:\n  c3: pointwise\n")
+    proc = scons("target=armv7", f"model={TINY}", f"build_dir={tmp_path}", f"tuning={tuning}", check=False)
+    assert proc.returncode != 0 and "'pointwise' needs a 1x1 kernel, stride 1, no padding" in proc.stderr

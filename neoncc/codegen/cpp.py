@@ -52,12 +52,21 @@ def identifier(name: str) -> str:
 
 # The ACL function of each convolution method (conv_method pass); "auto" lets ACL choose at configure time.
 CONV_FUNCTIONS = {"auto": "NEConvolutionLayer", "gemm": "NEGEMMConvolutionLayer",
-                  "winograd": "NEWinogradConvolutionLayer", "direct": "NEDirectConvolutionLayer"}
+                  "winograd": "NEWinogradConvolutionLayer", "direct": "NEDirectConvolutionLayer",
+                  "pointwise": "engine::PointwiseConvolution"}
+
+
+def include_of(function: str) -> str:
+    """The header that declares a function: ACL's NEON functions, or our own in runtime/."""
+    if function.startswith("engine::"):
+        return re.sub(r"(?<!^)([A-Z])", r"_\1", function[len("engine::"):]).lower() + ".h"
+    return f"arm_compute/runtime/NEON/functions/{function}.h"
 
 
 # ACL functions whose constructor takes a memory manager for their internal buffers.
 SCRATCH_USERS = {"NEConvolutionLayer", "NEGEMMConvolutionLayer", "NEWinogradConvolutionLayer",
-                 "NEDirectConvolutionLayer", "NEDepthwiseConvolutionLayer", "NEFullyConnectedLayer", "NESoftmaxLayer"}
+                 "NEDirectConvolutionLayer", "NEDepthwiseConvolutionLayer", "NEFullyConnectedLayer", "NESoftmaxLayer",
+                 "engine::PointwiseConvolution"}
 
 
 def template_of(node: Node) -> str:
@@ -241,8 +250,9 @@ def _environment() -> jinja2.Environment:
 def generate(graph: Graph) -> str:
     """C++ source of the engine's network for an optimised graph."""
     program = _Program(graph)
-    headers = sorted({layer["function"] for layer in program.layers}
-                     | ({"NEReshapeLayer"} if any(layer.get("flat") for layer in program.layers) else set()))
+    functions = {layer["function"] for layer in program.layers}
+    functions |= {"NEReshapeLayer"} if any(layer.get("flat") for layer in program.layers) else set()
+    headers = sorted(include_of(f) for f in functions)
     try:
         source = os.path.relpath(graph.source, PROJECT_ROOT)
     except ValueError:
