@@ -151,9 +151,10 @@ def prepare_input(engine: Engine, image: Path | None = None, tensor: Path | None
     if tensor is not None:
         if not tensor.is_file():
             raise DeployError(f"input file {tensor} does not exist")
-        if tensor.stat().st_size != expected:
-            raise DeployError(f"input file {tensor} has {tensor.stat().st_size} bytes; {engine.model} takes "
-                              f"float32 {'x'.join(map(str, engine.input_shape))} = {expected} bytes")
+        size = tensor.stat().st_size
+        if size == 0 or size % expected:  # a whole number of inputs: the engine runs them as a batch
+            raise DeployError(f"input file {tensor} has {size} bytes; {engine.model} takes float32 "
+                              f"{'x'.join(map(str, engine.input_shape))} inputs of {expected} bytes each")
         return tensor
     if image is not None:
         if not image.is_file():

@@ -39,6 +39,7 @@ def _parser() -> argparse.ArgumentParser:
                                                  "run_timeout_s, 600)")
     p.add_argument("--output", type=Path, help="also write the raw float32 output here")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    p.add_argument("--profile", action="store_true", help="also print the per-layer times (median/min/max)")
     p.add_argument("--trust-host-key", action="store_true",
                    help="pin the board's host key if none is pinned yet (check its fingerprint first)")
     p.add_argument("--no-build", action="store_true", help="use the engine already in build/ as it is")
@@ -101,8 +102,11 @@ def deploy(args: argparse.Namespace, log) -> dict:
     if args.output is not None:
         _write_output(args.output, result.output)
     stats = result.stats
+    batch = int(result.engine.get("batch", 1))
+    outputs = result.output.reshape(batch, -1)
     return {
         "board": board.name,
+        "emulated": board.emulator is not None,
         "host": conn.where,
         "model": engine.model,
         "weights_random": engine.weights_random,
@@ -110,8 +114,14 @@ def deploy(args: argparse.Namespace, log) -> dict:
         "threads": result.engine.get("threads", threads),
         "runs": args.runs,
         "warmup": args.warmup,
-        "top5": _top5(result.output, engine.labels()),
+        "batch": batch,
+        "top5": _top5(outputs[0], engine.labels()),
+        "top1": [int(i) for i in outputs.argmax(1)],
         "times_ms": [float(t) for t in result.engine.get("times_ms", [])],
+        "groups_ms": result.engine.get("groups_ms", {}),
+        "layers": result.engine.get("layers", []),
+        "weights_bytes": result.engine.get("weights_bytes"),
+        "activation_pool_bytes": result.engine.get("activation_pool_bytes"),
         "peak_memory_kb": stats["maxrss_kb"],
         "cpu": {"user_s": stats["user_s"], "sys_s": stats["sys_s"], "wall_s": stats["wall_s"],
                 "cores_busy": round((stats["user_s"] + stats["sys_s"]) / stats["wall_s"], 2)
@@ -122,7 +132,7 @@ def deploy(args: argparse.Namespace, log) -> dict:
     }
 
 
-def format_table(r: dict) -> str:
+def format_table(r: dict, profile: bool = False) -> str:
     info = r["board_info"]
     lines = [f"{r['model']} on board {r['board']} ({r['host']}: {info['arch']}, {info['cores']} cores, NEON, "
              f"{info['mem_available_kb'] // 1024} MB free)"]
@@ -135,7 +145,16 @@ def format_table(r: dict) -> str:
     times = r["times_ms"]
     if times:
         lines.append(f"times (ms): {', '.join(f'{t:.1f}' for t in times)}  (mean {sum(times) / len(times):.1f}, "
-                     f"min {min(times):.1f}; {r['threads']} threads, {r['warmup']} warm-up)")
+                     f"min {min(times):.1f}; {r['threads']} threads, {r['warmup']} warm-up)"
+                     + ("; EMULATED board: not the times of a real board" if r["emulated"] else ""))
+    if r["groups_ms"]:
+        total = sum(r["groups_ms"].values()) or 1.0
+        lines.append("per group (median ms): " + ", ".join(
+            f"{group} {ms:.1f} ({100 * ms / total:.0f} %)" for group, ms in r["groups_ms"].items()))
+    if profile:
+        lines.append(f"  {'layer':<24} {'group':<20} {'median':>9} {'min':>9} {'max':>9}  (ms)")
+        lines += [f"  {x['name']:<24} {x['group']:<20} {x['median_ms']:9.2f} {x['min_ms']:9.2f} {x['max_ms']:9.2f}"
+                  for x in r["layers"]]
     cpu = r["cpu"]
     lines.append(f"peak memory (VmHWM): {r['peak_memory_kb'] / 1024:.1f} MiB; CPU: {cpu['user_s']:.2f} s user + "
                  f"{cpu['sys_s']:.2f} s sys in {cpu['wall_s']:.2f} s wall ({cpu['cores_busy']} cores busy)")
@@ -160,5 +179,5 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
-    print(json.dumps(result) if args.json else format_table(result))
+    print(json.dumps(result) if args.json else format_table(result, args.profile))
     return 0

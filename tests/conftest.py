@@ -54,3 +54,21 @@ def infer(binary: Path, tensor: np.ndarray, workdir: Path, *args: str) -> tuple[
 def sample_input() -> np.ndarray:
     """An input on the scale of a Caffe-preprocessed photo (pixels minus mean)."""
     return np.random.default_rng(7).normal(0.0, 60.0, (1, 3, 227, 227)).astype(np.float32)
+
+
+@pytest.fixture(scope="session")
+def models_board(tmp_path_factory) -> Path:
+    """A board file for the emulated board, booted once for the tests that run models on it; always stopped."""
+    from deploy import testing
+    path = testing.board_file(tmp_path_factory.mktemp("models-board"), "pytest-models")
+    with testing.running_board(path):
+        yield path
+
+
+def deploy_json(*args: str, timeout: float = 900) -> dict:
+    """deploy.py --json as a user runs it; its parsed result."""
+    from deploy import testing
+    proc = testing.deploy(*args, "--json", timeout=timeout)
+    if proc.returncode != 0:
+        raise AssertionError(f"deploy.py {' '.join(args)} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout)

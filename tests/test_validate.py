@@ -42,3 +42,11 @@ def test_engine_under_qemu_agrees_with_the_reference():
 def test_exceeded_limits_fail_with_the_metric_named():
     proc = validate(str(TINY), "--random", "2", "--max-abs", "0")
     assert proc.returncode == 1 and "FAIL: max_abs_error" in proc.stdout
+
+
+def test_validation_on_the_emulated_board(models_board):
+    proc = validate(str(TINY), "--random", "4", "--board", str(models_board), "--json")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["on"] == f"board {models_board}" and report["inputs"] == 4 and report["failures"] == []
+    assert report["max_abs_error"] < 1e-5 and report["top1_agreement"] == 1.0
