@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from neoncc.errors import UserError
+from neoncc.errors import exit_status
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--peers", nargs="*", default=["tflite", "acl_graph", "opencv_dnn"])
     p.add_argument("--runs", type=int, default=3, help="timed runs for the emulated wall times")
     args = parser.parse_args(argv)
-    try:
+    def run() -> None:
         if args.command == "tune":
             from bench.tune import tune
             for model in args.models:
@@ -27,10 +27,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "report":
             from bench.report import report
             report(args.models, args.peers, args.runs)
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    return 0
+    return exit_status(run)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import time
 
 from deploy import boards, image, vm
 from deploy.errors import DeployError
+from neoncc.errors import exit_status
 
 
 def _emulated(name: str) -> boards.Board:
@@ -31,7 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("action", choices=["image", "start", "status", "stop", "ssh"])
     parser.add_argument("--board", default=boards.DEFAULT_BOARD, help="board name or YAML file (default: %(default)s)")
     args = parser.parse_args(argv)
-    try:
+
+    def act() -> int | None:
         board = _emulated(args.board)
         instance = vm.Instance(board)
         if args.action == "image":
@@ -57,10 +59,7 @@ def main(argv: list[str] | None = None) -> int:
             alias = f" -o HostKeyAlias={board.host_key_alias}" if board.host_key_alias else ""
             print(f"ssh -p {port} -i {board.key_file} -o UserKnownHostsFile={board.known_hosts}"
                   f" -o StrictHostKeyChecking=yes{alias} {board.user}@{board.host}")
-    except DeployError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    return 0
+    return exit_status(act)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from neoncc.errors import UserError
+from neoncc.errors import exit_status
 
 
 def _summary(args) -> None:
@@ -67,11 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     from neoncc.tools import import_model
     import_model.add_parser(commands)
     args = parser.parse_args(argv)
-    try:
-        return args.run(args) or 0
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+    return exit_status(lambda: args.run(args))
 
 
 if __name__ == "__main__":

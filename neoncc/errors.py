@@ -1,5 +1,18 @@
 """One error type for everything a user can get wrong, so every command can print one clear line and exit 1."""
 
+import sys
+from collections.abc import Callable
+
 
 class UserError(Exception):
     """Bad input from the user: the message names the file (and line/field) and what is wrong."""
+
+
+def exit_status(action: Callable[[], int | None]) -> int:
+    """A command's exit status: its own (0 when it returns None), or 1 after one `error:` line on stderr when
+    the user got something wrong."""
+    try:
+        return action() or 0
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1

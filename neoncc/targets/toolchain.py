@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 
 from neoncc import PROJECT_ROOT
-from neoncc.errors import UserError
+from neoncc.errors import UserError, exit_status
 from neoncc.targets import debian
 
 TOOLCHAIN_DIR = PROJECT_ROOT / "toolchains"
@@ -77,12 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Prepare a target's sysroot from Debian packages.")
     parser.add_argument("target", nargs="?", default="armv7")
     args = parser.parse_args(argv)
-    try:
-        print(ensure_sysroot(load(args.target)))
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    return 0
+    return exit_status(lambda: print(ensure_sysroot(load(args.target))))
 
 
 if __name__ == "__main__":
