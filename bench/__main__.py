@@ -16,7 +16,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("models", nargs="+", type=Path, help="model descriptions (YAML)")
     p = commands.add_parser("report", help="our engine and its peers, counted side by side; writes the report")
     p.add_argument("--models", nargs="+", default=["squeezenet_v1_0", "squeezenet_v1_1"])
-    p.add_argument("--peers", nargs="*", default=["tflite", "acl_graph", "opencv_dnn"])
+    p.add_argument("--peers", nargs="*", default=["tflite", "acl_graph", "acl_graph_nhwc", "opencv_dnn", "plain_cpp"])
     p.add_argument("--runs", type=int, default=3, help="timed runs for the emulated wall times")
     args = parser.parse_args(argv)
     def run() -> None:

@@ -1,0 +1,71 @@
+"""Peer engines: other inference engines running the same network, weights and input under the same emulator.
+
+Each peer exports the YAML description + .npz weights into its own format, runs under qemu-arm -cpu cortex-a7
+with one thread, and is measured in guest instructions per inference (bench.insncount markers around the
+inference call) and emulated wall time. Before its numbers mean anything its output must equal ours to 1e-4
+(check_agreement).
+
+    from bench import peers
+    peers.setup(["tflite"])                                   # idempotent: debs, wheels, peer binaries
+    peer = peers.prepare("tflite", "configs/models/squeezenet_v1_1.yaml", "W.npz", "work/tflite")
+    result = peer.run("input.f32", runs=3)                    # PeerResult
+    peers.check_agreement("tflite", result.probabilities, our_output)
+
+    python3 -m bench.peers setup [NAME...]
+    python3 -m bench.peers run --model M.yaml --weights W.npz --input IN.f32 [--reference OUT.f32] [--json]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.peers import acl_graph, opencv_dnn, plain_cpp, tflite_rt
+from bench.peers.base import TOLERANCE, Peer, PeerError, PeerResult, check_agreement
+from bench.peers.network import Network, load
+from bench.peers.sysroot import Log, log_stderr
+
+__all__ = ["PEERS", "TOLERANCE", "Peer", "PeerError", "PeerResult", "check_agreement", "prepare", "setup"]
+
+
+@dataclass(frozen=True)
+class PeerKind:
+    name: str
+    description: str
+    setup: Callable[[Log], None]
+    make: Callable[[Network, Path], Peer]
+
+
+PEERS = {kind.name: kind for kind in [
+    PeerKind("tflite", "TensorFlow Lite 2.14 (PyPI tflite-runtime, armv7l wheel) in Debian's armhf Python",
+             tflite_rt.setup, tflite_rt.TFLitePeer),
+    PeerKind("acl_graph", "ARM Compute Library 20.08 graph API (frontend::Stream), NEON, NCHW, static",
+             acl_graph.setup, acl_graph.ACLGraphPeer),
+    PeerKind("acl_graph_nhwc", "the same ACL graph API in NHWC (channels last; concatenation copies)",
+             acl_graph.setup, acl_graph.ACLGraphNHWCPeer),
+    PeerKind("opencv_dnn", "OpenCV 4.6 DNN (Debian armhf), ONNX import, DNN_BACKEND_OPENCV on the CPU",
+             opencv_dnn.setup, opencv_dnn.OpenCVPeer),
+    PeerKind("plain_cpp", "plain C++ loops generated from the same YAML (no ACL), GCC -O3 auto-vectorised, static",
+             plain_cpp.setup, plain_cpp.PlainCppPeer),
+]}
+
+
+def _kinds(names: Iterable[str] | None) -> list[PeerKind]:
+    names = list(PEERS) if names is None else list(names)
+    unknown = [n for n in names if n not in PEERS]
+    if unknown:
+        raise PeerError(f"unknown peer {', '.join(unknown)} (known: {', '.join(PEERS)})")
+    return [PEERS[n] for n in names]
+
+
+def setup(names: Iterable[str] | None = None, log: Log = log_stderr) -> None:
+    """Fetch and build what the named peers (default: all) need; quick when everything is cached."""
+    for kind in _kinds(names):
+        kind.setup(log)
+
+
+def prepare(name: str, model_yaml: str | Path, npz: str | Path, workdir: str | Path) -> Peer:
+    """The network of model_yaml with the weights of npz, exported for one peer into workdir."""
+    (kind,) = _kinds([name])
+    return kind.make(load(model_yaml, npz), Path(workdir))

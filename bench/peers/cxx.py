@@ -1,0 +1,46 @@
+"""Cross-building the C++ peer programs with the project's armv7 toolchain file (same compiler and flags as our
+engine), cached under a hash of everything that goes into them so a rebuild happens exactly when needed."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+from bench import insncount
+from bench.peers.base import PeerError
+from bench.peers.sysroot import CACHE, Log, locked
+from neoncc.targets import toolchain
+
+PEERS_DIR = Path(__file__).resolve().parent
+BIN = CACHE / "bin"
+
+
+def build(name: str, source: Path, compile_flags: Sequence[str], link_flags: Sequence[str], log: Log) -> Path:
+    """The ARM binary of one peer's main.cpp (with peer_cli.h and insn_marker.h on the include path)."""
+    target = toolchain.load("armv7")
+    spec = target.spec
+    command = [target.cxx, *spec["arch_flags"], *spec["cxxflags"], f"-I{PEERS_DIR}",
+               f"-I{insncount.PLUGIN_SOURCE_DIR}", *compile_flags, str(source), *spec["linkflags"], *link_flags]
+    digest = hashlib.sha256("\0".join(command).encode())
+    for path in (source, PEERS_DIR / "peer_cli.h", insncount.PLUGIN_SOURCE_DIR / "insn_marker.h"):
+        digest.update(path.read_bytes())
+    binary = BIN / f"{name}-{digest.hexdigest()[:16]}"
+    if binary.is_file():
+        return binary
+    with locked(f"build-{name}"):
+        if binary.is_file():
+            return binary
+        BIN.mkdir(parents=True, exist_ok=True)
+        partial = binary.with_name(binary.name + ".partial")
+        log(f"building {name} ({target.cxx})")
+        proc = subprocess.run([*command, "-o", str(partial)], capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise PeerError(f"building the {name} peer failed:\n{' '.join(command)}\n{proc.stderr[-4000:]}")
+        partial.replace(binary)
+        for old in BIN.glob(f"{name}-*"):
+            if old != binary:
+                old.unlink()
+    return binary
+

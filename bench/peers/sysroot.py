@@ -1,0 +1,149 @@
+"""The armhf root the dynamically linked peers run in (qemu-arm -L), and the downloads that fill it.
+
+Debian's armhf python3.11 + python3-numpy (for the tflite-runtime wheel) and OpenCV 4.6 DNN with its headers are
+unpacked from .deb files through the project's private apt state (neoncc.targets.debian), as the ACL sysroot is,
+but into a root of their own under .cache/peers: the engine's sysroot stays exactly what its toolchain file
+lists. Package lists are explicit rather than apt's dependency closure, which would drag in Mesa and LLVM through
+TBB's optional hwloc binding; check_libraries() proves the lists complete by following every ELF NEEDED entry.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import re
+import subprocess
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from neoncc import PROJECT_ROOT
+from neoncc.errors import UserError
+from neoncc.targets import debian
+from neoncc.targets.toolchain import APT_STATE
+
+CACHE = PROJECT_ROOT / ".cache" / "peers"
+SYSROOT = CACHE / "sysroot-armhf"
+DEBS = CACHE / "debs"
+WHEELS = CACHE / "wheels"
+ARCH = "armhf"
+LIB_DIRS = ["lib/arm-linux-gnueabihf", "usr/lib/arm-linux-gnueabihf"]
+# Debian selects BLAS/LAPACK through update-alternatives, a maintainer script that dpkg -x does not run.
+ALTERNATIVES = {"usr/lib/arm-linux-gnueabihf/libblas.so.3": "blas/libblas.so.3",
+                "usr/lib/arm-linux-gnueabihf/liblapack.so.3": "lapack/liblapack.so.3"}
+STAMP = SYSROOT / ".packages.json"
+
+Log = Callable[[str], None]
+
+
+def log_stderr(message: str) -> None:
+    print(f"peers: {message}", file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def locked(name: str):
+    """Hold an exclusive lock under the cache, so parallel set-ups (test workers, two shells) do not race."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with open(CACHE / f"{name}.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def ensure_packages(packages: Iterable[str], log: Log = log_stderr) -> Path:
+    """Unpack the Debian armhf packages not yet in the peers' root; returns the root. A package once unpacked
+    stays at its version (no apt query on later calls), so a set-up that is done costs one JSON read."""
+    wanted = list(dict.fromkeys(packages))
+    with locked("sysroot"):
+        present = json.loads(STAMP.read_text()) if STAMP.is_file() else {}
+        missing = [p for p in wanted if p not in present]
+        if not missing:
+            return SYSROOT
+        log(f"unpacking Debian {ARCH} packages into {SYSROOT.relative_to(PROJECT_ROOT)}: {' '.join(missing)}")
+        apt = debian.PrivateApt(APT_STATE / ARCH, ARCH)
+        versions = _versions(apt, missing)
+        debs = [_download(apt, package, version) for package, version in versions.items()]
+        debian.extract(debs, SYSROOT)
+        for link, target in ALTERNATIVES.items():
+            path = SYSROOT / link
+            if (path.parent / target).exists() and not path.exists():
+                path.symlink_to(target)
+        present.update(versions)
+        STAMP.write_text(json.dumps(present, indent=1, sort_keys=True))
+    return SYSROOT
+
+
+def _versions(apt: debian.PrivateApt, packages: list[str]) -> dict[str, str]:
+    """Candidate versions, refreshing the private package lists once if they lack a package (a fresh clone's
+    lists are the ACL sysroot's, fetched by scripts/setup; they may predate a security update)."""
+    try:
+        return {p: apt.version(p) for p in packages}
+    except UserError:
+        apt.update()
+        return {p: apt.version(p) for p in packages}
+
+
+def _download(apt: debian.PrivateApt, package: str, version: str) -> Path:
+    """The .deb of package=version in DEBS, fetched unless present. apt-get names files with an epoch
+    `name_1%3a1.2_arch.deb`, so both spellings are looked for."""
+    DEBS.mkdir(parents=True, exist_ok=True)
+    plain = version.split(":")[-1]
+    patterns = [f"{package}_{plain}_*.deb", f"{package}_{version.replace(':', '%3a')}_*.deb"]
+
+    def found() -> list[Path]:
+        return sorted({path for pattern in patterns for path in DEBS.glob(pattern)})
+
+    if not found():
+        proc = subprocess.run(["apt-get", *apt._options(), "-q", "download", f"{package}={version}"], cwd=DEBS,
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise UserError(f"apt-get download {package}={version} ({ARCH}) failed:\n{proc.stderr.strip()}")
+    debs = found()
+    if len(debs) != 1:
+        raise UserError(f"expected one .deb for {package}={version} in {DEBS}, found {debs or 'none'}")
+    return debs[0]
+
+
+def check_libraries(binaries: Iterable[Path], root: Path = SYSROOT) -> None:
+    """Every shared library the binaries need, transitively, exists in the root; else name what is missing, so a
+    Debian dependency change shows up at set-up time instead of as a loader error under qemu."""
+    todo, seen, missing = list(binaries), set(), {}
+    while todo:
+        binary = todo.pop()
+        for library in _needed(binary):
+            if library in seen:
+                continue
+            seen.add(library)
+            path = next((root / d / library for d in LIB_DIRS if (root / d / library).exists()), None)
+            if path is None:
+                missing.setdefault(library, binary.name)
+            else:
+                todo.append(path)
+    if missing:
+        listed = ", ".join(f"{lib} (needed by {by})" for lib, by in sorted(missing.items()))
+        raise UserError(f"the peers' armhf root {root} lacks {listed}: add the Debian package that ships it to "
+                        f"the peer's package list")
+
+
+def _needed(binary: Path) -> list[str]:
+    proc = subprocess.run(["arm-linux-gnueabihf-readelf", "-d", str(binary)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise UserError(f"arm-linux-gnueabihf-readelf -d {binary} failed: {proc.stderr.strip()}")
+    return re.findall(r"\(NEEDED\)\s+Shared library: \[(.+)\]", proc.stdout)
+
+
+def pip_download(requirement: str, platform: str, python_version: str) -> Path:
+    """A binary wheel for another platform from PyPI, into WHEELS (kept: later calls find it without pip)."""
+    name, _, version = requirement.partition("==")
+    pattern = f"{name.replace('-', '_')}-{version}-*.whl"
+    found = sorted(WHEELS.glob(pattern))
+    if not found:
+        WHEELS.mkdir(parents=True, exist_ok=True)
+        proc = subprocess.run(
+            [sys.executable, "-m", "pip", "download", "-q", "--disable-pip-version-check", "--no-deps",
+             "--only-binary=:all:", "--platform", platform, "--python-version", python_version, "-d", str(WHEELS),
+             requirement], capture_output=True, text=True)
+        found = sorted(WHEELS.glob(pattern))
+        if proc.returncode != 0 or not found:
+            raise UserError(f"pip download {requirement} for {platform} failed:\n{proc.stderr.strip()}")
+    return found[-1]
