@@ -342,7 +342,7 @@ int run(int argc, char **argv)
     size_t       weights_bytes = 0;
     for(const engine::WeightBinding &binding : bindings)
     {
-        weights_bytes += binding.tensor->info()->tensor_shape().total_size() * sizeof(float);
+        weights_bytes += binding.tensor->info()->tensor_shape().total_size() * binding.tensor->info()->element_size();
     }
     for(const engine::WeightBinding &binding : bindings)
     {

@@ -43,6 +43,13 @@ void copy_into(arm_compute::ITensor &tensor, const float *data)
     for_each_row(tensor, [&](uint8_t *row, size_t offset) { std::memcpy(row, data + offset, row_bytes); });
 }
 
+void copy_bytes_into(arm_compute::ITensor &tensor, const uint8_t *data)
+{
+    const size_t element   = tensor.info()->element_size();
+    const size_t row_bytes = tensor.info()->tensor_shape()[0] * element;
+    for_each_row(tensor, [&](uint8_t *row, size_t offset) { std::memcpy(row, data + offset * element, row_bytes); });
+}
+
 std::vector<float> copy_out(const arm_compute::ITensor &tensor)
 {
     std::vector<float> values(tensor.info()->tensor_shape().total_size());

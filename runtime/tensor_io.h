@@ -8,6 +8,8 @@
 namespace engine
 {
 void copy_into(arm_compute::ITensor &tensor, const float *data);
+/** Dense values of the tensor's own element type (weights of any precision). */
+void copy_bytes_into(arm_compute::ITensor &tensor, const uint8_t *data);
 std::vector<float> copy_out(const arm_compute::ITensor &tensor);
 
 /** Reads one or more tensors of `count` floats (a batch along N); any other size is an error naming the file. */

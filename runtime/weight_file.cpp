@@ -44,6 +44,37 @@ std::string dims_text(const std::vector<unsigned int> &dims)
     return text + "]";
 }
 
+/** The weight file's element type code of a tensor, as neoncc/weights/engine_format.py writes it. */
+uint32_t element_type(arm_compute::DataType type)
+{
+    switch(type)
+    {
+        case arm_compute::DataType::F32:
+            return 0;
+        case arm_compute::DataType::QSYMM8_PER_CHANNEL:
+        case arm_compute::DataType::QSYMM8:
+        case arm_compute::DataType::QASYMM8_SIGNED:
+            return 1;
+        case arm_compute::DataType::S32:
+            return 2;
+        case arm_compute::DataType::QASYMM8:
+            return 3;
+        default:
+            throw Error("a weight tensor of a data type the weight file cannot hold");
+    }
+}
+
+const char *element_name(uint32_t type)
+{
+    static const char *const names[] = { "float32", "int8", "int32", "uint8" };
+    return type < 4 ? names[type] : "unknown";
+}
+
+size_t tensor_bytes(const arm_compute::ITensor &tensor)
+{
+    return tensor.info()->tensor_shape().total_size() * tensor.info()->element_size();
+}
+
 /** Reads fields from the file image, failing with the file name when it runs out. */
 class Reader
 {
@@ -128,7 +159,13 @@ void load_weights(const std::string &path, const std::vector<WeightBinding> &bin
         {
             throw Error(path + ": tensor '" + found + "' " + dims_text(dims) + " where the network expects '" + binding.name + "' " + dims_text(binding.dims) + " (weights of another model?)");
         }
-        data_bytes += binding.tensor->info()->tensor_shape().total_size() * sizeof(float);
+        const uint32_t type     = reader.u32("the tensor table");
+        const uint32_t expected = element_type(binding.tensor->info()->data_type());
+        if(type != expected)
+        {
+            throw Error(path + ": tensor '" + found + "' holds " + element_name(type) + " values where the network expects " + element_name(expected) + " (a float32 engine with 8-bit weights, or the reverse?)");
+        }
+        data_bytes += tensor_bytes(*binding.tensor);
     }
     if(reader.remaining() != data_bytes)
     {
@@ -142,10 +179,7 @@ void load_weights(const std::string &path, const std::vector<WeightBinding> &bin
     }
     for(const WeightBinding &binding : bindings)
     {
-        const size_t count_bytes = binding.tensor->info()->tensor_shape().total_size() * sizeof(float);
-        std::vector<float> values(count_bytes / sizeof(float));
-        std::memcpy(values.data(), reader.take(count_bytes, binding.name), count_bytes);
-        copy_into(*binding.tensor, values.data());
+        copy_bytes_into(*binding.tensor, reader.take(tensor_bytes(*binding.tensor), binding.name));
     }
 }
 } // namespace engine

@@ -37,6 +37,9 @@ OP_TEMPLATES = {
     "concat": ("concat", "NEConcatenateLayer"),
 }
 
+# 8-bit engines: one conversion at each end (templates/ops/convert.cpp.j2).
+QUANTIZE, DEQUANTIZE = "NEQuantizationLayer", "NEDequantizationLayer"
+
 
 ACTIVATION_INFO = {
     "relu": "ActivationLayerInfo(ActivationLayerInfo::ActivationFunction::RELU)",
@@ -54,6 +57,9 @@ def identifier(name: str) -> str:
 CONV_FUNCTIONS = {"auto": "NEConvolutionLayer", "gemm": "NEGEMMConvolutionLayer",
                   "winograd": "NEWinogradConvolutionLayer", "direct": "NEDirectConvolutionLayer",
                   "pointwise": "engine::PointwiseConvolution"}
+# In 8 bits ACL 20.08 offers GEMM-based convolution only (per-channel weights), whose armv7 path is generic;
+# "qconv" is our NCHW 8-bit convolution (runtime/quantized_convolution.h), the default; "gemm" pins ACL's.
+INT8_CONV_FUNCTIONS = {"qconv": "engine::QuantizedConvolution", "gemm": "NEGEMMConvolutionLayer"}
 
 
 def include_of(function: str) -> str:
@@ -64,7 +70,7 @@ def include_of(function: str) -> str:
 
 
 # ACL functions whose constructor takes a memory manager for their internal buffers.
-SCRATCH_USERS = {"NEConvolutionLayer", "NEGEMMConvolutionLayer", "NEWinogradConvolutionLayer",
+SCRATCH_USERS = {"NEConvolutionLayer", "engine::QuantizedConvolution", "NEGEMMConvolutionLayer", "NEWinogradConvolutionLayer",
                  "NEDirectConvolutionLayer", "NEDepthwiseConvolutionLayer", "NEFullyConnectedLayer", "NESoftmaxLayer",
                  "engine::PointwiseConvolution"}
 
@@ -81,26 +87,68 @@ def acl_shape(shape: tuple[int, ...]) -> str:
     return "TensorShape(" + ", ".join(f"{d}U" for d in reversed(shape)) + ")"
 
 
+def c_float(value: float) -> str:
+    """A float literal C++ reads back to the same float32 (9 significant digits), always with '.' or an exponent."""
+    text = f"{value:.9g}"
+    return (text if any(c in text for c in ".en") else text + ".") + "f"
+
+
+def tensor_info(shape: str, data_type: str = "F32", quantization: str = "") -> str:
+    return f"TensorInfo({shape}, 1, DataType::{data_type}{', ' + quantization if quantization else ''})"
+
+
+def qasymm8_info(shape: str, scale_offset: tuple[float, int]) -> str:
+    scale, offset = scale_offset
+    return tensor_info(shape, "QASYMM8", f"QuantizationInfo({c_float(scale)}, {offset})")
+
+
 class _Program:
     """What the templates need, derived from the graph."""
 
-    def __init__(self, graph: Graph):
+    def __init__(self, graph: Graph, plan=None):
         self.graph = graph
-        self.tensors: list[dict] = [{"var": self.var(graph.input_name), "shape": acl_shape(graph.input_shape),
-                                     "comment": f"input '{graph.input_name}'"}]
+        self.plan = plan  # neoncc.quantize.plan.QuantPlan for an 8-bit engine, None for float32
+        self.alias: dict[str, str] = {}  # graph tensor -> the variable its consumers read, when converted
+        input_shape = acl_shape(graph.input_shape)
+        self.tensors: list[dict] = [{"var": self.var(graph.input_name), "shape": input_shape,
+                                     "info": tensor_info(input_shape), "comment": f"input '{graph.input_name}'"}]
         self.views: list[dict] = []
         self.weights: list[dict] = []
+        self.scales: list[dict] = []  # per-channel weight scales of 8-bit convolutions
         self.layers: list[dict] = []
         self.parent: dict[str, str] = {}  # view -> the tensor it is part of
+        if plan:
+            self._convert(QUANTIZE, graph.input_name, graph.input_shape, "quantize", "_q_")
         for node in graph.nodes:
+            if plan and node.op == "softmax":
+                self._convert(DEQUANTIZE, node.inputs[0], self.graph.shape_of(node.inputs[0]), "dequantize", "_f32_")
             self._declare(node)
+        if plan and graph.nodes[-1].op != "softmax":
+            self._convert(DEQUANTIZE, graph.output, graph.nodes[-1].shape, "dequantize", "_f32_")
+        self.output = self.var(graph.output)
         self._plan_lifetimes()
+
+    def _convert(self, function: str, tensor: str, shape: tuple[int, ...], kind: str, suffix: str) -> None:
+        """The 8-bit engine's only conversions: the input to QASYMM8, and the last 8-bit tensor to float32."""
+        source = self.var(tensor)
+        var = identifier(tensor) + suffix
+        shape_text = acl_shape(shape)
+        info = qasymm8_info(shape_text, self.plan.tensors[tensor]) if function == QUANTIZE else tensor_info(shape_text)
+        self.tensors.append({"var": var, "shape": shape_text, "info": info,
+                             "comment": f"{tensor} {'in 8 bits' if function == QUANTIZE else 'in float32'}"})
+        name = f"{tensor}.{kind}"
+        self.layers.append({"template": "convert", "function": function, "name": name, "fn": identifier(name) + "_",
+                            "inputs": [source], "output": var, "reads": [source], "writes": [var],
+                            "group": CONV_GROUP if function == QUANTIZE else POOL_GROUP,
+                            "summary": ("float32 to QASYMM8, once for the whole network" if function == QUANTIZE
+                                        else "QASYMM8 to float32, once for the whole network")})
+        self.alias[tensor] = var
 
     def _plan_lifetimes(self) -> None:
         """Activations between layers share one memory pool by lifetime (ACL's memory manager): each is managed
         from the first layer that writes it and released after the last layer that reads it. The network's input
         and output stay outside the pool, as the caller writes and reads them around the runs."""
-        fixed = {self.var(self.graph.input_name), self.var(self.graph.output)}
+        fixed = {identifier(self.graph.input_name) + "_out_", self.output}
         first: dict[str, int] = {}
         last: dict[str, int] = {}
         for index, layer in enumerate(self.layers):
@@ -115,9 +163,14 @@ class _Program:
         for tensor in self.tensors:
             tensor["managed"] = tensor["var"] in first and tensor["var"] not in fixed
 
-    @staticmethod
-    def var(tensor: str) -> str:
-        return identifier(tensor) + "_out_"
+    def var(self, tensor: str) -> str:
+        """The variable a consumer of the tensor reads (its converted copy, if any)."""
+        return self.alias.get(tensor, identifier(tensor) + "_out_")
+
+    def _info(self, tensor: str, shape: str) -> str:
+        if self.plan and tensor in self.plan.tensors:
+            return qasymm8_info(shape, self.plan.tensors[tensor])
+        return tensor_info(shape)
 
     @staticmethod
     def _output_shape(node: Node) -> tuple[int, ...]:
@@ -133,7 +186,8 @@ class _Program:
             self.parent[self.var(node.output)] = self.var(into["tensor"])
         else:
             kind = "written in place by " + " and ".join(node.inputs) if node.attrs.get("in_place") else node.op
-            self.tensors.append({"var": self.var(node.output), "shape": acl_shape(self._output_shape(node)),
+            shape = acl_shape(self._output_shape(node))
+            self.tensors.append({"var": self.var(node.output), "shape": shape, "info": self._info(node.output, shape),
                                  "comment": f"{node.name} ({kind})"})
         if layer:
             self.layers.append(layer)
@@ -149,9 +203,15 @@ class _Program:
             layer["reads"], layer["writes"] = layer["inputs"] + [layer["flat"]], [layer["flat"], layer["output"]]
         else:
             layer["reads"], layer["writes"] = layer["inputs"], [layer["output"]]
+        if self.plan and node.op == "global_avgpool":
+            layer["function"] = "engine::QuantizedGlobalAveragePooling"  # ACL's 8-bit path is generic on armv7
         if template == "conv":
             layer["method"] = node.attrs.get("method", "auto")
-            layer["function"] = CONV_FUNCTIONS[layer["method"]]
+            if self.plan:
+                layer["method"] = "gemm" if layer["method"] == "gemm" else "qconv"
+                layer["function"] = INT8_CONV_FUNCTIONS[layer["method"]]
+            else:
+                layer["function"] = CONV_FUNCTIONS[layer["method"]]
         return layer
 
     def _summary(self, node: Node) -> str:
@@ -181,10 +241,25 @@ class _Program:
         names = {}
         for role, suffix in (("weights", "weight"), ("biases", "bias")):
             var = f"{identifier(node.name)}_{role}_"
+            shape = acl_shape(acl_shapes[suffix])
             self.weights.append({"var": var, "name": f"{node.name}.{suffix}", "dims": list(shapes[suffix]),
-                                 "shape": acl_shape(acl_shapes[suffix])})
+                                 "shape": shape, "info": self._weight_info(node, suffix, shape)})
             names[role] = var
         return names
+
+    def _weight_info(self, node: Node, suffix: str, shape: str) -> str:
+        """float32; in 8 bits: int8 per output channel (convolutions) or QASYMM8 (fully connected), and int32
+        biases, whose scale (input scale x weight scale) ACL derives itself."""
+        if not self.plan:
+            return tensor_info(shape)
+        if suffix == "bias":
+            return tensor_info(shape, "S32")
+        if node.op == "fc":
+            return qasymm8_info(shape, self.plan.fc_weights[node.name])
+        scales = identifier(node.name) + "_weight_scales"
+        self.scales.append({"var": scales, "layer": node.name, "values": [c_float(s) for s in
+                                                                            self.plan.weight_scales[node.name]]})
+        return tensor_info(shape, "QSYMM8_PER_CHANNEL", f"QuantizationInfo({scales})")
 
     def _conv(self, node: Node, layer: dict) -> dict:
         weight = node.params[0].shape
@@ -228,7 +303,7 @@ class _Program:
             raise UserError(f"{node.origin}: layer '{node.name}': softmax needs a 1x1 input (pool it first), "
                             f"got {channels}x{height}x{width}")
         flat = identifier(node.name) + "_in_"
-        self.tensors.append({"var": flat, "shape": acl_shape((channels,)),
+        self.tensors.append({"var": flat, "shape": acl_shape((channels,)), "info": tensor_info(acl_shape((channels,))),
                              "comment": f"{node.inputs[0]} as a vector, for {node.name}"})
         return {"flat": flat, "flatten_fn": identifier(node.name) + "_flatten_"}
 
@@ -247,9 +322,9 @@ def _environment() -> jinja2.Environment:
                               lstrip_blocks=True, keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
 
 
-def generate(graph: Graph) -> str:
-    """C++ source of the engine's network for an optimised graph."""
-    program = _Program(graph)
+def generate(graph: Graph, plan=None) -> str:
+    """C++ source of the engine's network for an optimised graph; 8-bit when given a quantization plan."""
+    program = _Program(graph, plan)
     functions = {layer["function"] for layer in program.layers}
     functions |= {"NEReshapeLayer"} if any(layer.get("flat") for layer in program.layers) else set()
     headers = sorted(include_of(f) for f in functions)
@@ -260,8 +335,8 @@ def generate(graph: Graph) -> str:
     return _environment().get_template("network.cpp.j2").render(
         model=graph.name, source=source, class_name="".join(p.capitalize() for p in graph.name.split("_")),
         headers=headers, tensors=program.tensors, views=program.views, weights=program.weights,
-        layers=program.layers, input=program.var(graph.input_name), output=program.var(graph.output),
-        scratch_users=SCRATCH_USERS)
+        layers=program.layers, input=identifier(graph.input_name) + "_out_", output=program.output,
+        scratch_users=SCRATCH_USERS, scales=program.scales, quantized=plan is not None)
 
 
 def write_atomically(path: Path, text: str) -> None:

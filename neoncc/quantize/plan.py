@@ -1,0 +1,181 @@
+"""The 8-bit plan of an optimised graph: one QASYMM8 (scale, offset) per activation tensor, measured on a
+calibration set, and one symmetric int8 scale per output channel of every convolution.
+
+The constraints are what keep the engine in 8 bits without copies or re-quantization:
+ - max/average/global pooling and ReLU keep their input's quantization (they commute with it);
+ - both expand convolutions of a fire module write into one concatenated tensor, so they share its
+   quantization, measured over the concatenated channels together;
+ - ReLU/ReLU6 fused into a convolution are the clamp of its output stage (the range starts at 0);
+ - the float softmax at the end reads the one de-quantized tensor.
+The plan is data (JSON next to the engine), so the build's code generator and weight packer agree on it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from neoncc.errors import UserError
+from neoncc.ir.graph import Graph, Node
+from neoncc.reference import torch_graph
+
+METHODS = ("minmax", "percentile")
+DEFAULT_PERCENTILE = 99.99
+# Ops whose output keeps its input's quantization: exact in 8 bits (max, ReLU) or a mean of equally scaled values.
+INHERITS = ("maxpool", "avgpool", "global_avgpool", "relu", "relu6")
+OWN_RANGE = ("conv", "concat", "add", "fc")
+FLOAT_OPS = ("softmax",)
+BATCH = 8
+
+
+@dataclass
+class QuantPlan:
+    model: str
+    method: str
+    percentile: float | None
+    calibration_inputs: int
+    tensors: dict[str, tuple[float, int]] = field(default_factory=dict)   # tensor -> (scale, offset), QASYMM8
+    weight_scales: dict[str, list[float]] = field(default_factory=dict)   # conv -> per output channel
+    fc_weights: dict[str, tuple[float, int]] = field(default_factory=dict)  # fc -> (scale, offset), QASYMM8
+
+    def to_json(self) -> str:
+        return json.dumps({"model": self.model, "method": self.method, "percentile": self.percentile,
+                           "calibration_inputs": self.calibration_inputs,
+                           "tensors": {k: list(v) for k, v in self.tensors.items()},
+                           "weight_scales": self.weight_scales,
+                           "fc_weights": {k: list(v) for k, v in self.fc_weights.items()}}, indent=1) + "\n"
+
+    @classmethod
+    def read(cls, path: Path) -> "QuantPlan":
+        data = json.loads(Path(path).read_text())
+        return cls(data["model"], data["method"], data["percentile"], data["calibration_inputs"],
+                   {k: (float(s), int(o)) for k, (s, o) in data["tensors"].items()}, data["weight_scales"],
+                   {k: (float(s), int(o)) for k, (s, o) in data["fc_weights"].items()})
+
+
+def check_supported(graph: Graph) -> None:
+    """Refuses, naming the layer, what has no 8-bit path here (before any calibration work is spent)."""
+    for node in graph.nodes:
+        if node.op not in INHERITS + OWN_RANGE + FLOAT_OPS:
+            raise UserError(f"{node.origin}: layer '{node.name}': '{node.op}' has no 8-bit implementation; "
+                            "build this model with precision=float32")
+        if node.op in FLOAT_OPS and node is not graph.nodes[-1]:
+            raise UserError(f"{node.origin}: layer '{node.name}': softmax is only supported as the last layer "
+                            "in 8 bits (it runs in float32 after the single de-quantization)")
+
+
+def float_tensors(graph: Graph, weights: dict[str, np.ndarray], inputs: np.ndarray) -> dict[str, np.ndarray]:
+    """Every tensor of the *optimised* graph (fused activations, folded batch norms, in-place concats) in float32:
+    what the float engine computes, the ranges the 8-bit engine must cover."""
+    w = {k: torch.from_numpy(np.asarray(v, np.float32)) for k, v in weights.items()}
+    tensors = {graph.input_name: torch.from_numpy(np.asarray(inputs, np.float32))}
+    with torch.no_grad():
+        for node in graph.nodes:
+            xs = [tensors[t] for t in node.inputs]
+            if node.op == "conv":
+                y = torch_graph._layer(node, xs, w)
+                act = node.attrs.get("activation")
+                y = F.relu(y) if act == "relu" else F.relu6(y) if act == "relu6" else y
+            else:
+                y = torch_graph._layer(node, xs, w)
+            tensors[node.output] = y
+    return {k: v.numpy() for k, v in tensors.items()}
+
+
+def qasymm8(low: float, high: float) -> tuple[float, int]:
+    """Scale and zero point of an 8-bit range covering [low, high] and 0 exactly (padding and ReLU need zero)."""
+    low, high = min(float(low), 0.0), max(float(high), 0.0)
+    if high - low < 1e-12:
+        high = low + 1e-6
+    scale = (high - low) / 255.0
+    return scale, int(np.clip(round(-low / scale), 0, 255))
+
+
+def _ranges(graph: Graph, weights: dict[str, np.ndarray], inputs: np.ndarray, method: str,
+            percentile: float) -> dict[str, tuple[float, float]]:
+    """Per tensor (low, high): the extremes over all inputs (minmax), or the mean over batches of the given
+    percentile and its mirror (percentile: a few outliers then do not cost every other value its resolution)."""
+    per_batch: dict[str, list[tuple[float, float]]] = {}
+    for start in range(0, len(inputs), BATCH):
+        for name, values in float_tensors(graph, weights, inputs[start:start + BATCH]).items():
+            flat = values.ravel()
+            if method == "minmax":
+                pair = (float(flat.min()), float(flat.max()))
+            else:
+                pair = tuple(float(v) for v in np.percentile(flat, [100 - percentile, percentile]))
+            per_batch.setdefault(name, []).append(pair)
+    if method == "minmax":
+        return {k: (min(p[0] for p in v), max(p[1] for p in v)) for k, v in per_batch.items()}
+    return {k: (float(np.mean([p[0] for p in v])), float(np.mean([p[1] for p in v]))) for k, v in per_batch.items()}
+
+
+def make_plan(graph: Graph, weights: dict[str, np.ndarray], inputs: np.ndarray, method: str = "percentile",
+              percentile: float = DEFAULT_PERCENTILE) -> QuantPlan:
+    """`weights` are the engine's float tensors (pack.engine_tensors: batch norms and attenuation folded)."""
+    if method not in METHODS:
+        raise UserError(f"calibration method '{method}': expected one of {', '.join(METHODS)}")
+    check_supported(graph)
+    ranges = _ranges(graph, weights, inputs, method, percentile)
+    plan = QuantPlan(graph.name, method, percentile if method == "percentile" else None, len(inputs))
+    plan.tensors[graph.input_name] = qasymm8(*ranges[graph.input_name])
+    for node in graph.nodes:  # concat tensors first: their producers come before them in the list
+        if node.op == "concat":
+            plan.tensors[node.output] = qasymm8(*ranges[node.output])
+    for node in graph.nodes:
+        if node.op in FLOAT_OPS:
+            continue
+        if "write_into" in node.attrs:
+            plan.tensors[node.output] = plan.tensors[node.attrs["write_into"]["tensor"]]
+        elif node.op in INHERITS:
+            plan.tensors[node.output] = plan.tensors[node.inputs[0]]
+        elif node.op != "concat":
+            plan.tensors[node.output] = qasymm8(*ranges[node.output])
+        if node.op == "conv":
+            w = weights[f"{node.name}.weight"]
+            peak = np.abs(w.reshape(w.shape[0], -1)).max(axis=1).astype(np.float64)
+            # A channel whose weights are all but zero (a dead filter) must still hold its bias in int32 at
+            # input scale x weight scale: its weight scale is raised to that floor (its weights round to ~0).
+            floor = np.abs(weights[f"{node.name}.bias"].astype(np.float64)) / (plan.tensors[node.inputs[0]][0] * 2 ** 30)
+            plan.weight_scales[node.name] = [float(max(p / 127.0, f)) if max(p, f) > 0 else 1.0
+                                             for p, f in zip(peak, floor)]
+        elif node.op == "fc":
+            w = weights[f"{node.name}.weight"]
+            plan.fc_weights[node.name] = qasymm8(w.min(), w.max())
+    return plan
+
+
+def quantized_tensors(graph: Graph, plan: QuantPlan, tensors: list[tuple[str, np.ndarray]]
+                      ) -> list[tuple[str, np.ndarray]]:
+    """The engine's float tensors (same order) as the 8-bit engine stores them: convolution weights int8 per
+    output channel (QSYMM8_PER_CHANNEL), fully connected weights QASYMM8, biases int32 at scale
+    input scale x weight scale, so that the accumulators need no offset correction for them."""
+    layer_of = {f"{n.name}.{kind}": n for n in graph.nodes for kind in ("weight", "bias")}
+    out = []
+    for name, array in tensors:
+        node = layer_of[name]
+        in_scale = plan.tensors[node.inputs[0]][0]
+        if node.op == "conv":
+            scales = np.asarray(plan.weight_scales[node.name], np.float64)
+            if name.endswith(".weight"):
+                q = np.round(array / scales.reshape(-1, *[1] * (array.ndim - 1)))
+                out.append((name, np.clip(q, -127, 127).astype(np.int8)))
+            else:
+                out.append((name, _int32(np.round(array / (in_scale * scales)), name)))
+        else:
+            scale, offset = plan.fc_weights[node.name]
+            if name.endswith(".weight"):
+                out.append((name, np.clip(np.round(array / scale) + offset, 0, 255).astype(np.uint8)))
+            else:
+                out.append((name, _int32(np.round(array / (in_scale * scale)), name)))
+    return out
+
+
+def _int32(values: np.ndarray, name: str) -> np.ndarray:
+    if np.abs(values).max(initial=0) >= 2 ** 31:
+        raise UserError(f"'{name}': bias too large for int32 at this layer's scales (calibration range too small?)")
+    return values.astype(np.int32)

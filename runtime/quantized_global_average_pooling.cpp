@@ -1,0 +1,79 @@
+#include "quantized_global_average_pooling.h"
+
+#include "arm_compute/core/Error.h"
+
+#include <arm_neon.h>
+
+using namespace arm_compute;
+
+namespace engine
+{
+Status QuantizedGlobalAveragePooling::validate(const ITensorInfo *input, const ITensorInfo *output, const PoolingLayerInfo &info)
+{
+    ARM_COMPUTE_RETURN_ERROR_ON_MSG(input->data_type() != DataType::QASYMM8 || output->data_type() != DataType::QASYMM8, "QASYMM8 only");
+    ARM_COMPUTE_RETURN_ERROR_ON_MSG(input->data_layout() != DataLayout::NCHW || !info.is_global_pooling || info.pool_type != PoolingType::AVG, "global average pooling, NCHW");
+    ARM_COMPUTE_RETURN_ERROR_ON_MSG(output->dimension(0) != 1 || output->dimension(1) != 1 || output->dimension(2) != input->dimension(2), "output must be 1 x 1 x channels");
+    ARM_COMPUTE_RETURN_ERROR_ON_MSG(!(input->quantization_info() == output->quantization_info()), "input and output must share their quantization");
+    ARM_COMPUTE_RETURN_ERROR_ON_MSG(input->dimension(0) * input->dimension(1) > 257 * 16, "plane too large for 16-bit partial sums");
+    return Status{};
+}
+
+void QuantizedGlobalAveragePooling::configure(ITensor *input, ITensor *output, const PoolingLayerInfo &info)
+{
+    ARM_COMPUTE_ERROR_THROW_ON(validate(input->info(), output->info(), info));
+    ARM_COMPUTE_UNUSED(info); // used by the check above, which release builds of ACL compile out
+    _input  = input;
+    _output = output;
+}
+
+namespace
+{
+/** Sum of n bytes: 16 at a time into 8 16-bit lanes (n <= 257 x 16 keeps them below 65536), then the rest. */
+uint32_t sum_bytes(const uint8_t *bytes, size_t n)
+{
+    size_t     x   = 0;
+    uint16x8_t acc = vdupq_n_u16(0);
+    for(; x + 16 <= n; x += 16)
+    {
+        acc = vpadalq_u8(acc, vld1q_u8(bytes + x));
+    }
+    const uint64x2_t total = vpaddlq_u32(vpaddlq_u16(acc));
+    uint32_t         sum   = static_cast<uint32_t>(vgetq_lane_u64(total, 0) + vgetq_lane_u64(total, 1));
+    for(; x < n; ++x)
+    {
+        sum += bytes[x];
+    }
+    return sum;
+}
+} // namespace
+
+void QuantizedGlobalAveragePooling::run()
+{
+    const ITensorInfo &info    = *_input->info();
+    const size_t       width   = info.dimension(0);
+    const size_t       height  = info.dimension(1);
+    const Strides     &strides = info.strides_in_bytes();
+    const uint32_t     count   = static_cast<uint32_t>(width * height);
+    const bool         dense   = strides[1] == width; // rows back to back: the plane is one run of bytes
+    const uint8_t     *plane   = _input->buffer() + info.offset_first_element_in_bytes();
+    uint8_t           *out     = _output->buffer() + _output->info()->offset_first_element_in_bytes();
+    const size_t       out_step = _output->info()->strides_in_bytes()[2];
+    for(size_t c = 0; c < info.dimension(2); ++c, plane += strides[2], out += out_step)
+    {
+        uint32_t sum = 0;
+        if(dense)
+        {
+            sum = sum_bytes(plane, count);
+        }
+        else
+        {
+            for(size_t y = 0; y < height; ++y)
+            {
+                sum += sum_bytes(plane + y * strides[1], width);
+            }
+        }
+        // Rounded to nearest: the mean of the quantized values is the quantized mean (same scale and offset).
+        *out = static_cast<uint8_t>((sum + count / 2) / count);
+    }
+}
+} // namespace engine
