@@ -1,4 +1,4 @@
-"""Benchmark commands: python3 -m bench {tune,report} ..."""
+"""Benchmark commands: python3 -m bench {tune,report,int8} ..."""
 
 from __future__ import annotations
 
@@ -18,6 +18,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--models", nargs="+", default=["squeezenet_v1_0", "squeezenet_v1_1"])
     p.add_argument("--peers", nargs="*", default=["tflite", "acl_graph", "acl_graph_nhwc", "opencv_dnn", "plain_cpp"])
     p.add_argument("--runs", type=int, default=3, help="timed runs for the emulated wall times")
+    p = commands.add_parser("int8", help="float32 against int8: accuracy on real photos and guest instructions")
+    p.add_argument("models", nargs="*", default=["squeezenet_v1_1", "squeezenet_v1_0", "efficientnet_lite0"])
+    p.add_argument("--runs", type=int, default=3, help="timed runs for the emulated wall times")
     args = parser.parse_args(argv)
     def run() -> None:
         if args.command == "tune":
@@ -27,6 +30,9 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "report":
             from bench.report import report
             report(args.models, args.peers, args.runs)
+        elif args.command == "int8":
+            from bench.int8 import int8_report
+            int8_report(args.models, args.runs)
     return exit_status(run)
 
 

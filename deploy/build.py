@@ -84,7 +84,8 @@ def _project_relative(path: Path) -> str:
         return str(path.resolve())
 
 
-def build_engine(yaml_path: Path, weights: Path | None = None, log=print) -> Engine:
+def build_engine(yaml_path: Path, weights: Path | None = None, log=print, precision: str = "float32",
+                 calibration: Path | None = None) -> Engine:
     """Run SCons for the model (it rebuilds only what changed) and check what it promised to write."""
     model = yaml_path.stem
     scons = shutil.which("scons")
@@ -94,18 +95,23 @@ def build_engine(yaml_path: Path, weights: Path | None = None, log=print) -> Eng
         if not weights.is_file():
             raise DeployError(f"weights file {weights} does not exist")
         command.append(f"weights={weights.resolve()}")
+    if precision == "int8":
+        if calibration is None or not calibration.is_dir():
+            raise DeployError(f"calibration folder {calibration} does not exist")
+        command += ["precision=int8", f"calibration={calibration.resolve()}"]
     proc = subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     for line in proc.stdout:
         log(f"build: {line.rstrip()}")
     if proc.wait() != 0:
         raise DeployError(f"build of {model} failed (`{' '.join(command)}` exited with {proc.returncode})")
-    return existing_engine(yaml_path)
+    return existing_engine(yaml_path, precision)
 
 
-def existing_engine(yaml_path: Path) -> Engine:
-    """The engine build/ holds for the model, checked to be complete."""
+def existing_engine(yaml_path: Path, precision: str = "float32") -> Engine:
+    """The engine build/ holds for the model (8-bit ones in build/<target>/<model>-int8/), checked to be
+    complete."""
     model = yaml_path.stem
-    out = PROJECT_ROOT / "build" / TARGET / model
+    out = PROJECT_ROOT / "build" / TARGET / (model + ("-int8" if precision == "int8" else ""))
     manifest_path = out / f"{model}.json"
     for path in (out / model, out / f"{model}.weights", manifest_path):
         if not path.is_file():

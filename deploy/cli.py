@@ -29,6 +29,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="squeezenet_v1_1",
                    help="model name (configs/models/NAME.yaml) or YAML file (default: %(default)s)")
     p.add_argument("--weights", type=Path, help="trained weights (.npz) for the build; without them they are random")
+    p.add_argument("--precision", choices=("float32", "int8"), default="float32",
+                   help="float32, or an 8-bit engine calibrated on --calibration (default: %(default)s)")
+    p.add_argument("--calibration", type=Path, help="int8: folder of photos and/or .f32 inputs to calibrate on")
     source = p.add_mutually_exclusive_group()
     source.add_argument("--image", type=Path, help="photo to classify (preprocessed as the model's YAML says)")
     source.add_argument("--input", type=Path, help="raw float32 NCHW input tensor")
@@ -73,12 +76,17 @@ def deploy(args: argparse.Namespace, log) -> dict:
         phases[name] = round(now - clock, 3)
         clock = now
 
+    if args.precision == "int8" and args.calibration is None and not args.no_build:
+        raise DeployError("--precision int8 needs --calibration DIR (photos and/or .f32 inputs to calibrate on)")
+    if args.calibration is not None and args.precision != "int8":
+        raise DeployError("--calibration is only used with --precision int8")
     board = boards.load(args.board)
     yaml_path = build.model_yaml(args.model)
     if args.no_build:
-        engine = build.existing_engine(yaml_path)
+        engine = build.existing_engine(yaml_path, args.precision)
     else:
-        engine = build.build_engine(yaml_path, args.weights, log=log)
+        engine = build.build_engine(yaml_path, args.weights, log=log, precision=args.precision,
+                                    calibration=args.calibration)
     input_path = build.prepare_input(engine, image=args.image, tensor=args.input, log=log)
     bundle = build.make_bundle(engine, input_path)
     phase("build")
@@ -109,6 +117,7 @@ def deploy(args: argparse.Namespace, log) -> dict:
         "emulated": board.emulator is not None,
         "host": conn.where,
         "model": engine.model,
+        "precision": args.precision,
         "weights_random": engine.weights_random,
         "bundle": bundle.id,
         "threads": result.engine.get("threads", threads),
@@ -134,7 +143,7 @@ def deploy(args: argparse.Namespace, log) -> dict:
 
 def format_table(r: dict, profile: bool = False) -> str:
     info = r["board_info"]
-    lines = [f"{r['model']} on board {r['board']} ({r['host']}: {info['arch']}, {info['cores']} cores, NEON, "
+    lines = [f"{r['model']}{' (int8)' if r.get('precision') == 'int8' else ''} on board {r['board']} ({r['host']}: {info['arch']}, {info['cores']} cores, NEON, "
              f"{info['mem_available_kb'] // 1024} MB free)"]
     if r["weights_random"]:
         lines.append("NOTE: the weights are RANDOM (no trained weights were given): the top-5 below is not a "

@@ -121,10 +121,12 @@ class _Program:
             self._convert(QUANTIZE, graph.input_name, graph.input_shape, "quantize", "_q_")
         for node in graph.nodes:
             if plan and node.op == "softmax":
-                self._convert(DEQUANTIZE, node.inputs[0], self.graph.shape_of(node.inputs[0]), "dequantize", "_f32_")
+                producer = graph.producer(node.inputs[0])
+                shape = self._output_shape(producer) if producer else graph.shape_of(node.inputs[0])
+                self._convert(DEQUANTIZE, node.inputs[0], shape, "dequantize", "_f32_")
             self._declare(node)
         if plan and graph.nodes[-1].op != "softmax":
-            self._convert(DEQUANTIZE, graph.output, graph.nodes[-1].shape, "dequantize", "_f32_")
+            self._convert(DEQUANTIZE, graph.output, self._output_shape(graph.nodes[-1]), "dequantize", "_f32_")
         self.output = self.var(graph.output)
         self._plan_lifetimes()
 

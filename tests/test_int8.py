@@ -1,0 +1,174 @@
+"""8-bit engines (scons ... precision=int8 calibration=DIR): SqueezeNet v1.1 against its float32 engine on real
+photos under qemu-arm, the generated code's single quantize/de-quantize, our 8-bit convolution kernels against
+integer arithmetic in numpy, and refusals of bad calibration folders."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+from bench.photos import photo_tensors, write_photo_set
+from conftest import ROOT, build, run_engine, scons
+
+V11 = ROOT / "configs/models/squeezenet_v1_1.yaml"
+
+# A small network whose convolutions take both kernels of runtime/quantized_convolution.cpp: K = 27 (by lane),
+# K = 16 x 9 = 144 and K = 80 (8-bit products), padding, stride 2, an unpadded 1x1, and no ReLU at the end.
+TINY = """name: tiny_int8
+input: {name: data, shape: [3, 21, 19]}
+layers:
+  - {name: conv1, type: conv, filters: 16, kernel: 3, stride: 2, pad: 1, activation: relu}
+  - {name: conv2, type: conv, filters: 80, kernel: 3, pad: 1, activation: relu}
+  - {name: conv3, type: conv, filters: 6, kernel: 1}
+"""
+
+
+def build_int8(model, build_dir, calibration, *extra):
+    scons("target=armv7", f"model={model}", f"build_dir={build_dir}", "precision=int8", f"calibration={calibration}",
+          *extra)
+    name = model.stem
+    return build_dir / "armv7" / f"{name}-int8" / name
+
+
+@pytest.fixture(scope="module")
+def squeezenet(tmp_path_factory):
+    """float32 and int8 SqueezeNet v1.1 (seeded random weights) on 56 photo inputs; calibrated on other photos."""
+    work = tmp_path_factory.mktemp("int8")
+    calibration = work / "calibration"
+    write_photo_set(calibration, "calibration")
+    test = write_photo_set(work / "test", "test")
+    photo_tensors(V11, test).astype("<f4").tofile(work / "test.f32")
+    engines = {"float32": build(V11, work / "build"), "int8": build_int8(V11, work / "build", calibration)}
+    outputs = {}
+    for precision, binary in engines.items():
+        run_engine(binary, "--input", str(work / "test.f32"), "--output", str(work / f"{precision}.f32"), "--runs", "1",
+                   "--warmup", "0", "--threads", "1")
+        outputs[precision] = np.fromfile(work / f"{precision}.f32", "<f4").reshape(len(test), 1000)
+    return engines, outputs
+
+
+def cosine(a, b):
+    return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
+def test_int8_agrees_with_float32_on_photos(squeezenet):
+    _, out = squeezenet
+    reference, ours = out["float32"], out["int8"]
+    assert len(reference) >= 50
+    assert (reference.argmax(1) == ours.argmax(1)).mean() >= 0.98
+    assert cosine(reference, ours).min() >= 0.99
+    # Random weights give a nearly flat softmax: compare the log-probabilities centred per input (the logits up
+    # to a constant) too, which top-1 agreement alone would not catch.
+    logs = [np.log(x) - np.log(x).mean(1, keepdims=True) for x in (reference, ours)]
+    assert cosine(*logs).min() >= 0.99
+
+
+def test_generated_code_converts_once_at_each_end(squeezenet):
+    engines, _ = squeezenet
+    source = engines["int8"].with_suffix(".cpp").read_text()
+    assert len(re.findall(r"NEQuantizationLayer::validate\(", source)) == 1
+    assert len(re.findall(r"NEDequantizationLayer::validate\(", source)) == 1
+    assert "NEConcatenateLayer" not in source and source.count("SubTensor(&fire") == 16
+    float_tensors = re.findall(r"(\w+)\.allocator\(\)->init\(TensorInfo\([^;]*DataType::F32\)", source)
+    assert sorted(float_tensors) == ["data_out_", "pool10_f32_", "prob_in_", "prob_out_"]
+    # Fire expands share their concatenation's quantization: one QuantizationInfo per concatenated tensor.
+    plan = json.loads(engines["int8"].with_suffix(".quant.json").read_text())
+    for fire in range(2, 10):
+        assert plan["tensors"][f"fire{fire}.expand1x1"] == plan["tensors"][f"fire{fire}.expand3x3"] \
+            == plan["tensors"][f"fire{fire}"]
+    assert engines["int8"].with_suffix(".weights").stat().st_size < 0.3 * engines["float32"].with_suffix(".weights").stat().st_size
+
+
+def numpy_int8_engine(plan, float_weights, x):
+    """The 8-bit network in integer numpy: per-channel int8 weights, int32 biases, integer convolution
+    (im2col by slicing), then the engine's documented requantization in float32 (multiplier input scale x weight
+    scale / output scale, plus the output zero point, clamped, rounded half up), ReLU as the clamp at the zero
+    point; the result de-quantized."""
+    f32 = np.float32
+    scale, offset = plan["tensors"]["data"]
+    q = np.clip(np.round(x / scale) + offset, 0, 255).astype(np.int64)  # exact: x lies on the grid
+    for name, stride, pad, relu in (("conv1", 2, 1, True), ("conv2", 1, 1, True), ("conv3", 1, 0, False)):
+        w, b = float_weights[f"{name}.weight"], float_weights[f"{name}.bias"]
+        ws = np.asarray(plan["weight_scales"][name])
+        wq = np.clip(np.round(w / ws[:, None, None, None]), -127, 127).astype(np.int64)
+        bq = np.round(b / (scale * ws)).astype(np.int64)
+        padded = np.pad(q - offset, ((0, 0), (pad, pad), (pad, pad)))
+        k = w.shape[2]
+        oh, ow = (padded.shape[1] - k) // stride + 1, (padded.shape[2] - k) // stride + 1
+        acc = np.zeros((w.shape[0], oh, ow), np.int64)
+        for dy in range(k):
+            for dx in range(k):
+                patch = padded[:, dy:dy + stride * oh:stride, dx:dx + stride * ow:stride]
+                acc += np.einsum("oc,chw->ohw", wq[:, :, dy, dx], patch)
+        out_scale, out_offset = plan["tensors"][name]
+        multiplier = (f32(scale) * ws.astype(f32)) / f32(out_scale)
+        y = (acc + bq[:, None, None]).astype(f32) * multiplier[:, None, None] + f32(out_offset + 0.5)
+        q = np.floor(np.clip(y, f32(out_offset if relu else 0), f32(255))).astype(np.int64)
+        scale, offset = out_scale, out_offset
+    return (q - offset) * np.float32(scale), scale
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    work = tmp_path_factory.mktemp("tiny_int8")
+    model = work / "tiny_int8.yaml"
+    model.write_text(TINY)
+    rng = np.random.default_rng(3)
+    weights = {}
+    for name, shape in (("conv1", (16, 3, 3, 3)), ("conv2", (80, 16, 3, 3)), ("conv3", (6, 80, 1, 1))):
+        weights[f"{name}.weight"] = rng.normal(0, np.sqrt(2 / np.prod(shape[1:])), shape).astype(np.float32)
+        weights[f"{name}.bias"] = rng.uniform(-0.2, 0.2, shape[0]).astype(np.float32)
+    np.savez(work / "w.npz", **weights)
+    # Inputs on a grid of 1/32 from -4 to 127/32: with min/max calibration the input's scale is exactly 1/32 and
+    # its offset 128, so the input quantization is exact and the check below is about the convolutions alone.
+    calibration = work / "calibration"
+    calibration.mkdir()
+    grid = (rng.integers(-128, 128, (8, 3, 21, 19)) / 32).astype("<f4")
+    grid.flat[:2] = (-4.0, 127 / 32)
+    grid.tofile(calibration / "inputs.f32")
+    binary = build_int8(model, work / "build", calibration, f"weights={work / 'w.npz'}", "calibration_method=minmax")
+    return work, model, binary, weights
+
+
+def test_quantized_convolutions_match_integer_numpy(tiny):
+    work, _, binary, weights = tiny
+    x = (np.random.default_rng(4).integers(-128, 128, (3, 21, 19)) / 32).astype(np.float32)
+    x.astype("<f4").tofile(work / "x.f32")
+    run_engine(binary, "--input", str(work / "x.f32"), "--output", str(work / "y.f32"), "--runs", "1", "--warmup", "0")
+    ours = np.fromfile(work / "y.f32", "<f4")
+    plan = json.loads(binary.with_suffix(".quant.json").read_text())
+    assert plan["tensors"]["data"] == [1 / 32, 128] and plan["method"] == "minmax"
+    expected, scale = numpy_int8_engine(plan, weights, x)
+    assert ours.shape == (expected.size,)
+    np.testing.assert_array_equal(np.round(ours / scale), np.round(expected.ravel() / scale))
+
+
+def test_int8_engine_refuses_float_weights(tiny, tmp_path):
+    work, model, binary, _ = tiny
+    scons("target=armv7", f"model={model}", f"build_dir={tmp_path}", f"weights={work / 'w.npz'}")
+    proc = run_engine(binary, "--weights", str(tmp_path / "armv7/tiny_int8/tiny_int8.weights"), "--input",
+                      str(work / "x.f32"), "--output", str(tmp_path / "y.f32"), check=False)
+    assert proc.returncode == 1 and "holds float32 values where the network expects int8" in proc.stderr
+
+
+@pytest.mark.parametrize("case", ["missing", "empty", "stray", "short", "none"])
+def test_bad_calibration_is_refused_clearly(tiny, tmp_path, case):
+    _, model, _, _ = tiny
+    folder = tmp_path / "calibration"
+    expected = {"missing": "no such directory", "empty": "the folder is empty", "stray": "notes.txt: neither a photo",
+                "short": "bad.f32: 40 bytes", "none": "precision=int8 needs calibration=DIR"}[case]
+    if case != "missing":
+        folder.mkdir()
+    if case == "stray":
+        (folder / "notes.txt").write_text("not an input")
+    if case == "short":
+        np.zeros(10, "<f4").tofile(folder / "bad.f32")
+    args = ["target=armv7", f"model={model}", f"build_dir={tmp_path / 'build'}", "precision=int8"]
+    proc = scons(*args, *([] if case == "none" else [f"calibration={folder}"]), check=False)
+    assert proc.returncode != 0
+    assert expected in proc.stderr and ("calibration" in proc.stderr)
+    out = tmp_path / "build/armv7/tiny_int8-int8"
+    assert not any(out.glob("*.quant.json*")) and not any(out.glob("*.weights*"))
