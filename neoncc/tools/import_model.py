@@ -35,6 +35,16 @@ def add_parser(commands) -> None:
     p.add_argument("prototxt", type=Path)
     p.add_argument("caffemodel", type=Path)
     _outputs(p, "caffe", "input shape when the prototxt gives none")
+    p = formats.add_parser("onnx", help=".onnx model (e.g. from torch.onnx.export)")
+    p.add_argument("model", type=Path)
+    _outputs(p, "none", "input shape when the model's input has free dimensions")
+    p = formats.add_parser("pytorch", help="state_dict of torchvision's SqueezeNet 1.0 or 1.1 (.pth)")
+    p.add_argument("state_dict", type=Path)
+    _outputs(p, "torchvision", "input shape (default 3,224,224, torchvision's)")
+    p = formats.add_parser("acl-npy", help="a folder of ACL graph-example .npy files, for a model YAML you have")
+    p.add_argument("folder", type=Path)
+    p.add_argument("--model", required=True, type=Path, help="the model description these weights are for")
+    p.add_argument("--weights-out", required=True, type=Path, help="weights to write (.npz)")
     parser.set_defaults(run=run)
 
 
@@ -43,11 +53,25 @@ def _load(args) -> ImportedModel:
     if args.format == "caffe":
         from neoncc.frontend.caffe.importer import load_caffe
         return load_caffe(args.prototxt, args.caffemodel, name, args.input_shape, args.preprocess)
+    if args.format == "onnx":
+        from neoncc.frontend.onnx.importer import load_onnx
+        return load_onnx(args.model, name, args.input_shape, args.preprocess)
+    if args.format == "pytorch":
+        from neoncc.frontend.pytorch.importer import load_state_dict
+        return load_state_dict(args.state_dict, name, args.input_shape or (3, 224, 224), args.preprocess)
     raise AssertionError(args.format)
 
 
 def run(args) -> None:
     from neoncc.frontend import emit
+    if not args.weights_out.parent.is_dir():
+        raise UserError(f"{args.weights_out}: no such directory: {args.weights_out.parent}")
+    if args.format == "acl-npy":
+        from neoncc.frontend.acl_npy.importer import load_npy_folder
+        graph, weights = load_npy_folder(args.folder, args.model)
+        emit.write_weights(graph, weights, args.weights_out, str(args.folder))
+        print(f"{args.weights_out}: {len(weights)} arrays for {args.model}, from {args.folder}")
+        return
     if not args.output.parent.is_dir():
         raise UserError(f"{args.output}: no such directory: {args.output.parent}")
     model = _load(args)

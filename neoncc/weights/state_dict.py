@@ -18,7 +18,12 @@ from neoncc.weights.pack import check_arrays
 
 
 def load_state_dict(graph: Graph, path: Path) -> dict[str, np.ndarray]:
-    import torch  # only this converter needs PyTorch
+    return check_arrays(graph, read_state_dict(path), path)
+
+
+def read_state_dict(path: Path) -> dict[str, np.ndarray]:
+    """The tensors of a .pth state_dict (or of a checkpoint's `state_dict` entry) as NumPy arrays by key."""
+    import torch  # only reading checkpoints needs PyTorch
 
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -28,9 +33,8 @@ def load_state_dict(graph: Graph, path: Path) -> dict[str, np.ndarray]:
         state = state["state_dict"]
     if not isinstance(state, dict):
         raise UserError(f"{path}: holds a {type(state).__name__}, not a state_dict")
-    arrays = {key: value.detach().cpu().numpy() for key, value in state.items()
-              if hasattr(value, "detach") and not key.endswith("num_batches_tracked")}
-    return check_arrays(graph, arrays, path)
+    return {key: value.detach().cpu().numpy() for key, value in state.items()
+            if hasattr(value, "detach") and not key.endswith("num_batches_tracked")}
 
 
 def write_npz(weights: dict[str, np.ndarray], out: Path) -> None:
