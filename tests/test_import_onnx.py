@@ -138,3 +138,11 @@ def test_refuses_a_file_that_is_not_onnx(tmp_path, capsys):
                   tmp_path / "m.npz")
     assert "junk.onnx: not an ONNX model" in err
     assert not (tmp_path / "m.yaml").exists() and not (tmp_path / "m.npz").exists()
+
+
+def test_refuses_an_output_folder_that_does_not_exist(onnx_v1_1, tmp_path, capsys):
+    _, work, _, _ = onnx_v1_1
+    err = refused(capsys, "onnx", work / "squeezenet1_1.onnx", "-o", tmp_path / "m.yaml", "--weights-out",
+                  tmp_path / "missing" / "m.npz")
+    assert f"{tmp_path / 'missing' / 'm.npz'}: no such directory: {tmp_path / 'missing'}" in err
+    assert not (tmp_path / "m.yaml").exists()
