@@ -11,12 +11,17 @@ from PIL import Image
 
 TEST_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "retina", "stereo_motorcycle",
                "colorwheel")
-CALIBRATION_PHOTOS = ("immunohistochemistry", "camera", "coins", "moon", "clock", "cell", "gravel", "brick")
+CALIBRATION_PHOTOS = ("immunohistochemistry", "camera", "coins", "moon", "clock", "cell", "gravel", "brick",
+                      "sklearn:china.jpg", "sklearn:flower.jpg")
 
 
 def _photo(name: str) -> Image.Image:
     import skimage.data
 
+    if name.startswith("sklearn:"):  # scikit-learn's two bundled colour photos
+        from sklearn.datasets import load_sample_image
+
+        return Image.fromarray(load_sample_image(name.split(":", 1)[1])).convert("RGB")
     pixels = getattr(skimage.data, name)()
     pixels = pixels[0] if isinstance(pixels, tuple) else pixels  # stereo_motorcycle: (left, right, disparity)
     return Image.fromarray(pixels).convert("RGB")
@@ -38,15 +43,15 @@ def _variants(image: Image.Image, count: int) -> list[Image.Image]:
 
 
 def write_photo_set(directory: Path, kind: str) -> list[Path]:
-    """Writes the test set (8 photos x 7 variants = 56) or the calibration set (8 other photos x 2 = 16) as PNG
+    """Writes the test set (8 photos x 7 variants = 56) or the calibration set (10 other photos x 3 = 30) as PNG
     files; returns their paths in order."""
-    names, count = (TEST_PHOTOS, 7) if kind == "test" else (CALIBRATION_PHOTOS, 2)
+    names, count = (TEST_PHOTOS, 7) if kind == "test" else (CALIBRATION_PHOTOS, 3)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     paths = []
     for name in names:
         for i, variant in enumerate(_variants(_photo(name), count)):
-            path = directory / f"{name}-{i}.png"
+            path = directory / f"{name.replace('sklearn:', '').split('.')[0]}-{i}.png"
             if not path.exists():
                 partial = path.with_name(path.name + ".partial.png")
                 variant.save(partial)

@@ -119,13 +119,14 @@ class _Program:
         self.parent: dict[str, str] = {}  # view -> the tensor it is part of
         if plan:
             self._convert(QUANTIZE, graph.input_name, graph.input_shape, "quantize", "_q_")
+        tail = plan.float_tail if plan else []
         for node in graph.nodes:
-            if plan and node.op == "softmax":
+            if tail and node.name == tail[0]:  # the float32 tail begins: its input is de-quantized, once
                 producer = graph.producer(node.inputs[0])
                 shape = self._output_shape(producer) if producer else graph.shape_of(node.inputs[0])
                 self._convert(DEQUANTIZE, node.inputs[0], shape, "dequantize", "_f32_")
             self._declare(node)
-        if plan and graph.nodes[-1].op != "softmax":
+        if plan and not tail:
             self._convert(DEQUANTIZE, graph.output, self._output_shape(graph.nodes[-1]), "dequantize", "_f32_")
         self.output = self.var(graph.output)
         self._plan_lifetimes()
@@ -252,7 +253,7 @@ class _Program:
     def _weight_info(self, node: Node, suffix: str, shape: str) -> str:
         """float32; in 8 bits: int8 per output channel (convolutions) or QASYMM8 (fully connected), and int32
         biases, whose scale (input scale x weight scale) ACL derives itself."""
-        if not self.plan:
+        if not self.plan or node.name in self.plan.float_tail:
             return tensor_info(shape)
         if suffix == "bias":
             return tensor_info(shape, "S32")

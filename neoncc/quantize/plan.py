@@ -6,7 +6,9 @@ The constraints are what keep the engine in 8 bits without copies or re-quantiza
  - both expand convolutions of a fire module write into one concatenated tensor, so they share its
    quantization, measured over the concatenated channels together;
  - ReLU/ReLU6 fused into a convolution are the clamp of its output stage (the range starts at 0);
- - the float softmax at the end reads the one de-quantized tensor.
+ - the network's tail of classifier layers (a fully connected layer and the softmax) runs in float32 after the one
+   de-quantization: a 1000 x 1280 classifier is a small share of the work, and per-tensor 8-bit weights (all ACL
+   20.08 takes there) would put its outliers' error straight into the class scores.
 The plan is data (JSON next to the engine), so the build's code generator and weight packer agree on it.
 """
 
@@ -42,20 +44,22 @@ class QuantPlan:
     tensors: dict[str, tuple[float, int]] = field(default_factory=dict)   # tensor -> (scale, offset), QASYMM8
     weight_scales: dict[str, list[float]] = field(default_factory=dict)   # conv -> per output channel
     fc_weights: dict[str, tuple[float, int]] = field(default_factory=dict)  # fc -> (scale, offset), QASYMM8
+    float_tail: list[str] = field(default_factory=list)  # the last layers, run in float32
 
     def to_json(self) -> str:
         return json.dumps({"model": self.model, "method": self.method, "percentile": self.percentile,
                            "calibration_inputs": self.calibration_inputs,
                            "tensors": {k: list(v) for k, v in self.tensors.items()},
                            "weight_scales": self.weight_scales,
-                           "fc_weights": {k: list(v) for k, v in self.fc_weights.items()}}, indent=1) + "\n"
+                           "fc_weights": {k: list(v) for k, v in self.fc_weights.items()},
+                           "float_tail": self.float_tail}, indent=1) + "\n"
 
     @classmethod
     def read(cls, path: Path) -> "QuantPlan":
         data = json.loads(Path(path).read_text())
         return cls(data["model"], data["method"], data["percentile"], data["calibration_inputs"],
                    {k: (float(s), int(o)) for k, (s, o) in data["tensors"].items()}, data["weight_scales"],
-                   {k: (float(s), int(o)) for k, (s, o) in data["fc_weights"].items()})
+                   {k: (float(s), int(o)) for k, (s, o) in data["fc_weights"].items()}, data["float_tail"])
 
 
 def check_supported(graph: Graph) -> None:
@@ -67,6 +71,17 @@ def check_supported(graph: Graph) -> None:
         if node.op in FLOAT_OPS and node is not graph.nodes[-1]:
             raise UserError(f"{node.origin}: layer '{node.name}': softmax is only supported as the last layer "
                             "in 8 bits (it runs in float32 after the single de-quantization)")
+
+
+def float_tail(graph: Graph) -> list[str]:
+    """The trailing softmax and the fully connected layers right before it: run in float32."""
+    tail = []
+    for node in reversed(graph.nodes):
+        if node.op in FLOAT_OPS + ("fc",) and not (node.op in FLOAT_OPS and tail):
+            tail.insert(0, node.name)
+        else:
+            break
+    return tail
 
 
 def float_tensors(graph: Graph, weights: dict[str, np.ndarray], inputs: np.ndarray) -> dict[str, np.ndarray]:
@@ -122,12 +137,13 @@ def make_plan(graph: Graph, weights: dict[str, np.ndarray], inputs: np.ndarray, 
     check_supported(graph)
     ranges = _ranges(graph, weights, inputs, method, percentile)
     plan = QuantPlan(graph.name, method, percentile if method == "percentile" else None, len(inputs))
+    plan.float_tail = float_tail(graph)
     plan.tensors[graph.input_name] = qasymm8(*ranges[graph.input_name])
     for node in graph.nodes:  # concat tensors first: their producers come before them in the list
         if node.op == "concat":
             plan.tensors[node.output] = qasymm8(*ranges[node.output])
     for node in graph.nodes:
-        if node.op in FLOAT_OPS:
+        if node.name in plan.float_tail:
             continue
         if "write_into" in node.attrs:
             plan.tensors[node.output] = plan.tensors[node.attrs["write_into"]["tensor"]]
@@ -158,6 +174,9 @@ def quantized_tensors(graph: Graph, plan: QuantPlan, tensors: list[tuple[str, np
     out = []
     for name, array in tensors:
         node = layer_of[name]
+        if node.name in plan.float_tail:
+            out.append((name, array))
+            continue
         in_scale = plan.tensors[node.inputs[0]][0]
         if node.op == "conv":
             scales = np.asarray(plan.weight_scales[node.name], np.float64)
