@@ -94,3 +94,21 @@ def test_missing_weights_are_refused(tmp_path):
 def test_unknown_peer_is_refused():
     with pytest.raises(peers.PeerError, match="unknown peer nope"):
         peers.prepare("nope", MODEL, "w.npz", "work")
+
+
+def test_peers_agree_on_a_spatial_output(tmp_path):
+    """A network ending in a fire module's concatenation (a C x H x W output, not 1 x 1 x C): NHWC peers must
+    hand back NCHW, and the plain loops must place both halves of the concatenation."""
+    model = tmp_path / "fire_out.yaml"
+    model.write_text("name: fire_out\ninput: {name: data, shape: [8, 9, 7]}\nlayers:\n"
+                     "  - {name: fire, type: fire, squeeze: 4, expand: 6}\n")
+    graph = load_yaml_model(model)
+    np.savez(tmp_path / "w.npz", **random_weights(graph, 2))
+    tensor = random_inputs(graph, 1, 2)[0]
+    tensor.astype("<f4").tofile(tmp_path / "input.f32")
+    ours, _ = infer(build(model, tmp_path / "engine", tmp_path / "w.npz"), tensor, tmp_path)
+    assert ours.shape == (12 * 9 * 7,)
+    for name in ("acl_graph", "acl_graph_nhwc", "plain_cpp"):
+        result = peers.prepare(name, model, tmp_path / "w.npz", tmp_path / name).run(tmp_path / "input.f32",
+                                                                                     runs=1, warmup=0, count=False)
+        assert peers.check_agreement(name, result.probabilities, ours) <= peers.TOLERANCE

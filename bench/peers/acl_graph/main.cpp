@@ -88,23 +88,38 @@ private:
 };
 
 /** Copies the network's output out after each run, and ends the run: ACL's graph manager loops over input,
- *  tasks and output while the accessors return true. */
+ *  tasks and output while the accessors return true. An NHWC output is put back in NCHW order by nchw(), after
+ *  the measured runs, so the layouts pay the same copy inside the counted span. */
 class ToMemory final : public ITensorAccessor
 {
 public:
-    explicit ToMemory(std::vector<float> &out)
-        : _out(out)
-    {
-    }
     bool access_tensor(ITensor &tensor) override
     {
-        _out.resize(tensor.info()->tensor_shape().total_size());
+        const TensorShape &shape = tensor.info()->tensor_shape();
+        _out.resize(shape.total_size());
         copy_rows(tensor, _out.data(), _out.size(), false, "output");
+        if(tensor.info()->data_layout() == DataLayout::NHWC && shape.num_dimensions() >= 3)
+            _nhwc = { shape[0], shape[1], shape[2], shape.total_size() / (shape[0] * shape[1] * shape[2]) };
         return false; // GraphManager::execute_graph() repeats inferences until an accessor returns false
+    }
+    /** The last output, NCHW. */
+    std::vector<float> nchw() const
+    {
+        if(_nhwc.empty())
+            return _out;
+        std::vector<float> out(_out.size());
+        const size_t       c = _nhwc[0], w = _nhwc[1], h = _nhwc[2], n = _nhwc[3];
+        for(size_t b = 0; b < n; ++b)
+            for(size_t z = 0; z < c; ++z)
+                for(size_t y = 0; y < h; ++y)
+                    for(size_t x = 0; x < w; ++x)
+                        out[((b * c + z) * h + y) * w + x] = _out[((b * h + y) * w + x) * c + z];
+        return out;
     }
 
 private:
-    std::vector<float> &_out;
+    std::vector<float>  _out;
+    std::vector<size_t> _nhwc; // C, W, H, N of an NHWC output
 };
 
 /** Hands out consecutive slices of the weight file, checking it is neither short nor too long. */
@@ -147,7 +162,7 @@ PadStrideInfo pad_stride(std::istream &line)
 
 /** The plan as a graph on `graph`; returns the number of layers. */
 size_t build(Stream &graph, const peer::Options &options, const std::vector<float> &input, const std::vector<float> &weights,
-             std::vector<float> &output)
+             ToMemory *&output)
 {
     std::ifstream plan(options.model);
     if(!plan)
@@ -229,7 +244,9 @@ size_t build(Stream &graph, const peer::Options &options, const std::vector<floa
         ++layers;
     }
     cursor.check_used_up();
-    tail(last) << OutputLayer(std::make_unique<ToMemory>(output)).set_name("output");
+    auto sink = std::make_unique<ToMemory>();
+    output    = sink.get(); // owned by the graph, which outlives its use in main()
+    tail(last) << OutputLayer(std::move(sink)).set_name("output");
     return layers;
 }
 } // namespace
@@ -241,7 +258,7 @@ int main(int argc, char **argv)
         const peer::Options      options = peer::parse(argc, argv);
         const std::vector<float> input   = peer::read_floats(options.input, options.input_size());
         const std::vector<float> weights = peer::read_floats(options.weights, 0);
-        std::vector<float>       output;
+        ToMemory                *output  = nullptr;
 
         Stream       graph(0, "peer");
         const size_t layers = build(graph, options, input, weights, output);
@@ -250,7 +267,8 @@ int main(int argc, char **argv)
         graph.finalize(Target::NEON, config);
 
         const std::vector<double> times = peer::measure(options, [&] { graph.run(); });
-        peer::write_floats(options.output, output.data(), output.size());
+        const std::vector<float>  result = output->nchw();
+        peer::write_floats(options.output, result.data(), result.size());
         peer::report(times, { "\"layers\": " + std::to_string(layers), "\"graph_nodes\": " + std::to_string(graph.graph().nodes().size()) });
     });
 }
