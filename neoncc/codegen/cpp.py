@@ -148,9 +148,9 @@ class _Program:
         self.alias[tensor] = var
 
     def _plan_lifetimes(self) -> None:
-        """Activations between layers share one memory pool by lifetime (ACL's memory manager): each is managed
-        from the first layer that writes it and released after the last layer that reads it. The network's input
-        and output stay outside the pool, as the caller writes and reads them around the runs."""
+        """Activations between layers share one arena (runtime/activation_arena.h), placed by lifetime: each
+        lives from the first layer that writes it to the last layer that reads it. The network's input and output
+        stay outside, as the caller writes and reads them around the runs."""
         fixed = {identifier(self.graph.input_name) + "_out_", self.output}
         first: dict[str, int] = {}
         last: dict[str, int] = {}
@@ -160,11 +160,11 @@ class _Program:
                 last[var] = max(last.get(var, index), index)
             for var in (self.parent.get(v, v) for v in layer["reads"]):
                 last[var] = index
-        for index, layer in enumerate(self.layers):
-            layer["manage"] = [v for v in first if first[v] == index and v not in fixed]
-            layer["release"] = [v for v in last if last[v] == index and v not in fixed and v in first]
         for tensor in self.tensors:
-            tensor["managed"] = tensor["var"] in first and tensor["var"] not in fixed
+            var = tensor["var"]
+            tensor["managed"] = var in first and var not in fixed
+            if tensor["managed"]:
+                tensor["lifetime"] = (first[var], last[var])
 
     def var(self, tensor: str) -> str:
         """The variable a consumer of the tensor reads (its converted copy, if any)."""
