@@ -369,7 +369,7 @@ void QuantizedConvolution::compute_dot(size_t first_pair, size_t end_pair, const
         const size_t  channel0 = 2 * pair;
         const int8_t *w0       = _packed8.data() + channel0 * _padded_k;
         const int8_t *w1       = w0 + _padded_k;
-        for(size_t p = 0; p < _padded_pixels; p += kDotPixels)
+        for(size_t p = 0; p < _pixels; p += kDotPixels) // the last block may end in the zero-filled rows
         {
             const int8_t *x0 = rows + p * row_stride, *x1 = x0 + row_stride, *x2 = x1 + row_stride, *x3 = x2 + row_stride;
             const int8_t *wp0 = w0, *wp1 = w1, *const w0_end = w0 + _padded_k;

@@ -172,3 +172,44 @@ def test_bad_calibration_is_refused_clearly(tiny, tmp_path, case):
     assert expected in proc.stderr and ("calibration" in proc.stderr)
     out = tmp_path / "build/armv7/tiny_int8-int8"
     assert not any(out.glob("*.quant.json*")) and not any(out.glob("*.weights*"))
+
+
+RESIDUAL = """name: residual_int8
+input: {name: data, shape: [4, 9, 11]}
+layers:
+  - {name: conv1, type: conv, filters: 8, kernel: 1, activation: relu}
+  - {name: conv2, type: conv, filters: 8, kernel: 3, pad: 1}
+  - {name: add, type: add, input: [conv1, conv2]}
+"""
+
+
+def test_residual_addition_in_8_bits_matches_float(tmp_path):
+    """The 8-bit addition (its own scales on each input) against PyTorch in float32, to the quantization steps."""
+    import torch
+    from torch.nn import functional as F
+
+    model = tmp_path / "residual_int8.yaml"
+    model.write_text(RESIDUAL)
+    rng = np.random.default_rng(5)
+    w = {"conv1.weight": rng.normal(0, 0.5, (8, 4, 1, 1)), "conv1.bias": rng.uniform(-0.1, 0.1, 8),
+         "conv2.weight": rng.normal(0, 0.2, (8, 8, 3, 3)), "conv2.bias": rng.uniform(-0.1, 0.1, 8)}
+    w = {k: v.astype(np.float32) for k, v in w.items()}
+    np.savez(tmp_path / "w.npz", **w)
+    (tmp_path / "calibration").mkdir()
+    calibration = rng.normal(0, 1, (8, 4, 9, 11)).astype("<f4")
+    calibration.tofile(tmp_path / "calibration/inputs.f32")
+    binary = build_int8(model, tmp_path / "build", tmp_path / "calibration", f"weights={tmp_path / 'w.npz'}",
+                        "calibration_method=minmax")
+    source = binary.with_suffix(".cpp").read_text()
+    assert "engine::QuantizedAddition add_;" in source
+    x = calibration[3]  # inside every calibrated (min/max) range: nothing saturates
+    x.astype("<f4").tofile(tmp_path / "x.f32")
+    run_engine(binary, "--input", str(tmp_path / "x.f32"), "--output", str(tmp_path / "y.f32"))
+    t = {k: torch.from_numpy(v) for k, v in w.items()}
+    with torch.no_grad():
+        a = F.relu(F.conv2d(torch.from_numpy(x)[None], t["conv1.weight"], t["conv1.bias"]))
+        expected = (a + F.conv2d(a, t["conv2.weight"], t["conv2.bias"], padding=1))[0].numpy().ravel()
+    plan = json.loads(binary.with_suffix(".quant.json").read_text())
+    step = plan["tensors"]["add"][0]
+    error = np.abs(np.fromfile(tmp_path / "y.f32", "<f4") - expected) / step
+    assert error.max() < 3 and error.mean() < 0.6  # input, weight and two requantization roundings

@@ -208,6 +208,8 @@ class _Program:
             layer["reads"], layer["writes"] = layer["inputs"], [layer["output"]]
         if self.plan and node.op == "global_avgpool":
             layer["function"] = "engine::QuantizedGlobalAveragePooling"  # ACL's 8-bit path is generic on armv7
+        if self.plan and node.op == "add":
+            layer["function"] = "engine::QuantizedAddition"  # ACL's 8-bit addition costs ~100x float's on armv7
         if template == "conv":
             layer["method"] = node.attrs.get("method", "auto")
             if self.plan:
