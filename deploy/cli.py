@@ -49,6 +49,11 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """deploy.py's options, for commands that run deploy() themselves (neoncc validate --board)."""
+    return _parser().parse_args(argv)
+
+
 def _top5(output: np.ndarray, labels: list[str] | None) -> list[list]:
     order = np.argsort(-output, kind="stable")[:5]
     named = labels is not None and len(labels) == output.size
@@ -175,7 +180,7 @@ def format_table(r: dict, profile: bool = False) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = parse_args(argv)
 
     def log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)

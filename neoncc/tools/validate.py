@@ -78,11 +78,12 @@ def run_on_qemu(args, batch: Path, output: Path) -> None:
 
 
 def run_on_board(args, batch: Path, output: Path) -> None:
-    from deploy.cli import deploy  # the whole push-and-run flow of deploy.py
-    deploy(argparse.Namespace(board=args.board, model=str(Path(args.model).resolve()), weights=args.weights,
-                              image=None, input=batch, runs=1, warmup=0, threads=args.threads, timeout=None,
-                              output=output, json=True, trust_host_key=False, no_build=False),
-           log=lambda line: None)
+    from deploy.cli import deploy, parse_args  # the whole push-and-run flow of deploy.py, with its defaults
+    argv = ["--board", args.board, "--model", str(Path(args.model).resolve()), "--input", str(batch),
+            "--output", str(output), "--runs", "1", "--warmup", "0", "--json"]
+    argv += ["--weights", str(args.weights)] if args.weights else []
+    argv += ["--threads", str(args.threads)] if args.threads else []
+    deploy(parse_args(argv), log=lambda line: None)
 
 
 def validate(args) -> tuple[Metrics, list[str]]:
