@@ -1,6 +1,6 @@
-"""8-bit engines (scons ... precision=int8 calibration=DIR): SqueezeNet v1.1 against its float32 engine on real
-photos under qemu-arm, the generated code's single quantize/de-quantize, our 8-bit convolution kernels against
-integer arithmetic in numpy, and refusals of bad calibration folders."""
+"""8-bit engines (scons ... precision=int8 calibration=DIR): SqueezeNet v1.1 on the emulated board against its
+float32 engine on real photos, the generated code's single quantize/de-quantize, our 8-bit convolution kernels
+against integer arithmetic in numpy, and refusals of bad calibration folders."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from bench.photos import photo_tensors, write_photo_set
-from conftest import ROOT, build, run_engine, scons
+from conftest import ROOT, build, deploy_json, run_engine, scons
 
 V11 = ROOT / "configs/models/squeezenet_v1_1.yaml"
 
@@ -34,19 +34,24 @@ def build_int8(model, build_dir, calibration, *extra):
 
 
 @pytest.fixture(scope="module")
-def squeezenet(tmp_path_factory):
-    """float32 and int8 SqueezeNet v1.1 (seeded random weights) on 56 photo inputs; calibrated on other photos."""
+def squeezenet(tmp_path_factory, models_board):
+    """float32 SqueezeNet v1.1 (seeded random weights) under qemu-arm and its int8 engine, built and run by
+    deploy.py on the emulated board, on 56 photo inputs; calibrated on other photos."""
     work = tmp_path_factory.mktemp("int8")
     calibration = work / "calibration"
     write_photo_set(calibration, "calibration")
     test = write_photo_set(work / "test", "test")
     photo_tensors(V11, test).astype("<f4").tofile(work / "test.f32")
-    engines = {"float32": build(V11, work / "build"), "int8": build_int8(V11, work / "build", calibration)}
-    outputs = {}
-    for precision, binary in engines.items():
-        run_engine(binary, "--input", str(work / "test.f32"), "--output", str(work / f"{precision}.f32"), "--runs", "1",
-                   "--warmup", "0", "--threads", "1")
-        outputs[precision] = np.fromfile(work / f"{precision}.f32", "<f4").reshape(len(test), 1000)
+    float32 = build(V11, work / "build")
+    run_engine(float32, "--input", str(work / "test.f32"), "--output", str(work / "float32.f32"), "--runs", "1",
+               "--warmup", "0", "--threads", "1")
+    result = deploy_json("--board", str(models_board), "--model", str(V11), "--precision", "int8",
+                         "--calibration", str(calibration), "--input", str(work / "test.f32"),
+                         "--output", str(work / "int8.f32"), "--runs", "1", "--warmup", "0")
+    assert result["batch"] == len(test)
+    engines = {"float32": float32, "int8": ROOT / "build/armv7/squeezenet_v1_1-int8/squeezenet_v1_1"}
+    outputs = {precision: np.fromfile(work / f"{precision}.f32", "<f4").reshape(len(test), 1000)
+               for precision in engines}
     return engines, outputs
 
 
