@@ -148,8 +148,9 @@ def deploy(args: argparse.Namespace, log) -> dict:
 
 def format_table(r: dict, profile: bool = False) -> str:
     info = r["board_info"]
-    lines = [f"{r['model']}{' (int8)' if r.get('precision') == 'int8' else ''} on board {r['board']} ({r['host']}: {info['arch']}, {info['cores']} cores, NEON, "
-             f"{info['mem_available_kb'] // 1024} MB free)"]
+    precision = " (int8)" if r.get("precision") == "int8" else ""
+    lines = [f"{r['model']}{precision} on board {r['board']} ({r['host']}: {info['arch']}, {info['cores']} cores, "
+             f"NEON, {info['mem_available_kb'] // 1024} MB free)"]
     if r["weights_random"]:
         lines.append("NOTE: the weights are RANDOM (no trained weights were given): the top-5 below is not a "
                      "classification.")
