@@ -7,6 +7,7 @@ Nothing here fakes SSH: the tests talk to the emulated board and to a dropbear s
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import pwd
 import shutil
@@ -52,6 +53,13 @@ def deploy(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     """Run deploy.py as a user would, from the project directory."""
     return subprocess.run([sys.executable, str(PROJECT_ROOT / "deploy.py"), *args], cwd=PROJECT_ROOT,
                           capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def deploy_json(*args: str, timeout: float = 300) -> dict:
+    """deploy.py --json as a user runs it, which must succeed; its parsed result."""
+    proc = deploy(*args, "--json", timeout=timeout)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
 
 
 def error_line(proc: subprocess.CompletedProcess) -> str:

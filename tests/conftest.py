@@ -64,11 +64,3 @@ def models_board(tmp_path_factory) -> Path:
     with testing.running_board(path):
         yield path
 
-
-def deploy_json(*args: str, timeout: float = 900) -> dict:
-    """deploy.py --json as a user runs it; its parsed result."""
-    from deploy import testing
-    proc = testing.deploy(*args, "--json", timeout=timeout)
-    if proc.returncode != 0:
-        raise AssertionError(f"deploy.py {' '.join(args)} failed:\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout)

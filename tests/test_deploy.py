@@ -7,7 +7,6 @@ crash, a timeout. No SSH is mocked.
 from __future__ import annotations
 
 import hashlib
-import json
 import socket
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from deploy.bundle import Remote
 from deploy.errors import DeployError
 from deploy.image import ensure_client_key
 from deploy.ssh import Connection
+from deploy.testing import deploy_json
 from neoncc import PROJECT_ROOT
 from neoncc.tools.preprocess import image_to_tensor
 
@@ -44,12 +44,6 @@ def board(tmp_path_factory, engine):
 
 def connect(path) -> Connection:
     return Connection(boards.load(str(path)))
-
-
-def deploy_json(*args: str) -> dict:
-    proc = testing.deploy(*args, "--json")
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)
 
 
 def variant(board, tmp_path, **fields):

