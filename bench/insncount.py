@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from neoncc import PROJECT_ROOT
-from neoncc.errors import UserError
+from neoncc.errors import UserError, exit_status
 
 PLUGIN_SOURCE_DIR = Path(__file__).resolve().parent / "qemu_plugin"
 CACHE_DIR = PROJECT_ROOT / ".cache" / "insncount"
@@ -247,12 +247,7 @@ def _print_result(result: Result) -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv == ["build"]:
-        try:
-            print(build())
-        except UserError as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 1
-        return 0
+        return exit_status(lambda: print(build()))
     parser = argparse.ArgumentParser(
         prog="python3 -m bench.insncount",
         description="Count executed guest instructions of an ARM program under qemu-user "
@@ -270,18 +265,17 @@ def main(argv: list[str] | None = None) -> int:
     if not command:
         parser.error("no program given (python3 -m bench.insncount -- ./prog args)")
     env = dict(item.split("=", 1) for item in args.env)
-    try:
+
+    def run() -> int:
         result = count(command, None if args.no_sysroot else args.sysroot, env, cpu=args.cpu, check=False)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    sys.stderr.write(result.stdout + result.stderr)   # the guest's output; stdout carries only the counts
-    if args.json:
-        print(json.dumps({**asdict(result), "regions": [asdict(r) for r in result.regions()],
-                          "stdout": None, "stderr": None}, indent=1))
-    else:
-        _print_result(result)
-    return result.returncode
+        sys.stderr.write(result.stdout + result.stderr)   # the guest's output; stdout carries only the counts
+        if args.json:
+            print(json.dumps({**asdict(result), "regions": [asdict(r) for r in result.regions()],
+                              "stdout": None, "stderr": None}, indent=1))
+        else:
+            _print_result(result)
+        return result.returncode
+    return exit_status(run)
 
 
 if __name__ == "__main__":
