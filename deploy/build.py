@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -143,13 +142,6 @@ def build_supervise() -> Path:
     return out
 
 
-def _write_atomic(path: Path, data: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    data.astype("<f4").tofile(tmp)
-    tmp.replace(path)
-
-
 def prepare_input(engine: Engine, image: Path | None = None, tensor: Path | None = None, log=print) -> Path:
     """The input tensor file: a photo preprocessed as the model's YAML says, a given .f32, or a seeded random
     tensor when neither is given (said plainly, since its top-5 means nothing)."""
@@ -173,7 +165,8 @@ def prepare_input(engine: Engine, image: Path | None = None, tensor: Path | None
         return out
     out = INPUTS / f"{engine.model}-random-seed0.f32"
     if not out.is_file():
-        _write_atomic(out, np.random.default_rng(0).standard_normal(engine.input_shape, dtype=np.float32))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_tensor(np.random.default_rng(0).standard_normal(engine.input_shape, dtype=np.float32), out)
     log("input: no --image or --input given; using a seeded random tensor")
     return out
 

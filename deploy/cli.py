@@ -20,6 +20,7 @@ from deploy.errors import DeployError
 from deploy.run import preflight, run
 from deploy.ssh import Connection
 from neoncc.errors import UserError
+from neoncc.tools.preprocess import write_tensor
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -58,12 +59,6 @@ def _top5(output: np.ndarray, labels: list[str] | None) -> list[list]:
     order = np.argsort(-output, kind="stable")[:5]
     named = labels is not None and len(labels) == output.size
     return [[int(i), float(output[i]), labels[i] if named else None] for i in order]
-
-
-def _write_output(path: Path, output: np.ndarray) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    output.astype("<f4").tofile(tmp)
-    tmp.replace(path)
 
 
 def deploy(args: argparse.Namespace, log) -> dict:
@@ -113,7 +108,7 @@ def deploy(args: argparse.Namespace, log) -> dict:
                      args.timeout or board.run_timeout_s, log=log)
         phase("run")
     if args.output is not None:
-        _write_output(args.output, result.output)
+        write_tensor(result.output, args.output)
     stats = result.stats
     batch = int(result.engine.get("batch", 1))
     outputs = result.output.reshape(batch, -1)

@@ -4,6 +4,7 @@ on the 0..255 scale (Caffe SqueezeNet: BGR, mean 104/117/123, no std)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -63,7 +64,8 @@ def image_to_tensor(model: str | Path, image_path: str | Path) -> np.ndarray:
 
 
 def write_tensor(tensor: np.ndarray, out: Path) -> None:
+    """Raw little-endian float32, written under a temporary name and renamed: never half-written."""
     out = Path(out)
-    partial = out.with_name(out.name + ".partial")
+    partial = out.with_name(f"{out.name}.{os.getpid()}.partial")
     tensor.astype("<f4").tofile(partial)
     partial.replace(out)
