@@ -34,7 +34,7 @@ from neoncc import PROJECT_ROOT  # noqa: E402
 from neoncc.errors import UserError  # noqa: E402
 from neoncc.frontend.yaml_model import load_yaml_model  # noqa: E402
 from neoncc.ir.shapes import macs  # noqa: E402
-from neoncc.passes import optimize  # noqa: E402
+from neoncc.passes import lower, optimize  # noqa: E402
 from neoncc.targets import toolchain  # noqa: E402
 from neoncc.tools.preprocess import preprocess  # noqa: E402
 from neoncc.weights.pack import random_weights  # noqa: E402
@@ -47,10 +47,10 @@ KEPT_SECTIONS = re.compile(r"<!-- (int8|notes):begin -->.*?<!-- \1:end -->", re.
 def largest_live_set(model: Path) -> int:
     """Bytes of the largest set of activations alive at once between the network's input and output (both held
     outside the pool): the floor for any lifetime-based activation memory, computed from the graph."""
-    graph = optimize(load_yaml_model(model))
-    steps = [n for n in graph.nodes if not n.attrs.get("in_place")]
-    home = {n.output: n.attrs["write_into"]["tensor"] for n in graph.nodes if "write_into" in n.attrs}
-    size = {n.output: 4 * math.prod(n.shape) for n in graph.nodes}
+    graph = lower(optimize(load_yaml_model(model)), layout_mode="nchw")
+    steps = graph.nodes
+    home = {name: t.view_of[0] for name, t in graph.tensors.items() if t.view_of}
+    size = {name: 4 * math.prod(t.shape) for name, t in graph.tensors.items()}
     first: dict[str, int] = {}
     last: dict[str, int] = {}
     for index, node in enumerate(steps):

@@ -1,7 +1,8 @@
 """Choose each convolution's method (ACL's own choice, GEMM, Winograd, direct, or our pointwise matrix product)
-by counting: build the engine once per method (every layer that method
-supports switched to it), count guest instructions per layer, keep per layer the cheapest, then check the tuned
-engine as a whole against ACL's own choice. The result is data, configs/tuning/<target>/<model>.yaml, which the
+and each layer's layout (NCHW or NHWC) by counting: build the engine once per (method, layout) (every layer that
+method supports switched to it), count guest instructions per layer, keep per layer the cheapest, then check the
+tuned engine as a whole (with the layout conversions it implies) against the best uniform build and ACL's own
+choice. The result is data, configs/tuning/<target>/<model>.yaml, which the
 build picks up; it is written only when the counts say it pays.
 
     python3 -m bench tune configs/models/squeezenet_v1_1.yaml
@@ -20,7 +21,8 @@ from neoncc import PROJECT_ROOT
 from neoncc.frontend.yaml_model import load_yaml_model
 from neoncc.ir.graph import Node
 from neoncc.ir.shapes import pair
-from neoncc.passes.conv_method import pointwise_possible
+from neoncc.passes import optimize
+from neoncc.passes.select_kernels import pointwise_possible
 from neoncc.tools.preprocess import random_inputs
 
 
@@ -38,51 +40,77 @@ def supports(method: str, node: Node) -> bool:
     return method == "gemm"
 
 
-def _cheapest(node: Node, counts: dict) -> str:
-    """ACL's own choice unless another method is at least 1 % cheaper (smaller differences are not worth a pin)."""
-    others = [(counts[m].per_layer[node.name], m) for m in counts if m != "auto" and supports(m, node)]
-    if not others:
-        return "auto"
-    cost, method = min(others)
-    return method if cost < 0.99 * counts["auto"].per_layer[node.name] else "auto"
+CANDIDATES = [("auto", "NCHW"), ("gemm", "NCHW"), ("direct", "NCHW"), ("winograd", "NCHW"), ("pointwise", "NCHW"),
+              ("auto", "NHWC"), ("gemm", "NHWC"), ("winograd", "NHWC")]
 
 
-def tune(model: Path, log=print) -> Path | None:
+def _cheapest(node: Node, counts: dict, candidates: list[tuple[str, str]]) -> tuple[str, str]:
+    """The (method, layout) that cost the node least; ACL's own NCHW choice unless another is at least 1 % cheaper
+    (smaller differences are not worth a pin)."""
+    base = counts[("auto", "NCHW")].per_layer.get(node.name, 0)
+    cost, choice = min((counts[c].per_layer.get(node.name, base), c) for c in candidates)
+    return choice if cost < 0.99 * base else ("auto", "NCHW")
+
+
+def _tuning_file(choices: dict[str, tuple[str, str]], convs: set[str]) -> dict:
+    return {"conv_method": {n: m for n, (m, _) in choices.items() if n in convs and m != "auto"},
+            "layout": {n: layout for n, (_, layout) in choices.items()}}
+
+
+def tune(model: Path, log=print, target: str = "armv7") -> Path | None:
     graph = load_yaml_model(model)
-    convs = [n for n in graph.nodes if n.op == "conv"]
-    out = PROJECT_ROOT / "configs" / "tuning" / "armv7" / f"{graph.name}.yaml"
+    convs = {n.name: n for n in graph.nodes if n.op == "conv"}
+    others = [n.name for n in optimize(load_yaml_model(model)).nodes if n.op not in ("conv", "concat")]
+    out = PROJECT_ROOT / "configs" / "tuning" / target / f"{graph.name}.yaml"
     with tempfile.TemporaryDirectory(prefix="neoncc-tune-") as work:
         work = Path(work)
         random_inputs(graph, 1, 0).astype("<f4").tofile(work / "input.f32")
         counts = {}
-        for method in ("auto", "gemm", "direct", "winograd", "pointwise"):
-            chosen = {n.name: method for n in convs if method == "auto" or supports(method, n)}
+        for method, layout in CANDIDATES:
+            chosen = {n: (method, layout) for n, node in convs.items() if method == "auto" or supports(method, node)}
             if not chosen:
                 continue
-            (work / f"{method}.yaml").write_text(yaml.safe_dump({"conv_method": chosen}))
-            binary = build(model, work / method, tuning=work / f"{method}.yaml")
-            counts[method] = count_engine(binary, work / "input.f32")
-            log(f"{graph.name}: every layer {method}: {counts[method].per_inference / 1e6:.1f} M instructions")
-        best = {n.name: _cheapest(n, counts) for n in convs}
-        tuning = {"conv_method": {name: method for name, method in best.items() if method != "auto"}}
+            name = f"{method}-{layout.lower()}"
+            (work / f"{name}.yaml").write_text(yaml.safe_dump(_tuning_file(
+                {**chosen, **{n: ("auto", layout) for n in others}}, set(convs))))
+            binary = build(model, work / name, tuning=work / f"{name}.yaml", target=target)
+            counts[(method, layout)] = count_engine(binary, work / "input.f32")
+            log(f"{graph.name}: every layer {method}, {layout}: "
+                f"{counts[(method, layout)].per_inference / 1e6:.1f} M instructions")
+        best = {n: _cheapest(node, counts, [c for c in counts if c[0] == "auto" or supports(c[0], node)])
+                for n, node in convs.items()}
+        best.update({n: _cheapest(Node(n, "", []), counts, [c for c in counts if c[0] == "auto"]) for n in others})
+        tuning = _tuning_file(best, set(convs))
         (work / "tuned.yaml").write_text(yaml.safe_dump(tuning))
-        tuned = count_engine(build(model, work / "tuned", tuning=work / "tuned.yaml"), work / "input.f32")
-    auto = counts["auto"]
+        tuned = count_engine(build(model, work / "tuned", tuning=work / "tuned.yaml", target=target),
+                             work / "input.f32")
+    uniform = min(counts.values(), key=lambda c: c.per_inference)
+    if uniform.per_inference < tuned.per_inference:  # the conversions cost more than the per-layer choices gain
+        (choice,) = [c for c in counts if counts[c] is uniform]
+        best = {n: (choice[0] if choice[0] == "auto" or supports(choice[0], convs[n]) else "auto", choice[1])
+                for n in convs} | {n: ("auto", choice[1]) for n in others}
+        tuning, tuned = _tuning_file(best, set(convs)), uniform
+    auto = counts[("auto", "NCHW")]
     gain = auto.per_inference - tuned.per_inference
-    log(f"{graph.name}: tuned {tuned.per_inference / 1e6:.1f} M vs ACL's choice {auto.per_inference / 1e6:.1f} M")
+    log(f"{graph.name}: tuned {tuned.per_inference / 1e6:.1f} M vs ACL's NCHW choice {auto.per_inference / 1e6:.1f} M")
     if not np.allclose(tuned.output, auto.output, rtol=1e-4, atol=1e-6):
         raise AssertionError(f"{graph.name}: the tuned engine's output differs from ACL's choice")
-    if gain <= 0 or not tuning["conv_method"]:
+    if gain <= 0:
         log(f"{graph.name}: no gain; {out.relative_to(PROJECT_ROOT)} not written")
         return None
-    lines = [f"# Convolution methods for {graph.name} on armv7, chosen by `python3 -m bench tune` from guest-instruction",
-             f"# counts under qemu-user (single thread): {tuned.per_inference:,} instructions per inference with",
-             f"# this file, {auto.per_inference:,} with ACL's own choice ({100 * gain / auto.per_inference:.1f} % fewer).",
-             "# Per layer (M instructions): " + ", ".join(m for m in counts), "conv_method:"]
+    names = [f"{m}/{layout}" for m, layout in counts]
+    lines = [f"# Convolution methods and layouts for {graph.name} on {target}, chosen by `python3 -m bench tune` from",
+             f"# guest-instruction counts under qemu-user (single thread): {tuned.per_inference:,} instructions per",
+             f"# inference with this file, {auto.per_inference:,} with ACL's own NCHW choice "
+             f"({100 * gain / auto.per_inference:.1f} % fewer).",
+             f"model: {graph.name}",
+             "# Per layer (M instructions): " + ", ".join(names), "conv_method:"]
     for name, method in tuning["conv_method"].items():
-        per_method = ", ".join(f"{counts[m].per_layer.get(name, 0) / 1e6:.2f}" if m == "auto" or supports(m, graph.node(name))
-                               else "-" for m in counts)
-        lines.append(f"  {name}: {method}{' ' * max(1, 24 - len(name) - len(method))}# {per_method}")
+        lines.append(f"  {name}: {method}")
+    lines.append("layout:")
+    for name, layout in tuning["layout"].items():
+        per = ", ".join(f"{counts[c].per_layer[name] / 1e6:.2f}" if name in counts[c].per_layer else "-" for c in counts)
+        lines.append(f"  {name}: {layout}{' ' * max(1, 26 - len(name) - len(layout))}# {per}")
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(out.name + ".partial")
     partial.write_text("\n".join(lines) + "\n")

@@ -1,69 +1,80 @@
-"""The build steps SConstruct runs: model description -> graph -> passes -> C++ / weight file / manifest."""
+"""The build steps SConstruct runs: model description -> graph (+ weights as constants) -> passes -> one lowered
+graph, from which the C++, the weight file and the manifest are all written in one step (`compile_engine`)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
-from neoncc.codegen.cpp import generate, write_atomically
 from neoncc.frontend.yaml_model import load_yaml_model
 from neoncc.ir.graph import Graph
-from neoncc.passes import optimize
-from neoncc.passes.conv_method import load_tuning
-from neoncc.quantize.calibration import load_calibration
-from neoncc.quantize.plan import QuantPlan, check_supported, make_plan, quantized_tensors
-from neoncc.weights import engine_format
-from neoncc.weights.pack import engine_tensors, load_npz, random_weights
+from neoncc.passes import lower, optimize
+from neoncc.passes.select_kernels import load_tuning
+from neoncc.weights.pack import attach, engine_tensors, load_npz, random_weights
+
+PRECISIONS = ("float32", "int8")
 
 
-def load_optimized(model: Path) -> Graph:
-    return optimize(load_yaml_model(model))
+def float_graph(model: Path, npz: Path | None, seed: int) -> Graph:
+    """The optimised float graph with its constants: the weights are checked against the model as written, before
+    any pass rewrites them."""
+    graph = load_yaml_model(model)
+    arrays = load_npz(graph, Path(npz)) if npz else random_weights(graph, seed)
+    return optimize(attach(graph, arrays))
 
 
-def write_source(model: Path, out: Path, tuning: Path | None = None, plan: Path | None = None) -> None:
-    graph = optimize(load_yaml_model(model), load_tuning(tuning), str(tuning))
-    write_atomically(Path(out), generate(graph, QuantPlan.read(plan) if plan else None))
+def lowered_graph(model: Path, npz: Path | None, seed: int, target: str, tuning: Path | None = None,
+                  plan: Path | None = None, layout: str = "auto") -> Graph:
+    """What the engine is: precision, a kernel for every node, layouts and conversions, constants as stored."""
+    from neoncc.quantize.plan import QuantPlan
+    from neoncc.targets import toolchain
+    spec = toolchain.load(target).spec
+    return lower(float_graph(model, npz, seed), tuning=load_tuning(tuning), plan=QuantPlan.read(plan) if plan else None,
+                 strategy=spec.get("strategy", {}), layout_mode=layout,
+                 default_layout=spec.get("default_layout", "NCHW"))
 
 
-def _float_engine_tensors(model: Path, npz: Path | None, seed: int) -> tuple[Graph, list]:
-    graph = load_yaml_model(model)  # the weights are checked against the model as written, before any pass
-    weights = load_npz(graph, Path(npz)) if npz else random_weights(graph, seed)
-    optimized = optimize(graph)
-    return optimized, engine_tensors(optimized, weights)
-
-
-def write_weights(model: Path, npz: Path | None, seed: int, out: Path, plan: Path | None = None) -> None:
-    graph, tensors = _float_engine_tensors(model, npz, seed)
-    if plan:
-        tensors = quantized_tensors(graph, QuantPlan.read(plan), tensors)
-    engine_format.write(Path(out), tensors)
+def compile_engine(model: Path, npz: Path | None, seed: int, target: str, cpp: Path, weights: Path, manifest: Path,
+                   tuning: Path | None = None, plan: Path | None = None, layout: str = "auto") -> None:
+    """The one compile step: the lowered graph, then its C++, its weight file and its manifest."""
+    from neoncc.codegen.cpp import generate, write_atomically
+    from neoncc.weights import engine_format
+    graph = lowered_graph(model, npz, seed, target, tuning, plan, layout)
+    source = generate(graph)
+    tensors = engine_tensors(graph)
+    description = {
+        "model": graph.name,
+        "target": target,
+        "precision": "int8" if plan else "float32",
+        "layout": layout,
+        "source": str(model),
+        "input_name": graph.input_name,
+        "input_shape": list(graph.input_shape),
+        "output_shape": [graph.shape_of(graph.output)[0]],
+        "weights": str(npz) if npz else None,
+        "weights_sha256": hashlib.sha256(Path(npz).read_bytes()).hexdigest() if npz else None,
+        "weights_random": npz is None,
+        "seed": None if npz else seed,
+        "tuning": str(tuning) if tuning else None,
+        "labels": graph.meta["labels"],
+        "preprocess": graph.meta["preprocess"],
+        "layers": [{"name": n.name, "op": n.op, "kernel": n.attrs["impl"], "layout": n.attrs["layout"],
+                    "precision": n.attrs.get("precision", "float32")} for n in graph.nodes],
+    }
+    # Weights first, manifest last: a manifest always describes the files beside it.
+    engine_format.write(Path(weights), tensors)
+    write_atomically(Path(cpp), source)
+    write_atomically(Path(manifest), json.dumps(description, indent=2) + "\n")
 
 
 def write_plan(model: Path, npz: Path | None, seed: int, calibration: Path, out: Path,
                method: str = "percentile") -> None:
-    """The 8-bit plan (neoncc/quantize/plan.py) from the float engine run on the calibration set."""
+    """The 8-bit plan (neoncc/quantize/plan.py) from the float graph run on the calibration set."""
+    from neoncc.codegen.cpp import write_atomically
+    from neoncc.quantize.calibration import load_calibration
+    from neoncc.quantize.plan import check_supported, make_plan
     check_supported(optimize(load_yaml_model(model)))  # refuse unsupported layers before any other work
-    graph, tensors = _float_engine_tensors(model, npz, seed)
+    graph = float_graph(model, npz, seed)
     inputs = load_calibration(calibration, graph)
-    write_atomically(Path(out), make_plan(graph, dict(tensors), inputs, method).to_json())
-
-
-def write_manifest(model: Path, npz: Path | None, seed: int, target: str, out: Path,
-                   precision: str = "float32") -> None:
-    """What deploy and validation tools need to know about a built engine, without re-reading the YAML."""
-    graph = load_optimized(model)
-    manifest = {
-        "model": graph.name,
-        "target": target,
-        "precision": precision,
-        "source": str(model),
-        "input_name": graph.input_name,
-        "input_shape": list(graph.input_shape),
-        "output_shape": [graph.nodes[-1].shape[0]],
-        "weights": str(npz) if npz else None,
-        "weights_random": npz is None,
-        "seed": None if npz else seed,
-        "labels": graph.meta["labels"],
-        "preprocess": graph.meta["preprocess"],
-    }
-    write_atomically(Path(out), json.dumps(manifest, indent=2) + "\n")
+    write_atomically(Path(out), make_plan(graph, inputs, method).to_json())

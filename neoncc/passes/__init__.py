@@ -1,13 +1,32 @@
-"""Graph passes for inference, each one small rewrite of the IR. `optimize` runs them in order."""
+"""Graph passes for inference, each a graph -> graph rewrite in its own module, run in the order below.
+
+`optimize` gives the float graph every build starts from (what an 8-bit plan is calibrated on, and what benchmark
+peers export); `lower` then decides precision, kernels and layout, the graph that code generation and the weight
+file serialise as they are.
+"""
+
+from __future__ import annotations
 
 from neoncc.ir.graph import Graph
-from neoncc.passes import concat_in_place, conv_method, fold_batchnorm, fuse_activation, global_pooling, remove_dropout
+from neoncc.passes import (concat_in_place, explicit_bias, fold_batchnorm, fuse_activation, global_pooling, layout,
+                           quantize, remove_dropout, select_kernels)
 
-PIPELINE = [remove_dropout.run, fold_batchnorm.run, fuse_activation.run, global_pooling.run, concat_in_place.run]
+FLOAT_PIPELINE = [remove_dropout.run, fold_batchnorm.run, fuse_activation.run, global_pooling.run, explicit_bias.run]
 
 
-def optimize(graph: Graph, tuning: dict[str, str] | None = None, tuning_source: str = "tuning") -> Graph:
-    """The inference graph; `tuning` (layer -> convolution method) comes from the target's tuning file."""
-    for run in PIPELINE:
+def optimize(graph: Graph) -> Graph:
+    """The float inference graph: dropout removed, batch norms folded, activations fused, global pooling."""
+    for run in FLOAT_PIPELINE:
         graph = run(graph)
-    return conv_method.run(graph, tuning or {}, tuning_source)
+    return graph
+
+
+def lower(graph: Graph, *, tuning: dict | None = None, plan=None, strategy: dict | None = None,
+          layout_mode: str = "nchw", default_layout: str = "NCHW") -> Graph:
+    """An optimised graph made ready for code generation: 8 bits when given a plan, a kernel for every node, the
+    layout of every tensor (with the conversions it implies), copy-free concatenations."""
+    if plan is not None:
+        graph = quantize.run(graph, plan)
+    graph = select_kernels.run(graph, tuning, strategy)
+    graph = layout.run(graph, layout_mode, tuning, default_layout)
+    return concat_in_place.run(graph)

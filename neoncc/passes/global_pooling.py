@@ -7,9 +7,9 @@ from neoncc.ir.shapes import pair, padding
 
 def run(graph: Graph) -> Graph:
     for node in graph.nodes:
-        if node.op != "avgpool" or node.shape[1:] != (1, 1) or any(padding(node.attrs.get("pad", 0))):
+        if node.op not in ("avgpool", "maxpool") or node.shape[1:] != (1, 1) or any(padding(node.attrs.get("pad", 0))):
             continue
         _, height, width = graph.shape_of(node.inputs[0])
         if pair(node.attrs["kernel"]) == (height, width):
-            node.op, node.attrs = "global_avgpool", {}
+            node.op, node.attrs = "global_" + node.op, {}
     return graph

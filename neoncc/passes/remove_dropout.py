@@ -3,6 +3,8 @@ must be attenuated (scaled by `attenuation`, usually 1 - rate) as the paper does
 weights of the convolutions that consume it (scaling a convolution's input scales its weights, not its bias);
 only when a consumer is not a convolution does an explicit scale node remain."""
 
+import numpy as np
+
 from neoncc.ir.graph import Graph, Node
 
 
@@ -12,7 +14,10 @@ def run(graph: Graph) -> Graph:
         consumers = graph.consumers(node.output)
         if factor != 1.0 and consumers and all(c.op == "conv" for c in consumers):
             for conv in consumers:
-                conv.attrs["input_scale"] = conv.attrs.get("input_scale", 1.0) * factor
+                weight = f"{conv.name}.weight"
+                if weight in graph.constants:
+                    graph.constants[weight].array = graph.constant(weight) * np.float32(factor)
+                conv.attrs.setdefault("folded", []).append(f"x{factor} dropout attenuation folded")
         elif factor != 1.0:
             graph.nodes[graph.nodes.index(node)] = Node(node.name, "scale", node.inputs, {"factor": factor},
                                                         shape=node.shape, origin=node.origin)

@@ -19,20 +19,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
-from torch.nn import functional as F
 
+from neoncc import ops
 from neoncc.errors import UserError
-from neoncc.ir.graph import Graph, Node
-from neoncc.reference import torch_graph
+from neoncc.ir.graph import Graph
 
 METHODS = ("minmax", "percentile")
 DEFAULT_PERCENTILE = 99.99
-# Ops whose output keeps its input's quantization: exact in 8 bits (max, ReLU) or a mean of equally scaled values.
-INHERITS = ("maxpool", "avgpool", "global_avgpool", "relu", "relu6")
-OWN_RANGE = ("conv", "concat", "add", "fc")
-FLOAT_OPS = ("softmax",)
 BATCH = 8
+
+
+def _quant(node) -> str | None:
+    """How the op behaves in 8 bits (neoncc/ops): its output keeps its input's quantization ("inherit": exact in
+    8 bits, like max or ReLU, or a mean of equally scaled values), gets its own range ("own"), runs in float32 after
+    the de-quantization ("float"), or has no 8-bit path (None)."""
+    return ops.get(node.op, node).quant
 
 
 @dataclass
@@ -65,10 +66,11 @@ class QuantPlan:
 def check_supported(graph: Graph) -> None:
     """Refuses, naming the layer, what has no 8-bit path here (before any calibration work is spent)."""
     for node in graph.nodes:
-        if node.op not in INHERITS + OWN_RANGE + FLOAT_OPS:
+        impls = ops.get(node.op, node).implementations.values()
+        if _quant(node) is None or (_quant(node) != "float" and not any("int8" in i.precisions for i in impls)):
             raise UserError(f"{node.origin}: layer '{node.name}': '{node.op}' has no 8-bit implementation; "
                             "build this model with precision=float32")
-        if node.op in FLOAT_OPS and node is not graph.nodes[-1]:
+        if _quant(node) == "float" and node is not graph.nodes[-1]:
             raise UserError(f"{node.origin}: layer '{node.name}': softmax is only supported as the last layer "
                             "in 8 bits (it runs in float32 after the single de-quantization)")
 
@@ -77,29 +79,11 @@ def float_tail(graph: Graph) -> list[str]:
     """The trailing softmax and the fully connected layers right before it: run in float32."""
     tail = []
     for node in reversed(graph.nodes):
-        if node.op in FLOAT_OPS + ("fc",) and not (node.op in FLOAT_OPS and tail):
+        if (_quant(node) == "float" or node.op == "fc") and not (_quant(node) == "float" and tail):
             tail.insert(0, node.name)
         else:
             break
     return tail
-
-
-def float_tensors(graph: Graph, weights: dict[str, np.ndarray], inputs: np.ndarray) -> dict[str, np.ndarray]:
-    """Every tensor of the *optimised* graph (fused activations, folded batch norms, in-place concats) in float32:
-    what the float engine computes, the ranges the 8-bit engine must cover."""
-    w = {k: torch.from_numpy(np.asarray(v, np.float32)) for k, v in weights.items()}
-    tensors = {graph.input_name: torch.from_numpy(np.asarray(inputs, np.float32))}
-    with torch.no_grad():
-        for node in graph.nodes:
-            xs = [tensors[t] for t in node.inputs]
-            if node.op == "conv":
-                y = torch_graph._layer(node, xs, w)
-                act = node.attrs.get("activation")
-                y = F.relu(y) if act == "relu" else F.relu6(y) if act == "relu6" else y
-            else:
-                y = torch_graph._layer(node, xs, w)
-            tensors[node.output] = y
-    return {k: v.numpy() for k, v in tensors.items()}
 
 
 def qasymm8(low: float, high: float) -> tuple[float, int]:
@@ -111,14 +95,14 @@ def qasymm8(low: float, high: float) -> tuple[float, int]:
     return scale, int(np.clip(round(-low / scale), 0, 255))
 
 
-def _ranges(graph: Graph, weights: dict[str, np.ndarray], inputs: np.ndarray, method: str,
-            percentile: float) -> dict[str, tuple[float, float]]:
+def _ranges(graph: Graph, inputs: np.ndarray, method: str, percentile: float) -> dict[str, tuple[float, float]]:
     """Per tensor (low, high): the extremes over all inputs (minmax), or the mean over batches of the given
     percentile and its mirror (percentile: a few outliers then do not cost every other value its resolution)."""
+    from neoncc.reference import torch_graph  # PyTorch: only calibration computes a reference
     per_batch: dict[str, list[tuple[float, float]]] = {}
     for start in range(0, len(inputs), BATCH):
-        for name, values in float_tensors(graph, weights, inputs[start:start + BATCH]).items():
-            flat = values.ravel()
+        for name, values in torch_graph.tensors(graph, None, inputs[start:start + BATCH]).items():
+            flat = values.numpy().ravel()
             if method == "minmax":
                 pair = (float(flat.min()), float(flat.max()))
             else:
@@ -129,13 +113,18 @@ def _ranges(graph: Graph, weights: dict[str, np.ndarray], inputs: np.ndarray, me
     return {k: (float(np.mean([p[0] for p in v])), float(np.mean([p[1] for p in v]))) for k, v in per_batch.items()}
 
 
-def make_plan(graph: Graph, weights: dict[str, np.ndarray], inputs: np.ndarray, method: str = "percentile",
+def make_plan(graph: Graph, inputs: np.ndarray, method: str = "percentile",
               percentile: float = DEFAULT_PERCENTILE) -> QuantPlan:
-    """`weights` are the engine's float tensors (pack.engine_tensors: batch norms and attenuation folded)."""
+    """`graph` is the float graph after the folding passes, with its constants (batch norms and attenuation folded
+    in): what the float engine computes."""
     if method not in METHODS:
         raise UserError(f"calibration method '{method}': expected one of {', '.join(METHODS)}")
     check_supported(graph)
-    ranges = _ranges(graph, weights, inputs, method, percentile)
+    weights = {name: c.array for name, c in graph.constants.items()}
+    ranges = _ranges(graph, inputs, method, percentile)
+    # Convolutions that feed only a concat write into it (concat_in_place), so they share its quantization.
+    shares = {p.output: n.output for n in graph.nodes if n.op == "concat" for p in map(graph.producer, n.inputs)
+              if p is not None and p.op == "conv" and len(graph.consumers(p.output)) == 1}
     plan = QuantPlan(graph.name, method, percentile if method == "percentile" else None, len(inputs))
     plan.float_tail = float_tail(graph)
     plan.tensors[graph.input_name] = qasymm8(*ranges[graph.input_name])
@@ -145,9 +134,9 @@ def make_plan(graph: Graph, weights: dict[str, np.ndarray], inputs: np.ndarray, 
     for node in graph.nodes:
         if node.name in plan.float_tail:
             continue
-        if "write_into" in node.attrs:
-            plan.tensors[node.output] = plan.tensors[node.attrs["write_into"]["tensor"]]
-        elif node.op in INHERITS:
+        if node.output in shares:
+            plan.tensors[node.output] = plan.tensors[shares[node.output]]
+        elif _quant(node) == "inherit":
             plan.tensors[node.output] = plan.tensors[node.inputs[0]]
         elif node.op != "concat":
             plan.tensors[node.output] = qasymm8(*ranges[node.output])
@@ -165,36 +154,7 @@ def make_plan(graph: Graph, weights: dict[str, np.ndarray], inputs: np.ndarray, 
     return plan
 
 
-def quantized_tensors(graph: Graph, plan: QuantPlan, tensors: list[tuple[str, np.ndarray]]
-                      ) -> list[tuple[str, np.ndarray]]:
-    """The engine's float tensors (same order) as the 8-bit engine stores them: convolution weights int8 per
-    output channel (QSYMM8_PER_CHANNEL), fully connected weights QASYMM8, biases int32 at scale
-    input scale x weight scale, so that the accumulators need no offset correction for them."""
-    layer_of = {f"{n.name}.{kind}": n for n in graph.nodes for kind in ("weight", "bias")}
-    out = []
-    for name, array in tensors:
-        node = layer_of[name]
-        if node.name in plan.float_tail:
-            out.append((name, array))
-            continue
-        in_scale = plan.tensors[node.inputs[0]][0]
-        if node.op == "conv":
-            scales = np.asarray(plan.weight_scales[node.name], np.float64)
-            if name.endswith(".weight"):
-                q = np.round(array / scales.reshape(-1, *[1] * (array.ndim - 1)))
-                out.append((name, np.clip(q, -127, 127).astype(np.int8)))
-            else:
-                out.append((name, _int32(np.round(array / (in_scale * scales)), name)))
-        else:
-            scale, offset = plan.fc_weights[node.name]
-            if name.endswith(".weight"):
-                out.append((name, np.clip(np.round(array / scale) + offset, 0, 255).astype(np.uint8)))
-            else:
-                out.append((name, _int32(np.round(array / (in_scale * scale)), name)))
-    return out
-
-
-def _int32(values: np.ndarray, name: str) -> np.ndarray:
+def int32(values: np.ndarray, name: str) -> np.ndarray:
     if np.abs(values).max(initial=0) >= 2 ** 31:
         raise UserError(f"'{name}': bias too large for int32 at this layer's scales (calibration range too small?)")
     return values.astype(np.int32)

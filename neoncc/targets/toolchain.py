@@ -45,13 +45,25 @@ class Toolchain:
         return [part.format(sysroot=self.sysroot) for part in self.spec["runner"]]
 
 
+SCHEMA = yaml.safe_load((Path(__file__).with_name("toolchain.schema.yaml")).read_text())
+
+
 def load(name: str) -> Toolchain:
+    """A target file, checked against its schema (errors name the file, line and field)."""
+    from neoncc.frontend.yaml_model import read_checked
     path = TOOLCHAIN_DIR / f"{name}.yaml"
     if not path.is_file():
         known = ", ".join(sorted(p.stem for p in TOOLCHAIN_DIR.glob("*.yaml")))
         raise UserError(f"unknown target '{name}': no {path.relative_to(PROJECT_ROOT)} (known: {known})")
-    with open(path) as f:
-        return Toolchain(name, yaml.safe_load(f))
+    _, spec = read_checked(path, SCHEMA, "target description")
+    if spec["name"] != name:
+        raise UserError(f"{path}: name: '{spec['name']}' differs from the file name '{name}'")
+    return Toolchain(name, spec)
+
+
+def build_dir(root: str | Path, target: str, model: str, precision: str = "float32") -> Path:
+    """Where a build of a model for a target goes: <root>/<target>/<model>[-int8]/ (SConstruct, deploy, bench)."""
+    return Path(root) / target / (model + ("-int8" if precision == "int8" else ""))
 
 
 def ensure_sysroot(toolchain: Toolchain, log=print) -> Path:

@@ -1,5 +1,5 @@
 """Trained weights for a graph: from a NumPy .npz (keys `<layer>.weight` OIHW and `<layer>.bias`), or seeded
-random ones when the user has none, with graph-level rewrites (dropout attenuation) applied."""
+random ones when the user has none; attached to the graph as its constants, which the passes then rewrite."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from neoncc.errors import UserError
-from neoncc.ir.graph import Graph
+from neoncc.ir.graph import Constant, Graph
 
 
 def random_weights(graph: Graph, seed: int) -> dict[str, np.ndarray]:
@@ -81,21 +81,17 @@ def check_arrays(graph: Graph, arrays: dict[str, np.ndarray], path: Path) -> dic
     return {name: arrays[name].astype(np.float32) for name in expected}
 
 
-def engine_tensors(graph: Graph, weights: dict[str, np.ndarray]) -> list[tuple[str, np.ndarray]]:
-    """The tensors of an optimised graph in the engine's order (weights, then bias, per layer), with what the
-    passes decided folded in: dropout attenuation (`input_scale`) and batch normalization."""
-    tensors = []
-    for node in graph.nodes:
-        if node.op == "fc":
-            tensors += [(p.name, weights[p.name]) for p in node.params]
-        if node.op != "conv":
-            continue
-        weight = weights[f"{node.name}.weight"] * np.float32(node.attrs.get("input_scale", 1.0))
-        bias = weights.get(f"{node.name}.bias", np.zeros(weight.shape[0], np.float32))
-        if "batchnorm" in node.attrs:
-            bn, eps = node.attrs["batchnorm"]["name"], node.attrs["batchnorm"]["eps"]
-            factor = weights[f"{bn}.weight"] / np.sqrt(weights[f"{bn}.running_var"].astype(np.float64) + eps)
-            weight = weight * factor.reshape(-1, 1, 1, 1)
-            bias = (bias - weights[f"{bn}.running_mean"]) * factor + weights[f"{bn}.bias"]
-        tensors += [(f"{node.name}.weight", weight.astype(np.float32)), (f"{node.name}.bias", bias.astype(np.float32))]
-    return tensors
+LAYOUTS = {4: "OIHW", 2: "OI", 1: "O"}  # the order a trained tensor's dimensions arrive in
+
+
+def attach(graph: Graph, arrays: dict[str, np.ndarray]) -> Graph:
+    """The graph with its trained tensors as constants (float32, in the order the model description implies)."""
+    graph.constants = {name: Constant(np.asarray(array, np.float32), LAYOUTS[np.ndim(array)])
+                       for name, array in arrays.items()}
+    return graph
+
+
+def engine_tensors(graph: Graph) -> list[tuple[str, np.ndarray]]:
+    """The constants of a lowered graph as the engine stores them, in the graph's parameter order (the order the
+    generated code's weight table lists them in: neoncc/codegen/cpp.py)."""
+    return [(p.name, graph.constant(p.name)) for p in graph.params]

@@ -1,0 +1,97 @@
+"""Convolution: dense, grouped as depthwise (groups = input channels), with dilation, per-side padding, a fused
+ReLU/ReLU6 and, after the passes, a folded batch normalization and dropout attenuation (in its constants)."""
+
+from __future__ import annotations
+
+from neoncc.errors import UserError
+from neoncc.ir.shapes import pair, padding
+from neoncc.ir.graph import Param
+from neoncc.ops import Impl, Op, register
+from neoncc.ops._common import ACTIVATION, FUSED_ACTIVATIONS, PADDING, SIZE2, pad_stride, torch_pad, window
+
+_CONV = dict(template="conv", scratch=True)
+
+
+@register
+class Conv(Op):
+    """conv: filters, kernel, stride, pad, dilation, groups (1 or the input channels: depthwise), bias, activation."""
+
+    name = "conv"
+    doc = "convolution; `groups` equal to the input channels makes it depthwise"
+    fields = {"filters": {"type": "integer", "minimum": 1, "maximum": 65536}, "kernel": SIZE2, "stride": SIZE2,
+              "pad": PADDING, "dilation": SIZE2,
+              "groups": {"type": "integer", "minimum": 1, "description": "1, or the input channels (depthwise)"},
+              "bias": {"type": "boolean", "description": "whether the weights file holds <name>.bias; default true"},
+              "activation": ACTIVATION}
+    required = ("filters", "kernel")
+    quant = "own"
+    # The kernels a convolution can run on, by method name (the tuning files' `conv_method` values).
+    implementations = {
+        "auto": Impl("NEConvolutionLayer", **_CONV),                       # ACL picks at configure time
+        "gemm": Impl("NEGEMMConvolutionLayer", precisions=("float32", "int8"), **_CONV),
+        "winograd": Impl("NEWinogradConvolutionLayer", **_CONV),
+        "direct": Impl("NEDirectConvolutionLayer", **_CONV),
+        "pointwise": Impl("engine::PointwiseConvolution", layouts=("NCHW",), **_CONV),   # runtime/
+        "qconv": Impl("engine::QuantizedConvolution", layouts=("NCHW",), precisions=("int8",), **_CONV),
+        "depthwise": Impl("NEDepthwiseConvolutionLayer", template="depthwise", scratch=True,
+                          precisions=("float32", "int8")),
+    }
+
+    @staticmethod
+    def depthwise(node) -> bool:
+        return node.attrs.get("groups", 1) > 1
+
+    def infer(self, node, shapes):
+        c, h, w = shapes[0]
+        kh, kw = pair(node.attrs["kernel"])
+        filters, groups = node.attrs["filters"], node.attrs.get("groups", 1)
+        if groups not in (1, c) or filters % groups:
+            raise UserError(f"{node.origin}: layer '{node.name}': groups={groups} with {c} input channels and "
+                            f"{filters} filters: only groups=1 or depthwise convolution (groups = input channels, "
+                            f"filters a multiple of them) are supported")
+        node.params = [Param(f"{node.name}.weight", (filters, c // groups, kh, kw))]
+        if node.attrs.get("bias", True):
+            node.params.append(Param(f"{node.name}.bias", (filters,)))
+        return window(node, c, h, w, filters)
+
+    def macs(self, node, shapes):
+        out_c, out_h, out_w = node.shape
+        _, in_per_group, kh, kw = node.params[0].shape
+        return out_c * out_h * out_w * in_per_group * kh * kw
+
+    def reference(self, node, xs, w):
+        from torch.nn import functional as F
+        y = F.conv2d(torch_pad(xs[0], node, 0.0), w[f"{node.name}.weight"], w.get(f"{node.name}.bias"),
+                     stride=pair(node.attrs.get("stride", 1)), dilation=pair(node.attrs.get("dilation", 1)),
+                     groups=node.attrs.get("groups", 1))
+        act = node.attrs.get("activation", "none")
+        return F.relu(y) if act == "relu" else F.relu6(y) if act == "relu6" else y
+
+    def default_impl(self, node, precision, strategy):
+        if self.depthwise(node):
+            return "depthwise"
+        return super().default_impl(node, precision, strategy)
+
+    def lower(self, node, ctx, impl):
+        dilation = pair(node.attrs.get("dilation", 1))
+        if dilation != (1, 1) and impl.function not in ("NEConvolutionLayer", "NEGEMMConvolutionLayer",
+                                                         "NEDepthwiseConvolutionLayer"):
+            raise UserError(f"{node.origin}: layer '{node.name}': {impl.function} has no dilation")
+        fields = {**ctx.bind_constants(node, ("weights", "biases")), "pad_stride": pad_stride(node),
+                  "act": FUSED_ACTIVATIONS.get(node.attrs.get("activation")),
+                  "dilation": f"Size2D({dilation[1]}U, {dilation[0]}U)" if dilation != (1, 1) else None}
+        if self.depthwise(node):
+            fields["multiplier"] = node.attrs["filters"] // ctx.graph.shape_of(node.inputs[0])[0]
+        return fields
+
+    def summary(self, node):
+        a = node.attrs
+        kh, kw = pair(a["kernel"])
+        kind = "depthwise " if self.depthwise(node) else ""
+        text = f"{a['filters']} {kind}filters {kh}x{kw}, stride {a.get('stride', 1)}, pad {list(padding(a.get('pad', 0)))}"
+        if pair(a.get("dilation", 1)) != (1, 1):
+            text += f", dilation {a['dilation']}"
+        text += "".join(f", {what}" for what in a.get("folded", []))
+        text += f", {a['activation']} fused" if a.get("activation", "none") != "none" else ""
+        text += f", {a['method']} (tuned)" if a.get("method") else ""
+        return text

@@ -1,0 +1,38 @@
+"""The 8-bit engine's two conversions: the input to QASYMM8 once, and the last 8-bit tensor back to float32 once
+(inserted by the quantize pass)."""
+
+from __future__ import annotations
+
+from neoncc.ops import Impl, Op, register
+from neoncc.ops._common import same_shape
+
+
+class _Convert(Op):
+    yaml = False
+    infer = same_shape
+
+    def reference(self, node, xs, w):
+        return xs[0]  # the host reference runs in float32 throughout
+
+
+@register
+class Quantize(_Convert):
+    """quantize: float32 to QASYMM8 (the quantize pass puts one at the input)."""
+
+    name, doc, quant = "quantize", "float32 to QASYMM8, once for the whole network", "own"
+    implementations = {"acl": Impl("NEQuantizationLayer", template="convert", precisions=("int8",))}
+
+    def summary(self, node):
+        return self.doc
+
+
+@register
+class Dequantize(_Convert):
+    """dequantize: QASYMM8 to float32 (once, before the float32 tail)."""
+
+    name, doc, quant = "dequantize", "QASYMM8 to float32, once for the whole network", "float"
+    group = "pool+softmax"
+    implementations = {"acl": Impl("NEDequantizationLayer", template="convert", precisions=("int8",))}
+
+    def summary(self, node):
+        return self.doc

@@ -1,0 +1,95 @@
+"""Memory layout as a pass: each node runs in NCHW or NHWC, and a permute node is inserted wherever a tensor is
+read in the other layout than it was written in. Convolution weights are permuted here, at compile time.
+
+Modes: `nchw` and `nhwc` force one layout wherever the node's kernel runs in it; `auto` takes each convolution's
+layout from the tuning file (measured per layer by `bench tune`), else the target's `default_layout`, and lets every
+other node follow its first input, so conversions happen only where a measured choice asks for one. The engine's
+input is NCHW (its contract) and so is a spatial output; a vector (C x 1 x 1) is the same in both layouts.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from neoncc import ops
+from neoncc.errors import UserError
+from neoncc.ir.graph import Constant, Graph, Node
+
+MODES = ("auto", "nchw", "nhwc")
+
+
+def _wanted(graph: Graph, node: Node, mode: str, tuning: dict, default: str, layouts: dict[str, str]) -> str:
+    impl = ops.get(node.op).implementations[node.attrs["impl"]]
+    if mode != "auto":
+        wanted = mode.upper()
+    elif node.name in tuning.get("layout", {}):
+        wanted = tuning["layout"][node.name]
+    elif node.op == "conv":
+        wanted = default
+    else:
+        wanted = layouts.get(node.inputs[0], "NCHW")
+    if wanted not in impl.layouts and mode != "auto":  # forced: another kernel of the op that runs in it
+        fallback = ops.get(node.op).default_impl(node, node.attrs.get("precision", "float32"), {})
+        if wanted in ops.get(node.op).implementations[fallback].layouts:
+            node.attrs["impl"] = fallback
+            node.attrs.pop("method", None)
+            return wanted
+    return wanted if wanted in impl.layouts else impl.layouts[0]
+
+
+def run(graph: Graph, mode: str = "nchw", tuning: dict | None = None, default: str = "NCHW") -> Graph:
+    if mode not in MODES:
+        raise UserError(f"layout={mode}: expected one of {', '.join(MODES)}")
+    tuning = tuning or {}
+    layouts = {graph.input_name: "NCHW"}
+    converted: dict[tuple[str, str], str] = {}  # (tensor, layout) -> the permuted copy
+    for node in list(graph.nodes):
+        layout = _wanted(graph, node, mode, tuning, default, layouts)
+        if node.op == "softmax" or node.shape[1:] == (1, 1) and node.op in ("fc",):
+            layout = "NCHW"
+        inputs = []
+        for tensor in node.inputs:
+            if layouts[tensor] == layout:
+                inputs.append(tensor)
+                continue
+            if (tensor, layout) not in converted:
+                permute = Node(f"{tensor}.to_{layout.lower()}", "permute", [tensor], {"to": layout, "impl": "acl", "layout": layout},
+                               shape=graph.shape_of(tensor), origin=node.origin)
+                permute.attrs["precision"] = node.attrs.get("precision", "float32")
+                graph.nodes.insert(graph.nodes.index(node), permute)
+                source = graph.tensor(tensor)
+                target = graph.tensor(permute.output)
+                target.dtype, target.quant, target.layout = source.dtype, source.quant, layout
+                layouts[permute.output] = layout
+                converted[(tensor, layout)] = permute.output
+            inputs.append(converted[(tensor, layout)])
+        node.inputs = inputs
+        node.attrs["layout"] = layout
+        layouts[node.output] = layout
+        graph.tensor(node.output).layout = layout
+        _permute_constants(graph, node, layout)
+    last = graph.nodes[-1]
+    if layouts[last.output] != "NCHW" and last.shape[1:] != (1, 1):
+        permute = Node(f"{last.output}.to_nchw", "permute", [last.output],
+                       {"to": "NCHW", "impl": "acl", "layout": "NCHW", "precision": last.attrs.get("precision")},
+                       shape=last.shape, origin=last.origin)
+        graph.nodes.append(permute)
+        graph.tensor(permute.output).layout = "NCHW"
+    return graph
+
+
+def _permute_constants(graph: Graph, node: Node, layout: str) -> None:
+    """Convolution weights in the order ACL reads them for the node's layout: OIHW (NCHW) or OHWI (NHWC); a
+    depthwise kernel has no input dimension: OHW (NCHW) or HWO (NHWC)."""
+    if node.op != "conv" or f"{node.name}.weight" not in graph.constants:
+        return
+    constant = graph.constants[f"{node.name}.weight"]
+    assert constant.layout == "OIHW", f"{node.name}: weights already permuted"
+    array = constant.array
+    if node.attrs.get("groups", 1) > 1:
+        array = array[:, 0]
+        graph.constants[f"{node.name}.weight"] = Constant(
+            np.ascontiguousarray(array.transpose(1, 2, 0)) if layout == "NHWC" else array,
+            "HWO" if layout == "NHWC" else "OHW")
+    elif layout == "NHWC":
+        graph.constants[f"{node.name}.weight"] = Constant(np.ascontiguousarray(array.transpose(0, 2, 3, 1)), "OHWI")

@@ -1,0 +1,71 @@
+"""Which kernel (implementation) runs each node: what a tuning file measured for the target names
+(configs/tuning/<target>/<model>.yaml, written by `python3 -m bench tune`: `conv_method: {layer: method}` and
+`layout: {layer: NCHW|NHWC}`), else the target's strategy table (toolchains/<target>.yaml `strategy:`), else the
+op's first implementation for the node's precision. Tuning files are data measured per target, not code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from neoncc import ops
+from neoncc.errors import UserError
+from neoncc.ir.graph import Graph
+from neoncc.ir.shapes import pair, padding
+from neoncc.ops import LAYOUTS
+
+
+def conv_methods() -> tuple[str, ...]:
+    return tuple(k for k in ops.get("conv").implementations if k != "depthwise")
+
+
+def load_tuning(path: Path | None) -> dict:
+    """{'conv_method': {layer: method}, 'layout': {layer: layout}} from a tuning file (empty without one)."""
+    if path is None or not Path(path).is_file():
+        return {}
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    except yaml.YAMLError as err:
+        raise UserError(f"{path}: not valid YAML: {err}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("conv_method", {}), dict) \
+            or not isinstance(data.get("layout", {}), dict):
+        raise UserError(f"{path}: expected mappings 'conv_method: {{layer: method}}' and 'layout: {{layer: NCHW|NHWC}}'")
+    for layer, method in data.get("conv_method", {}).items():
+        if method not in conv_methods():
+            raise UserError(f"{path}: conv_method.{layer}: '{method}' is not one of {', '.join(conv_methods())}")
+    for layer, layout in data.get("layout", {}).items():
+        if layout not in LAYOUTS:
+            raise UserError(f"{path}: layout.{layer}: '{layout}' is not one of {', '.join(LAYOUTS)}")
+    return {"conv_method": data.get("conv_method", {}), "layout": data.get("layout", {}), "source": str(path)}
+
+
+def pointwise_possible(node) -> bool:
+    return (pair(node.attrs["kernel"]) == (1, 1) and pair(node.attrs.get("stride", 1)) == (1, 1)
+            and not any(padding(node.attrs.get("pad", 0))) and node.attrs.get("groups", 1) == 1)
+
+
+def run(graph: Graph, tuning: dict | None = None, strategy: dict | None = None) -> Graph:
+    tuning, strategy = tuning or {}, strategy or {}
+    source = tuning.get("source", "tuning")
+    convs = {n.name: n for n in graph.nodes if n.op == "conv"}
+    for layer, method in tuning.get("conv_method", {}).items():
+        if layer not in convs:
+            raise UserError(f"{source}: conv_method.{layer}: {graph.name} has no convolution named '{layer}'")
+        if convs[layer].attrs.get("groups", 1) > 1 and method != "auto":
+            raise UserError(f"{source}: conv_method.{layer}: a depthwise convolution has no '{method}' method")
+        if method == "pointwise" and not pointwise_possible(convs[layer]):
+            raise UserError(f"{source}: conv_method.{layer}: 'pointwise' needs a 1x1 kernel, stride 1, no padding")
+    for node in graph.nodes:
+        op = ops.get(node.op, node)
+        precision = node.attrs.get("precision", "float32")
+        method = tuning.get("conv_method", {}).get(node.name)
+        if method and method != "auto" and precision in op.implementations[method].precisions:
+            node.attrs["method"] = method
+            node.attrs["impl"] = method
+        else:
+            node.attrs["impl"] = op.default_impl(node, precision, strategy)
+        if node.attrs["impl"] not in op.implementations:
+            raise UserError(f"{node.origin}: layer '{node.name}': the target's strategy names '{node.attrs['impl']}' "
+                            f"for {node.op}; it has {', '.join(op.implementations)}")
+    return graph

@@ -1,0 +1,53 @@
+"""The ops added through the op registry, end to end: each built into an engine (in both layouts) and run under
+qemu-arm, against the same network written here by hand in PyTorch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch.nn import functional as F
+
+from conftest import ROOT, build, infer
+from neoncc.frontend.yaml_model import load_yaml_model
+
+MODEL = ROOT / "tests/models/new_ops.yaml"
+
+
+def reference(w: dict, x: torch.Tensor) -> torch.Tensor:
+    """tests/models/new_ops.yaml, written by hand."""
+    c1 = F.conv2d(x, w["c1.weight"], w["c1.bias"], padding=1)
+    bn = F.batch_norm(x, w["bn.running_mean"], w["bn.running_var"], w["bn.weight"], w["bn.bias"], eps=1e-5)
+    c0 = F.conv2d(bn, w["c0.weight"], w["c0.bias"])
+    hs = F.hardswish(c1 + c0)
+    gate = F.conv2d(F.relu(F.conv2d(hs.mean((2, 3), keepdim=True), w["se_reduce.weight"], w["se_reduce.bias"])),
+                    w["se_expand.weight"], w["se_expand.bias"]).sigmoid()
+    se = hs * gate
+    n, c, h, width = se.shape
+    shuffled = se.view(n, 3, c // 3, h, width).transpose(1, 2).reshape(n, c, h, width)
+    lr = F.leaky_relu(shuffled[:, :5], 0.1)
+    sw = F.silu(shuffled[:, 5:])
+    dil = F.conv2d(sw, w["dil.weight"], w["dil.bias"], padding=2, dilation=2)
+    hsig = (F.adaptive_max_pool2d(lr, 1) * 0.2 + 0.5).clamp(0, 1)
+    return torch.cat([dil * hsig, lr], dim=1)
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    work = tmp_path_factory.mktemp("new_ops")
+    rng = np.random.default_rng(5)
+    arrays = {p.name: rng.normal(0, 0.4, p.shape).astype(np.float32) for p in load_yaml_model(MODEL).params}
+    arrays["bn.running_var"] = rng.uniform(0.5, 1.5, arrays["bn.running_var"].shape).astype(np.float32)
+    np.savez(work / "w.npz", **arrays)
+    return work, arrays
+
+
+@pytest.mark.parametrize("layout", ["nchw", "nhwc"])
+def test_new_ops_match_pytorch(weights, layout):
+    work, arrays = weights
+    binary = build(MODEL, work / layout, work / "w.npz", f"layout={layout}")
+    x = np.random.default_rng(9).normal(0, 1, (1, 6, 15, 13)).astype(np.float32)
+    ours, _ = infer(binary, x[0], work)
+    with torch.no_grad():
+        expected = reference({k: torch.from_numpy(v) for k, v in arrays.items()}, torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(ours, expected.ravel(), rtol=1e-4, atol=1e-5)
