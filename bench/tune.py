@@ -27,7 +27,9 @@ from neoncc.tools.preprocess import random_inputs
 
 
 def supports(method: str, node: Node) -> bool:
-    """ACL 20.08's documented limits (its validate() has the last word at configure time)."""
+    """ACL 20.08's documented limits (its validate() has the last word at configure time); "auto" runs anything."""
+    if method == "auto":
+        return True
     kernel, stride = pair(node.attrs["kernel"]), pair(node.attrs.get("stride", 1))
     if node.attrs.get("groups", 1) > 1:
         return False
@@ -67,8 +69,8 @@ def tune(model: Path, log=print, target: str = "armv7") -> Path | None:
         random_inputs(graph, 1, 0).astype("<f4").tofile(work / "input.f32")
         counts = {}
         for method, layout in CANDIDATES:
-            chosen = {n: (method, layout) for n, node in convs.items() if method == "auto" or supports(method, node)}
-            if not chosen:
+            chosen = {n: (method if supports(method, node) else "auto", layout) for n, node in convs.items()}
+            if method != "auto" and all(m == "auto" for m, _ in chosen.values()):
                 continue
             name = f"{method}-{layout.lower()}"
             (work / f"{name}.yaml").write_text(yaml.safe_dump(_tuning_file(
@@ -77,7 +79,7 @@ def tune(model: Path, log=print, target: str = "armv7") -> Path | None:
             counts[(method, layout)] = count_engine(binary, work / "input.f32")
             log(f"{graph.name}: every layer {method}, {layout}: "
                 f"{counts[(method, layout)].per_inference / 1e6:.1f} M instructions")
-        best = {n: _cheapest(node, counts, [c for c in counts if c[0] == "auto" or supports(c[0], node)])
+        best = {n: _cheapest(node, counts, [c for c in counts if supports(c[0], node)])
                 for n, node in convs.items()}
         best.update({n: _cheapest(Node(n, "", []), counts, [c for c in counts if c[0] == "auto"]) for n in others})
         tuning = _tuning_file(best, set(convs))
@@ -87,7 +89,7 @@ def tune(model: Path, log=print, target: str = "armv7") -> Path | None:
     uniform = min(counts.values(), key=lambda c: c.per_inference)
     if uniform.per_inference < tuned.per_inference:  # the conversions cost more than the per-layer choices gain
         (choice,) = [c for c in counts if counts[c] is uniform]
-        best = {n: (choice[0] if choice[0] == "auto" or supports(choice[0], convs[n]) else "auto", choice[1])
+        best = {n: (choice[0] if supports(choice[0], convs[n]) else "auto", choice[1])
                 for n in convs} | {n: ("auto", choice[1]) for n in others}
         tuning, tuned = _tuning_file(best, set(convs)), uniform
     auto = counts[("auto", "NCHW")]

@@ -19,12 +19,13 @@ def padding(value) -> tuple[int, int, int, int]:
     return (value,) * 4 if isinstance(value, int) else tuple(value)
 
 
-def window_output(size: int, kernel: int, stride: int, pad_before: int, pad_after: int, ceil: bool) -> int:
-    """Output length of a sliding window; with ceil, a last window that would start in the padding is dropped
-    (Caffe's and PyTorch's rule)."""
+def window_output(size: int, kernel: int, stride: int, pad_before: int, pad_after: int, ceil: bool,
+                  ceil_rule: str = "caffe") -> int:
+    """Output length of a sliding window. With ceil, a last window starting past the input and its padding before
+    it is dropped: by Caffe's rule only when there is padding, by ONNX's and PyTorch's always."""
     span = size + pad_before + pad_after - kernel
     out = (math.ceil(span / stride) if ceil else span // stride) + 1
-    if ceil and pad_before and (out - 1) * stride >= size + pad_before:
+    if ceil and (pad_before or ceil_rule == "onnx") and (out - 1) * stride >= size + pad_before:
         out -= 1
     return out
 

@@ -35,8 +35,9 @@ def window(node, c: int, h: int, w: int, out_channels: int) -> tuple[int, int, i
     if ekh > h + top + bottom or ekw > w + left + right:
         raise UserError(f"{node.origin}: layer '{node.name}': kernel {ekh}x{ekw} is larger than its padded "
                         f"input {h + top + bottom}x{w + left + right}")
-    ceil = node.attrs.get("rounding", "floor") == "ceil"
-    return (out_channels, window_output(h, ekh, sh, top, bottom, ceil), window_output(w, ekw, sw, left, right, ceil))
+    ceil, rule = node.attrs.get("rounding", "floor") == "ceil", node.attrs.get("ceil_rule", "caffe")
+    return (out_channels, window_output(h, ekh, sh, top, bottom, ceil, rule),
+            window_output(w, ekw, sw, left, right, ceil, rule))
 
 
 def pad_stride(node) -> str:

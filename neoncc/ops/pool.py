@@ -10,11 +10,24 @@ from neoncc.ops._common import PADDING, SIZE2, torch_pad, window
 _POOL = Impl("NEPoolingLayer", template="pool", precisions=("float32", "int8"))
 
 
-def _info(kind: str, node, layout: str) -> str:
+def floor_padding(node, input_shape) -> tuple[int, int, int, int]:
+    """Rounding up is spelled as rounding down with as much extra padding at the bottom/right as the output size of
+    the shape rule needs (Caffe's and ONNX's rules differ in which last window they drop; ACL's CEIL drops none)."""
     kh, kw = pair(node.attrs["kernel"])
     sy, sx = pair(node.attrs.get("stride", 1))
     top, bottom, left, right = padding(node.attrs.get("pad", 0))
-    rounding = node.attrs.get("rounding", "floor").upper()
+    _, out_h, out_w = node.shape
+    _, h, w = input_shape
+    return (top, bottom + max((out_h - 1) * sy + kh - (h + top + bottom), 0),
+            left, right + max((out_w - 1) * sx + kw - (w + left + right), 0))
+
+
+def _info(kind: str, node, layout: str, input_shape) -> str:
+    """ACL leaves padding out of max pooling and, unless asked, out of the average."""
+    kh, kw = pair(node.attrs["kernel"])
+    sy, sx = pair(node.attrs.get("stride", 1))
+    top, bottom, left, right = floor_padding(node, input_shape)
+    rounding = "FLOOR"
     exclude = "true" if not node.attrs.get("count_include_pad", False) else "false"
     return (f"PoolingLayerInfo(PoolingType::{kind}, Size2D({kw}U, {kh}U), DataLayout::{layout}, "
             f"PadStrideInfo({sx}U, {sy}U, {left}U, {right}U, {top}U, {bottom}U, DimensionRoundingType::{rounding}), "
@@ -22,7 +35,12 @@ def _info(kind: str, node, layout: str) -> str:
 
 
 class _Window(Op):
-    fields = {"kernel": SIZE2, "stride": SIZE2, "pad": PADDING, "rounding": {"enum": ["ceil", "floor"]}}
+    fields = {"kernel": SIZE2, "stride": SIZE2, "pad": PADDING, "rounding": {"enum": ["ceil", "floor"]},
+              "ceil_rule": {"enum": ["caffe", "onnx"],
+                            "description": "with rounding: ceil, which last window is dropped. caffe (default): one "
+                                           "starting in the padding, when there is padding. onnx (ONNX's and "
+                                           "PyTorch's ceil_mode): one starting past the input and its top/left "
+                                           "padding, padded or not"}}
     required = ("kernel",)
     quant = "inherit"
     group = "pool+softmax"
@@ -34,7 +52,11 @@ class _Window(Op):
         return window(node, c, h, w, c)
 
     def lower(self, node, ctx, impl):
-        return {"info": _info(self.kind, node, ctx.layout(node.inputs[0]))}
+        shape = ctx.graph.shape_of(node.inputs[0])
+        if node.attrs.get("count_include_pad") and floor_padding(node, shape) != padding(node.attrs.get("pad", 0)):
+            raise UserError(f"{node.origin}: layer '{node.name}': count_include_pad with a rounded-up last window "
+                            "is not supported (ACL would count the extra row in the divisor)")
+        return {"info": _info(self.kind, node, ctx.layout(node.inputs[0]), shape)}
 
     def summary(self, node):
         a = node.attrs
@@ -52,8 +74,9 @@ class MaxPool(_Window):
 
     def reference(self, node, xs, w):
         from torch.nn import functional as F
-        return F.max_pool2d(torch_pad(xs[0], node, float("-inf")), pair(node.attrs["kernel"]),
-                            pair(node.attrs.get("stride", 1)), ceil_mode=node.attrs.get("rounding") == "ceil")
+        top, bottom, left, right = floor_padding(node, (0, *xs[0].shape[2:]))
+        x = F.pad(xs[0], (left, right, top, bottom), value=float("-inf"))
+        return F.max_pool2d(x, pair(node.attrs["kernel"]), pair(node.attrs.get("stride", 1)))
 
 
 @register
@@ -65,27 +88,20 @@ class AvgPool(_Window):
     kind = "AVG"
     fields = {**_Window.fields, "count_include_pad": {"type": "boolean", "description": "default false"}}
 
-    def infer(self, node, shapes):
-        shape = super().infer(node, shapes)
-        if any(padding(node.attrs.get("pad", 0))) and node.attrs.get("rounding") == "ceil":
-            raise UserError(f"{node.origin}: layer '{node.name}': padded average pooling with ceil rounding is "
-                            "not supported")
-        return shape
-
     def reference(self, node, xs, w):
+        """The sum of each window over what it counts: the input's pixels, and with count_include_pad the declared
+        padding too (never the extra rows a rounding up adds)."""
         from torch.nn import functional as F
-        top, bottom, left, right = padding(node.attrs.get("pad", 0))
         kernel, stride = pair(node.attrs["kernel"]), pair(node.attrs.get("stride", 1))
-        ceil = node.attrs.get("rounding") == "ceil"
-        if (top, left) == (bottom, right):  # symmetric: PyTorch's own padding
-            return F.avg_pool2d(xs[0], kernel, stride, (top, left), ceil_mode=ceil,
-                                count_include_pad=bool(node.attrs.get("count_include_pad", False)))
-        x = torch_pad(xs[0], node, 0.0)
-        total = F.avg_pool2d(x, kernel, stride, ceil_mode=ceil, divisor_override=1)
+        top, bottom, left, right = floor_padding(node, (0, *xs[0].shape[2:]))
+        total = F.avg_pool2d(F.pad(xs[0], (left, right, top, bottom)), kernel, stride, divisor_override=1)
+        counted = xs[0].new_ones((1, 1, *xs[0].shape[2:]))
         if node.attrs.get("count_include_pad", False):
-            return total / (kernel[0] * kernel[1])
-        ones = torch_pad(xs[0].new_ones((1, 1, *xs[0].shape[2:])), node, 0.0)
-        return total / F.avg_pool2d(ones, kernel, stride, ceil_mode=ceil, divisor_override=1)
+            counted = torch_pad(counted, node, 1.0)
+            declared = padding(node.attrs.get("pad", 0))
+            top, bottom, left, right = top - declared[0], bottom - declared[1], left - declared[2], right - declared[3]
+        counted = F.pad(counted, (left, right, top, bottom))
+        return total / F.avg_pool2d(counted, kernel, stride, divisor_override=1)
 
 
 class _Global(Op):
