@@ -14,13 +14,15 @@ import numpy as np
 from bench.insncount import count
 from neoncc import PROJECT_ROOT
 from neoncc.errors import UserError
+from neoncc.targets import toolchain
 
 INFERENCE_BEGIN, INFERENCE_END = 0x10000, 0x10001  # runtime/main.cpp's marker ids; layer i is marker i
 
 
 def build(model: Path, build_dir: Path, weights: Path | None = None, tuning: str | Path = "",
-          target: str = "armv7") -> Path:
-    """Builds like `scons target=... model=...`; returns the engine binary."""
+          target: str | None = None) -> Path:
+    """Builds like `scons target=... model=...` (default: the default target); returns the engine binary."""
+    target = target or toolchain.default_target()
     command = [sys.executable, "-m", "SCons", "-Q", f"target={target}", f"model={Path(model).resolve()}",
                f"build_dir={Path(build_dir).resolve()}", f"tuning={tuning}"]
     if weights:

@@ -32,14 +32,17 @@ from pathlib import Path
 
 from neoncc import PROJECT_ROOT
 from neoncc.errors import UserError, exit_status
+from neoncc.targets import toolchain
 
 PLUGIN_SOURCE_DIR = Path(__file__).resolve().parent / "qemu_plugin"
 CACHE_DIR = PROJECT_ROOT / ".cache" / "insncount"
-DEFAULT_SYSROOT = PROJECT_ROOT / ".cache" / "sysroot" / "armv7"
+_TARGET = toolchain.load(toolchain.default_target())
+DEFAULT_SYSROOT = _TARGET.sysroot
+DEFAULT_QEMU = _TARGET.spec["qemu_user"]
 QEMU_PACKAGE = "qemu-user"
-# The boards' core. qemu-user's default (`max`) has more hardware capabilities, and libc and ACL choose code paths
-# by them: ACL's set-up alone differs by ~0.8 M instructions between the two.
-DEFAULT_CPU = "cortex-a7"
+# The boards' core (the target file's qemu_cpu). qemu-user's default (`max`) has more hardware capabilities, and libc
+# and ACL choose code paths by them: ACL's set-up alone differs by ~0.8 M instructions between the two.
+DEFAULT_CPU = _TARGET.spec["qemu_cpu"]
 CFLAGS = ["-O2", "-std=gnu11", "-shared", "-fPIC", "-pthread", "-Wall", "-Wextra", "-Werror"]
 
 
@@ -188,7 +191,7 @@ def build() -> Path:
 
 
 def qemu_command(cmd: Sequence[str | os.PathLike], outfile: Path, sysroot: Path | None = DEFAULT_SYSROOT,
-                 cpu: str | None = DEFAULT_CPU, qemu: str = "qemu-arm") -> list[str]:
+                 cpu: str | None = DEFAULT_CPU, qemu: str = DEFAULT_QEMU) -> list[str]:
     """The qemu-user command line that runs cmd with the counting plugin writing to outfile."""
     qemu_path = shutil.which(qemu)
     if qemu_path is None:
@@ -206,7 +209,7 @@ def qemu_command(cmd: Sequence[str | os.PathLike], outfile: Path, sysroot: Path 
 
 def count(cmd: Sequence[str | os.PathLike], sysroot: Path | None = DEFAULT_SYSROOT,
           env: Mapping[str, str] | None = None, *, cpu: str | None = DEFAULT_CPU, cwd: Path | None = None,
-          timeout: float | None = None, check: bool = True, qemu: str = "qemu-arm") -> Result:
+          timeout: float | None = None, check: bool = True, qemu: str = DEFAULT_QEMU) -> Result:
     """Run cmd (an ARM program and its arguments) under qemu-user and count its guest instructions.
 
     The guest gets exactly `env` (empty by default, like `env -i`): environment size and contents shift the stack

@@ -30,6 +30,7 @@ from neoncc.targets import toolchain
 DOCS = PROJECT_ROOT / "docs" / "benchmarks.md"
 BEGIN, END = "<!-- int8:begin -->", "<!-- int8:end -->"
 WORK = PROJECT_ROOT / "build" / "bench-int8"
+TARGET = toolchain.default_target()
 PAPER = "TensorFlow 8-bit weights in the paper: convolutions 25 % faster, whole network > 100 ms slower"
 
 
@@ -53,7 +54,7 @@ def model_path(model: str) -> Path:
 
 def build(model: str, precision: str, calibration: Path, weights: Path | None) -> Path:
     """`scons target=armv7 model=... [precision=int8 calibration=DIR]`; returns the engine binary."""
-    command = [sys.executable, "-m", "SCons", "-Q", "target=armv7", f"model={model_path(model)}",
+    command = [sys.executable, "-m", "SCons", "-Q", f"target={TARGET}", f"model={model_path(model)}",
                f"build_dir={WORK / 'build'}"]
     command += [f"weights={weights}"] if weights else []
     command += ["precision=int8", f"calibration={calibration}"] if precision == "int8" else []
@@ -61,13 +62,13 @@ def build(model: str, precision: str, calibration: Path, weights: Path | None) -
     if proc.returncode != 0:
         raise UserError(f"{precision} build of {model} failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
     flavour = model + ("-int8" if precision == "int8" else "")
-    return WORK / "build" / "armv7" / flavour / model
+    return WORK / "build" / TARGET / flavour / model
 
 
 def run(binary: Path, inputs: Path, runs: int) -> tuple[np.ndarray, dict]:
     """All inputs through the engine under qemu-arm, single thread: outputs and the engine's --json report."""
     output = inputs.with_name(f"{inputs.stem}.{binary.parent.name}.out")
-    command = [*toolchain.load("armv7").runner(), str(binary), "--input", str(inputs), "--output", str(output),
+    command = [*toolchain.load(TARGET).runner(), str(binary), "--input", str(inputs), "--output", str(output),
                "--threads", "1", "--runs", str(runs), "--warmup", "1" if runs > 1 else "0", "--json"]
     proc = subprocess.run(command, capture_output=True, text=True, timeout=3600)
     if proc.returncode != 0:
@@ -129,7 +130,7 @@ def _m(value: float) -> str:
 
 def markdown(results: list[dict], calibration_count: int, test_count: int, stamp: str) -> str:
     lines = [BEGIN, "## 8-bit inference (int8) against float32", "",
-             f"Measured {stamp} by `python3 -m bench int8`. Engines built with `scons target=armv7 model=... "
+             f"Measured {stamp} by `python3 -m bench int8`. Engines built with `scons target={TARGET} model=... "
              "precision=int8 calibration=DIR` (per-tensor QASYMM8 activations, 99.99th-percentile ranges; int8 "
              "weights per output channel) and without (float32, tuned). Cost: guest instructions of one "
              "single-threaded inference under qemu-arm (exact); emulated milliseconds are qemu's, **not board "

@@ -64,7 +64,7 @@ def largest_live_set(model: Path) -> int:
 
 
 def emulated_ms(binary: Path, input_path: Path, threads: int, runs: int) -> dict:
-    runner = toolchain.load("armv7").runner()
+    runner = toolchain.load(toolchain.default_target()).runner()
     proc = subprocess.run([*runner, str(binary), "--input", str(input_path), "--output", str(input_path) + ".out",
                            "--threads", str(threads), "--runs", str(runs), "--warmup", "1", "--json"],
                           capture_output=True, text=True, check=True)

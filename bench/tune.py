@@ -22,6 +22,7 @@ from neoncc.frontend.yaml_model import load_yaml_model
 from neoncc.ir.graph import Node
 from neoncc.ir.shapes import pair
 from neoncc.passes import optimize
+from neoncc.targets import toolchain
 from neoncc.passes.select_kernels import pointwise_possible
 from neoncc.tools.preprocess import random_inputs
 
@@ -59,7 +60,8 @@ def _tuning_file(choices: dict[str, tuple[str, str]], convs: set[str]) -> dict:
             "layout": {n: layout for n, (_, layout) in choices.items()}}
 
 
-def tune(model: Path, log=print, target: str = "armv7") -> Path | None:
+def tune(model: Path, log=print, target: str | None = None) -> Path | None:
+    target = target or toolchain.default_target()
     graph = load_yaml_model(model)
     convs = {n.name: n for n in graph.nodes if n.op == "conv"}
     others = [n.name for n in optimize(load_yaml_model(model)).nodes if n.op not in ("conv", "concat")]

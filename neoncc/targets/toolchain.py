@@ -61,6 +61,14 @@ def load(name: str) -> Toolchain:
     return Toolchain(name, spec)
 
 
+def default_target() -> str:
+    """The target used when none is named: the toolchain file that says `default: true`."""
+    marked = [p.stem for p in sorted(TOOLCHAIN_DIR.glob("*.yaml")) if (yaml.safe_load(p.read_text()) or {}).get("default")]
+    if len(marked) != 1:
+        raise UserError(f"{TOOLCHAIN_DIR}: exactly one target file must say `default: true` (found: {marked or 'none'})")
+    return marked[0]
+
+
 def build_dir(root: str | Path, target: str, model: str, precision: str = "float32") -> Path:
     """Where a build of a model for a target goes: <root>/<target>/<model>[-int8]/ (SConstruct, deploy, bench)."""
     return Path(root) / target / (model + ("-int8" if precision == "int8" else ""))
@@ -87,9 +95,9 @@ def ensure_sysroot(toolchain: Toolchain, log=print) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Prepare a target's sysroot from Debian packages.")
-    parser.add_argument("target", nargs="?", default="armv7")
+    parser.add_argument("target", nargs="?", help="a file toolchains/<target>.yaml (default: the one marked default)")
     args = parser.parse_args(argv)
-    return exit_status(lambda: print(ensure_sysroot(load(args.target))))
+    return exit_status(lambda: print(ensure_sysroot(load(args.target or default_target()))))
 
 
 if __name__ == "__main__":

@@ -69,7 +69,7 @@ def load_inputs(args, graph) -> np.ndarray:
 def run_on_qemu(args, batch: Path, output: Path) -> None:
     from deploy.build import build_engine  # the same build deploy.py does
     engine = build_engine(Path(args.model).resolve(), args.weights, log=lambda line: None)
-    target = toolchain.load("armv7")
+    target = toolchain.load(engine.manifest["target"])
     proc = subprocess.run([*target.runner(), str(engine.binary), "--input", str(batch), "--output", str(output),
                            "--threads", str(args.threads or 1), "--runs", "1", "--warmup", "0"],
                           capture_output=True, text=True)
