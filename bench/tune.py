@@ -17,30 +17,19 @@ import numpy as np
 import yaml
 
 from bench.engine import build, count_engine
-from neoncc import PROJECT_ROOT
+from neoncc import PROJECT_ROOT, ops
 from neoncc.frontend.yaml_model import load_yaml_model
 from neoncc.ir.graph import Node
-from neoncc.ir.shapes import pair
 from neoncc.passes import optimize
 from neoncc.targets import toolchain
-from neoncc.passes.select_kernels import pointwise_possible
 from neoncc.tools.preprocess import random_inputs
 
 
 def supports(method: str, node: Node) -> bool:
-    """ACL 20.08's documented limits (its validate() has the last word at configure time); "auto" runs anything."""
-    if method == "auto":
-        return True
-    kernel, stride = pair(node.attrs["kernel"]), pair(node.attrs.get("stride", 1))
+    """Whether a method runs the node (the op registry's requirements; ACL's validate() has the last word)."""
     if node.attrs.get("groups", 1) > 1:
-        return False
-    if method == "direct":
-        return kernel[0] == kernel[1] and kernel[0] in (1, 3, 5) and max(stride) <= 3
-    if method == "winograd":
-        return kernel in ((3, 3), (5, 5), (3, 1), (1, 3), (5, 1), (1, 5)) and stride == (1, 1)
-    if method == "pointwise":
-        return pointwise_possible(node)
-    return method == "gemm"
+        return method == "auto"
+    return ops.get("conv").implementations[method].accepts(node)
 
 
 CANDIDATES = [("auto", "NCHW"), ("gemm", "NCHW"), ("direct", "NCHW"), ("winograd", "NCHW"), ("pointwise", "NCHW"),

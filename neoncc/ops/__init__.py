@@ -20,7 +20,7 @@ import importlib
 import inspect
 import pkgutil
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 from neoncc import PROJECT_ROOT
 from neoncc.errors import UserError
@@ -41,6 +41,11 @@ class Impl:
     precisions: tuple[str, ...] = ("float32",)
     scratch: bool = False   # its constructor takes the network's scratch memory manager
     extra: tuple[str, ...] = ()  # further C++ functions the template declares (their headers are included)
+    # Which nodes it runs (None: any): a test of the node, and what it needs in words, for refusals.
+    requires: tuple[Callable[[Any], bool], str] | None = None
+
+    def accepts(self, node) -> bool:
+        return self.requires is None or self.requires[0](node)
 
 
 class Op:

@@ -12,6 +12,21 @@ from neoncc.ops._common import ACTIVATION, FUSED_ACTIVATIONS, PADDING, SIZE2, pa
 _CONV = dict(template="conv", scratch=True)
 
 
+def _pointwise(node) -> bool:
+    return (pair(node.attrs["kernel"]) == (1, 1) and pair(node.attrs.get("stride", 1)) == (1, 1)
+            and not any(padding(node.attrs.get("pad", 0))) and node.attrs.get("groups", 1) == 1)
+
+
+def _direct(node) -> bool:  # ACL 20.08's documented limits (its validate() has the last word)
+    kernel, stride = pair(node.attrs["kernel"]), pair(node.attrs.get("stride", 1))
+    return kernel[0] == kernel[1] and kernel[0] in (1, 3, 5) and max(stride) <= 3
+
+
+def _winograd(node) -> bool:
+    kernel, stride = pair(node.attrs["kernel"]), pair(node.attrs.get("stride", 1))
+    return kernel in ((3, 3), (5, 5), (3, 1), (1, 3), (5, 1), (1, 5)) and stride == (1, 1)
+
+
 @register
 class Conv(Op):
     """conv: filters, kernel, stride, pad, dilation, groups (1 or the input channels: depthwise), bias, activation."""
@@ -29,9 +44,12 @@ class Conv(Op):
     implementations = {
         "auto": Impl("NEConvolutionLayer", **_CONV),                       # ACL picks at configure time
         "gemm": Impl("NEGEMMConvolutionLayer", precisions=("float32", "int8"), **_CONV),
-        "winograd": Impl("NEWinogradConvolutionLayer", **_CONV),
-        "direct": Impl("NEDirectConvolutionLayer", **_CONV),
-        "pointwise": Impl("engine::PointwiseConvolution", layouts=("NCHW",), **_CONV),   # runtime/
+        "winograd": Impl("NEWinogradConvolutionLayer", requires=(_winograd, "a 3x3, 5x5, 3x1, 1x3, 5x1 or 1x5 "
+                                                                           "kernel and stride 1"), **_CONV),
+        "direct": Impl("NEDirectConvolutionLayer", requires=(_direct, "a square 1x1, 3x3 or 5x5 kernel, stride <= 3"),
+                       **_CONV),
+        "pointwise": Impl("engine::PointwiseConvolution", layouts=("NCHW",),       # runtime/
+                          requires=(_pointwise, "a 1x1 kernel, stride 1, no padding"), **_CONV),
         "qconv": Impl("engine::QuantizedConvolution", layouts=("NCHW",), precisions=("int8",), **_CONV),
         "depthwise": Impl("NEDepthwiseConvolutionLayer", template="depthwise", scratch=True,
                           precisions=("float32", "int8")),

@@ -12,7 +12,6 @@ import yaml
 from neoncc import ops
 from neoncc.errors import UserError
 from neoncc.ir.graph import Graph
-from neoncc.ir.shapes import pair, padding
 from neoncc.ops import LAYOUTS
 
 
@@ -40,11 +39,6 @@ def load_tuning(path: Path | None) -> dict:
     return {"conv_method": data.get("conv_method", {}), "layout": data.get("layout", {}), "source": str(path)}
 
 
-def pointwise_possible(node) -> bool:
-    return (pair(node.attrs["kernel"]) == (1, 1) and pair(node.attrs.get("stride", 1)) == (1, 1)
-            and not any(padding(node.attrs.get("pad", 0))) and node.attrs.get("groups", 1) == 1)
-
-
 def run(graph: Graph, tuning: dict | None = None, strategy: dict | None = None) -> Graph:
     tuning, strategy = tuning or {}, strategy or {}
     source = tuning.get("source", "tuning")
@@ -54,8 +48,9 @@ def run(graph: Graph, tuning: dict | None = None, strategy: dict | None = None) 
             raise UserError(f"{source}: conv_method.{layer}: {graph.name} has no convolution named '{layer}'")
         if convs[layer].attrs.get("groups", 1) > 1 and method != "auto":
             raise UserError(f"{source}: conv_method.{layer}: a depthwise convolution has no '{method}' method")
-        if method == "pointwise" and not pointwise_possible(convs[layer]):
-            raise UserError(f"{source}: conv_method.{layer}: 'pointwise' needs a 1x1 kernel, stride 1, no padding")
+        impl = ops.get("conv").implementations[method]
+        if not impl.accepts(convs[layer]):
+            raise UserError(f"{source}: conv_method.{layer}: '{method}' needs {impl.requires[1]}")
     for node in graph.nodes:
         op = ops.get(node.op, node)
         precision = node.attrs.get("precision", "float32")
