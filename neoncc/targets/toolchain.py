@@ -54,7 +54,7 @@ def load(name: str) -> Toolchain:
     path = TOOLCHAIN_DIR / f"{name}.yaml"
     if not path.is_file():
         known = ", ".join(sorted(p.stem for p in TOOLCHAIN_DIR.glob("*.yaml")))
-        raise UserError(f"unknown target '{name}': no {path.relative_to(PROJECT_ROOT)} (known: {known})")
+        raise UserError(f"unknown target '{name}': no {path} (known: {known})")
     _, spec = read_checked(path, SCHEMA, "target description")
     if spec["name"] != name:
         raise UserError(f"{path}: name: '{spec['name']}' differs from the file name '{name}'")
