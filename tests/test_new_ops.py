@@ -51,3 +51,32 @@ def test_new_ops_match_pytorch(weights, layout):
     with torch.no_grad():
         expected = reference({k: torch.from_numpy(v) for k, v in arrays.items()}, torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(ours, expected.ravel(), rtol=1e-4, atol=1e-5)
+
+
+def numpy_max_pool(x: np.ndarray, kernel, stride, pad, out_hw) -> np.ndarray:
+    """Max over each window of the input clipped to the input (padding never wins), written with plain numpy."""
+    c, h, w = x.shape
+    (kh, kw), (sh, sw), (top, left) = kernel, stride, pad
+    out = np.empty((c, *out_hw), np.float32)
+    for oy in range(out_hw[0]):
+        for ox in range(out_hw[1]):
+            y0, x0 = oy * sh - top, ox * sw - left
+            window = x[:, max(y0, 0):min(y0 + kh, h), max(x0, 0):min(x0 + kw, w)]
+            out[:, oy, ox] = window.max(axis=(1, 2))
+    return out
+
+
+@pytest.mark.parametrize("layout", ["nhwc", "nchw"])
+def test_max_pooling_odd_shapes_match_numpy(tmp_path, layout):
+    model = ROOT / "tests/models/max_pools.yaml"
+    shapes = {n.name: n.shape for n in load_yaml_model(model).nodes}
+    assert shapes == {"b": (7, 17, 6), "c": (7, 6, 2), "e": (7, 4, 2)}  # ONNX's rule drops c's last column
+    binary = build(model, tmp_path / layout, None, f"layout={layout}")
+    if layout == "nhwc":
+        assert binary.with_suffix(".cpp").read_text().count("engine::MaxPoolingNhwc ") == 3
+    x = np.random.default_rng(4).normal(0, 1, (7, 17, 12)).astype(np.float32)
+    ours, _ = infer(binary, x, tmp_path)
+    b = numpy_max_pool(x, (2, 3), (1, 2), (1, 1), shapes["b"][1:])
+    c = numpy_max_pool(b, (2, 2), (3, 3), (0, 0), shapes["c"][1:])
+    e = numpy_max_pool(c, (3, 3), (2, 2), (1, 1), shapes["e"][1:])
+    np.testing.assert_array_equal(ours.reshape(shapes["e"]), e)

@@ -71,6 +71,8 @@ class MaxPool(_Window):
     name = "maxpool"
     doc = "max pooling"
     kind = "MAX"
+    # ACL's NHWC pooling costs 4x its NCHW one on armv7: our own NHWC max pooling (runtime/max_pooling_nhwc.h).
+    implementations = {"nhwc": Impl("engine::MaxPoolingNhwc", template="pool", layouts=("NHWC",)), "acl": _POOL}
 
     def reference(self, node, xs, w):
         from torch.nn import functional as F

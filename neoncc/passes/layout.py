@@ -19,7 +19,10 @@ MODES = ("auto", "nchw", "nhwc")
 
 
 def _wanted(graph: Graph, node: Node, mode: str, tuning: dict, default: str, layouts: dict[str, str]) -> str:
-    impl = ops.get(node.op).implementations[node.attrs["impl"]]
+    """The node's layout; when its kernel does not run in it, the op's first kernel that does (in the registry's
+    order, for the node's precision) replaces it, unless a tuning file pinned the kernel and the mode is auto."""
+    op = ops.get(node.op)
+    impl = op.implementations[node.attrs["impl"]]
     if mode != "auto":
         wanted = mode.upper()
     elif node.name in tuning.get("layout", {}):
@@ -28,13 +31,16 @@ def _wanted(graph: Graph, node: Node, mode: str, tuning: dict, default: str, lay
         wanted = default
     else:
         wanted = layouts.get(node.inputs[0], "NCHW")
-    if wanted not in impl.layouts and mode != "auto":  # forced: another kernel of the op that runs in it
-        fallback = ops.get(node.op).default_impl(node, node.attrs.get("precision", "float32"), {})
-        if wanted in ops.get(node.op).implementations[fallback].layouts:
-            node.attrs["impl"] = fallback
-            node.attrs.pop("method", None)
-            return wanted
-    return wanted if wanted in impl.layouts else impl.layouts[0]
+    if wanted in impl.layouts:
+        return wanted
+    if mode != "auto" or "method" not in node.attrs:
+        precision = node.attrs.get("precision", "float32")
+        for key, other in op.implementations.items():
+            if wanted in other.layouts and precision in other.precisions and other.accepts(node):
+                node.attrs["impl"] = key
+                node.attrs.pop("method", None)
+                return wanted
+    return impl.layouts[0]
 
 
 def run(graph: Graph, mode: str = "nchw", tuning: dict | None = None, default: str = "NCHW") -> Graph:
