@@ -53,7 +53,7 @@ def model_path(model: str) -> Path:
 
 
 def build(model: str, precision: str, calibration: Path, weights: Path | None) -> Path:
-    """`scons target=armv7 model=... [precision=int8 calibration=DIR]`; returns the engine binary."""
+    """`scons target=<default> model=... [precision=int8 calibration=DIR]`; returns the engine binary."""
     command = [sys.executable, "-m", "SCons", "-Q", f"target={TARGET}", f"model={model_path(model)}",
                f"build_dir={WORK / 'build'}"]
     command += [f"weights={weights}"] if weights else []
@@ -61,8 +61,7 @@ def build(model: str, precision: str, calibration: Path, weights: Path | None) -
     proc = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True)
     if proc.returncode != 0:
         raise UserError(f"{precision} build of {model} failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
-    flavour = model + ("-int8" if precision == "int8" else "")
-    return WORK / "build" / TARGET / flavour / model
+    return toolchain.build_dir(WORK / "build", TARGET, model, precision) / model
 
 
 def run(binary: Path, inputs: Path, runs: int) -> tuple[np.ndarray, dict]:
