@@ -17,14 +17,23 @@ def _pointwise(node) -> bool:
             and not any(padding(node.attrs.get("pad", 0))) and node.attrs.get("groups", 1) == 1)
 
 
+def _dense(node) -> bool:
+    return node.attrs.get("groups", 1) == 1
+
+
 def _direct(node) -> bool:  # ACL 20.08's documented limits (its validate() has the last word)
     kernel, stride = pair(node.attrs["kernel"]), pair(node.attrs.get("stride", 1))
-    return kernel[0] == kernel[1] and kernel[0] in (1, 3, 5) and max(stride) <= 3
+    return _dense(node) and kernel[0] == kernel[1] and kernel[0] in (1, 3, 5) and max(stride) <= 3
 
 
 def _winograd(node) -> bool:
     kernel, stride = pair(node.attrs["kernel"]), pair(node.attrs.get("stride", 1))
-    return kernel in ((3, 3), (5, 5), (3, 1), (1, 3), (5, 1), (1, 5)) and stride == (1, 1)
+    return _dense(node) and kernel in ((3, 3), (5, 5), (3, 1), (1, 3), (5, 1), (1, 5)) and stride == (1, 1)
+
+
+def _multiplier(node) -> int:
+    """A depthwise convolution's filters per input channel (groups = input channels)."""
+    return node.attrs["filters"] // node.attrs.get("groups", 1)
 
 
 @register
@@ -42,17 +51,23 @@ class Conv(Op):
     quant = "own"
     # The kernels a convolution can run on, by method name (the tuning files' `conv_method` values).
     implementations = {
-        "auto": Impl("NEConvolutionLayer", **_CONV),                       # ACL picks at configure time
-        "gemm": Impl("NEGEMMConvolutionLayer", precisions=("float32", "int8"), **_CONV),
-        "winograd": Impl("NEWinogradConvolutionLayer", requires=(_winograd, "a 3x3, 5x5, 3x1, 1x3, 5x1 or 1x5 "
-                                                                           "kernel and stride 1"), **_CONV),
-        "direct": Impl("NEDirectConvolutionLayer", requires=(_direct, "a square 1x1, 3x3 or 5x5 kernel, stride <= 3"),
-                       **_CONV),
+        "auto": Impl("NEConvolutionLayer", requires=(_dense, "groups=1"), **_CONV),   # ACL picks at configure time
+        "gemm": Impl("NEGEMMConvolutionLayer", precisions=("float32", "int8"), requires=(_dense, "groups=1"), **_CONV),
+        "winograd": Impl("NEWinogradConvolutionLayer", requires=(_winograd, "groups=1, a 3x3, 5x5, 3x1, 1x3, 5x1 or "
+                                                                           "1x5 kernel and stride 1"), **_CONV),
+        "direct": Impl("NEDirectConvolutionLayer", requires=(_direct, "groups=1, a square 1x1, 3x3 or 5x5 kernel, "
+                                                                      "stride <= 3"), **_CONV),
         "pointwise": Impl("engine::PointwiseConvolution", layouts=("NCHW",),       # runtime/
                           requires=(_pointwise, "a 1x1 kernel, stride 1, no padding"), **_CONV),
-        "qconv": Impl("engine::QuantizedConvolution", layouts=("NCHW",), precisions=("int8",), **_CONV),
+        "qconv": Impl("engine::QuantizedConvolution", layouts=("NCHW",), precisions=("int8",),
+                      requires=(_dense, "groups=1"), **_CONV),
         "depthwise": Impl("NEDepthwiseConvolutionLayer", template="depthwise", scratch=True,
-                          precisions=("float32", "int8")),
+                          precisions=("float32", "int8"), requires=(lambda n: _multiplier(n) == 1, "one filter per channel")),
+        # ACL 20.08's NHWC depthwise kernel with a depth multiplier > 1 gives wrong results once another layer has
+        # written its input (tests/test_layer_kinds.py, tiny_mobile's `dw`): those run in NCHW.
+        "depthwise_multiplier": Impl("NEDepthwiseConvolutionLayer", template="depthwise", scratch=True,
+                                     layouts=("NCHW",), precisions=("float32", "int8"),
+                                     requires=(lambda n: _multiplier(n) > 1, "a depth multiplier above 1")),
     }
 
     @staticmethod
@@ -87,7 +102,7 @@ class Conv(Op):
 
     def default_impl(self, node, precision, strategy):
         if self.depthwise(node):
-            return "depthwise"
+            return "depthwise" if _multiplier(node) == 1 else "depthwise_multiplier"
         return super().default_impl(node, precision, strategy)
 
     def lower(self, node, ctx, impl):

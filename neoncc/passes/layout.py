@@ -20,7 +20,8 @@ MODES = ("auto", "nchw", "nhwc")
 
 def _wanted(graph: Graph, node: Node, mode: str, tuning: dict, default: str, layouts: dict[str, str]) -> str:
     """The node's layout; when its kernel does not run in it, the op's first kernel that does (in the registry's
-    order, for the node's precision) replaces it, unless a tuning file pinned the kernel and the mode is auto."""
+    order, for the node's precision) replaces it, unless a tuning file or the target's strategy chose the kernel and
+    the mode is auto (then the kernel's own layout wins: e.g. our NCHW 8-bit convolution over ACL's NHWC one)."""
     op = ops.get(node.op)
     impl = op.implementations[node.attrs["impl"]]
     if mode != "auto":
@@ -33,7 +34,7 @@ def _wanted(graph: Graph, node: Node, mode: str, tuning: dict, default: str, lay
         wanted = layouts.get(node.inputs[0], "NCHW")
     if wanted in impl.layouts:
         return wanted
-    if mode != "auto" or "method" not in node.attrs:
+    if mode != "auto" or node.attrs.get("chosen_by", "default") == "default":
         precision = node.attrs.get("precision", "float32")
         for key, other in op.implementations.items():
             if wanted in other.layouts and precision in other.precisions and other.accepts(node):

@@ -16,7 +16,7 @@ from neoncc.ops import LAYOUTS
 
 
 def conv_methods() -> tuple[str, ...]:
-    return tuple(k for k in ops.get("conv").implementations if k != "depthwise")
+    return tuple(k for k in ops.get("conv").implementations if not k.startswith("depthwise"))
 
 
 def load_tuning(path: Path | None) -> dict:
@@ -46,8 +46,10 @@ def run(graph: Graph, tuning: dict | None = None, strategy: dict | None = None) 
     for layer, method in tuning.get("conv_method", {}).items():
         if layer not in convs:
             raise UserError(f"{source}: conv_method.{layer}: {graph.name} has no convolution named '{layer}'")
-        if convs[layer].attrs.get("groups", 1) > 1 and method != "auto":
-            raise UserError(f"{source}: conv_method.{layer}: a depthwise convolution has no '{method}' method")
+        if convs[layer].attrs.get("groups", 1) > 1:
+            if method != "auto":
+                raise UserError(f"{source}: conv_method.{layer}: a depthwise convolution has no '{method}' method")
+            continue
         impl = ops.get("conv").implementations[method]
         if not impl.accepts(convs[layer]):
             raise UserError(f"{source}: conv_method.{layer}: '{method}' needs {impl.requires[1]}")
@@ -58,8 +60,10 @@ def run(graph: Graph, tuning: dict | None = None, strategy: dict | None = None) 
         if method and method != "auto" and precision in op.implementations[method].precisions:
             node.attrs["method"] = method
             node.attrs["impl"] = method
+            node.attrs["chosen_by"] = "tuning"
         else:
             node.attrs["impl"] = op.default_impl(node, precision, strategy)
+            node.attrs["chosen_by"] = "strategy" if op.name in strategy.get(precision, {}) else "default"
         if node.attrs["impl"] not in op.implementations:
             raise UserError(f"{node.origin}: layer '{node.name}': the target's strategy names '{node.attrs['impl']}' "
                             f"for {node.op}; it has {', '.join(op.implementations)}")
