@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import shutil
+import signal
 import sys
 import time
 from pathlib import Path
@@ -61,8 +64,34 @@ def _top5(output: np.ndarray, labels: list[str] | None) -> list[list]:
     return [[int(i), float(output[i]), labels[i] if named else None] for i in order]
 
 
+MAX_TIMEOUT_S = 24 * 3600
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    """Options that cannot work are refused before anything is built or sent."""
+    if args.timeout is not None and not (math.isfinite(args.timeout) and 0 < args.timeout <= MAX_TIMEOUT_S):
+        raise DeployError(f"--timeout must be a number of seconds above 0 and at most {MAX_TIMEOUT_S}, "
+                          f"not {args.timeout}")
+    if args.output is not None:
+        if args.output.is_dir():
+            raise DeployError(f"--output {args.output} is a directory; give a file name")
+        parent = args.output.parent
+        if not parent.is_dir():
+            raise DeployError(f"--output {args.output}: directory {parent} does not exist")
+    for name in ("weights", "image", "input"):
+        path = getattr(args, name)
+        if path is not None and not path.is_file():
+            raise DeployError(f"--{name} {path}: no such file")
+
+
 def deploy(args: argparse.Namespace, log) -> dict:
     """The whole flow; returns the result that main prints."""
+    _check_args(args)
+    with build.workdir() as work:
+        return _deploy(args, log, work)
+
+
+def _deploy(args: argparse.Namespace, log, work: Path) -> dict:
     for name in ("runs", "warmup", "threads"):
         value = getattr(args, name)
         if value is not None and value < (0 if name == "warmup" else 1):
@@ -83,12 +112,16 @@ def deploy(args: argparse.Namespace, log) -> dict:
     board = boards.load(args.board)
     yaml_path = build.model_yaml(args.model)
     if args.no_build:
-        engine = build.existing_engine(yaml_path, args.precision)
+        engine = build.existing_engine(yaml_path, args.precision, snapshot=work / "engine")
     else:
         engine = build.build_engine(yaml_path, args.weights, log=log, precision=args.precision,
-                                    calibration=args.calibration)
+                                    calibration=args.calibration, snapshot=work / "engine")
+    engine.labels()  # a missing labels file is found now, not after the upload and the run
     input_path = build.prepare_input(engine, image=args.image, tensor=args.input, log=log)
+    if args.input is not None:  # this deploy's own copy: what it hashes is what it sends
+        input_path = Path(shutil.copy(input_path, work / "input.f32"))
     bundle = build.make_bundle(engine, input_path)
+    log(f"bundle {bundle.id}: {len(bundle.files)} files, {bundle.size / 2**20:.1f} MiB")
     phase("build")
     if board.emulator is not None:
         vm.Instance(board).start(log=log, progress=sys.stderr.isatty())
@@ -98,15 +131,18 @@ def deploy(args: argparse.Namespace, log) -> dict:
         remote = Remote(conn)
         info = preflight(conn, remote, bundle)
         phase("connect")
-        upload = remote.upload(bundle, progress=sys.stderr.isatty(), log=log)
-        phase("upload")
-        remote.install(bundle)
-        phase("install")
-        log(f"run: {engine.model} on {board.name}, {threads} threads, {args.warmup} warm-up, {args.runs} runs")
-        result = run(conn, remote, bundle,
-                     ["--threads", str(threads), "--runs", str(args.runs), "--warmup", str(args.warmup)],
-                     args.timeout or board.run_timeout_s, log=log)
-        phase("run")
+        try:
+            upload = remote.upload(bundle, progress=sys.stderr.isatty(), log=log)
+            phase("upload")
+            remote.install(bundle)
+            phase("install")
+            log(f"run: {engine.model} on {board.name}, {threads} threads, {args.warmup} warm-up, {args.runs} runs")
+            result = run(conn, remote, bundle,
+                         ["--threads", str(threads), "--runs", str(args.runs), "--warmup", str(args.warmup)],
+                         args.timeout if args.timeout is not None else board.run_timeout_s, log=log)
+            phase("run")
+        finally:
+            remote.cleanup()
     if args.output is not None:
         write_tensor(result.output, args.output)
     stats = result.stats
@@ -120,6 +156,9 @@ def deploy(args: argparse.Namespace, log) -> dict:
         "precision": args.precision,
         "weights_random": engine.weights_random,
         "bundle": bundle.id,
+        "run": remote.token,
+        "input_sha256": next(f.sha256 for f in bundle.files if f.name == "input.f32"),
+        "weights_sha256": next(f.sha256 for f in bundle.files if f.name == f"{engine.model}.weights"),
         "threads": result.engine.get("threads", threads),
         "runs": args.runs,
         "warmup": args.warmup,
@@ -181,6 +220,10 @@ def main(argv: list[str] | None = None) -> int:
     def log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
+    def terminate(signum, frame):
+        raise KeyboardInterrupt  # SIGTERM: the same orderly stop as Ctrl-C (the board's engine is stopped)
+
+    previous = signal.signal(signal.SIGTERM, terminate)
     try:
         result = deploy(args, log)
     except UserError as err:  # DeployError is one
@@ -189,5 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     print(json.dumps(result) if args.json else format_table(result, args.profile))
     return 0
