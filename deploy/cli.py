@@ -21,8 +21,9 @@ from deploy import boards, build, vm
 from deploy.bundle import Remote
 from deploy.errors import DeployError
 from deploy.run import preflight, run
-from deploy.ssh import Connection
+from deploy.ssh import Connection, check_credentials
 from neoncc.errors import UserError
+from neoncc.frontend.yaml_model import load_yaml_model
 from neoncc.tools.preprocess import write_tensor
 
 
@@ -110,7 +111,9 @@ def _deploy(args: argparse.Namespace, log, work: Path) -> dict:
     if args.calibration is not None and args.precision != "int8":
         raise DeployError("--calibration is only used with --precision int8")
     board = boards.load(args.board)
+    check_credentials(board)  # the key and the known-hosts file, before any build
     yaml_path = build.model_yaml(args.model)
+    load_yaml_model(yaml_path)  # the model description's own mistakes, by file, line and field, before any build
     if args.no_build:
         engine = build.existing_engine(yaml_path, args.precision, snapshot=work / "engine")
     else:

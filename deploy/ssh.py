@@ -39,6 +39,12 @@ def _load_key(path: Path) -> paramiko.PKey:
         raise DeployError(f"key file {path}: not a private key paramiko can read ({err})") from None
 
 
+def check_credentials(board) -> None:
+    """The board's key file and known-hosts file are usable (each fault one clear error)."""
+    _load_key(board.key_file)
+    known_hosts.check_readable(board.known_hosts)
+
+
 class Connection:
     """An authenticated SSH connection to one board."""
 
@@ -64,8 +70,7 @@ class Connection:
         try:
             try:
                 self.transport.start_client(timeout=timeout)
-                if not self.transport.is_active() or self.transport.remote_version is None:
-                    raise paramiko.SSHException("no SSH banner")
+                self.transport.get_remote_server_key()  # "No existing session" when nothing was negotiated
             except (paramiko.SSHException, EOFError, OSError) as err:
                 raise DeployError(f"board {board.name}: no SSH server answers at {board.host}:{self.port} "
                                   f"({err or type(err).__name__})") from None
