@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from deploy import CACHE
-from deploy.bundle import Bundle, File
+from deploy.bundle import Bundle, File, sha256_file
 from deploy.errors import DeployError
 from neoncc import PROJECT_ROOT
 from neoncc.targets import toolchain
@@ -161,12 +161,21 @@ def build_engine(yaml_path: Path, weights: Path | None = None, log=print, precis
         command += ["precision=int8", f"calibration={calibration.resolve()}"]
     with build_lock():
         proc = subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True)
+                                text=True, env={**os.environ, "NEONCC_BUILD_LOCKED": "1"})
         for line in proc.stdout:
             log(f"build: {line.rstrip()}")
         if proc.wait() != 0:
             raise DeployError(f"build of {model} failed (`{' '.join(command)}` exited with {proc.returncode})")
-        return _snapshot(existing_engine(yaml_path, precision, locked=True), snapshot)
+        engine = _snapshot(existing_engine(yaml_path, precision, locked=True), snapshot)
+    # What the build says it was made from must be what this deploy asked for.
+    made_from = engine.manifest.get("weights_sha256") if weights is not None else None
+    if weights is not None and made_from != sha256_file(weights):
+        raise DeployError(f"the build of {model} in {engine.dir} was made from other weights than {weights} "
+                          "(another build changed build/ meanwhile); rerun")
+    if weights is None and not engine.weights_random:
+        raise DeployError(f"the build of {model} holds trained weights, not the seeded random ones asked for "
+                          "(another build changed build/ meanwhile); rerun")
+    return engine
 
 
 def _snapshot(engine: Engine, directory: Path | None) -> Engine:
