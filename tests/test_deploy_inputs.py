@@ -272,3 +272,28 @@ def test_key_is_checked_before_connecting(tmp_path):
     ensure_client_key(tmp_path / "k")  # a usable key passes the early check; the board is then unreachable
     proc = testing.deploy("--board", str(_real_board(tmp_path, key_file=str(tmp_path / "k"))), "--model", str(TINY))
     assert proc.returncode == 1 and "unreachable" in testing.error_line(proc)
+
+
+def test_a_failed_weights_build_keeps_the_previous_good_outputs(tmp_path):
+    """Weights the compiler refuses (float64 1e300 is +inf in float32) leave the last good engine, weight file
+    and manifest in place, consistent with each other; no partial files remain."""
+    build_dir = tmp_path / "build"
+    good = tmp_path / "good.npz"
+    write_npz(random_weights(load_yaml_model(TINY), 4), good)
+    args = ["scons", "-Q", "target=armv7", f"model={TINY}", f"build_dir={build_dir}"]
+    first = subprocess.run([*args, f"weights={good}"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=900)
+    assert first.returncode == 0, first.stderr
+    out = build_dir / "armv7" / "tiny_passes"
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    weights = random_weights(load_yaml_model(TINY), 4)
+    name = next(iter(weights))
+    weights[name] = np.full(weights[name].shape, 1e300)
+    bad = tmp_path / "bad.npz"
+    write_npz(weights, bad)
+    failed = subprocess.run([*args, f"weights={bad}"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=900)
+    assert failed.returncode != 0 and "beyond-float32" in failed.stderr
+    after = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert after == before
+    import hashlib
+    import json
+    assert json.loads(after["tiny_passes.json"])["weights_sha256"] == hashlib.sha256(good.read_bytes()).hexdigest()

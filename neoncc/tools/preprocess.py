@@ -88,5 +88,9 @@ def write_tensor(tensor: np.ndarray, out: Path) -> None:
     """Raw little-endian float32, written under a temporary name and renamed: never half-written."""
     out = Path(out)
     partial = out.with_name(f"{out.name}.{os.getpid()}.partial")
-    tensor.astype("<f4").tofile(partial)
-    partial.replace(out)
+    try:
+        tensor.astype("<f4").tofile(partial)
+        partial.replace(out)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
