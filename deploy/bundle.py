@@ -235,6 +235,9 @@ class Remote:
                 if self.sha256(part) != f.sha256:
                     if offset == 0:
                         self.conn.run(f"rm -f {quote(part)}", check=False)
+                        if self.free_bytes() < max(CHUNK * 4, f.size // 100):
+                            raise DeployError(f"board {self.board}: disk full in {self.root} while uploading "
+                                              f"{f.name} (partial file removed)")
                         raise DeployError(f"board {self.board}: {f.name} arrived with a different SHA-256 than "
                                           "it was sent with; the connection or the board's storage is faulty "
                                           "(the partial file was removed)")

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import paramiko
 
 from deploy import boards, build, vm
 from deploy.bundle import Remote
@@ -129,6 +130,14 @@ def _deploy(args: argparse.Namespace, log, work: Path) -> dict:
     if board.emulator is not None:
         vm.Instance(board).start(log=log, progress=sys.stderr.isatty())
         phase("boot")
+    try:
+        return _on_board(args, log, board, engine, bundle, phases, phase)
+    except (OSError, EOFError, paramiko.SSHException) as err:  # the board went away mid-way
+        raise DeployError(f"board {board.name}: connection lost ({err or type(err).__name__}); nothing was "
+                          "switched unless the run had started, and a rerun resumes any upload") from None
+
+
+def _on_board(args, log, board, engine, bundle, phases, phase) -> dict:
     threads = args.threads or board.cores
     with Connection(board, trust_host_key=args.trust_host_key, log=log) as conn:
         remote = Remote(conn)
@@ -147,7 +156,10 @@ def _deploy(args: argparse.Namespace, log, work: Path) -> dict:
         finally:
             remote.cleanup()
     if args.output is not None:
-        write_tensor(result.output, args.output)
+        try:
+            write_tensor(result.output, args.output)
+        except OSError as err:
+            raise DeployError(f"--output {args.output}: cannot write it ({err.strerror or err})") from None
     stats = result.stats
     batch = int(result.engine.get("batch", 1))
     outputs = result.output.reshape(batch, -1)
