@@ -144,7 +144,9 @@ def interrupt_trials(board_file: str, trials: int, model: Path = DEFAULT_MODEL, 
             proc = subprocess.Popen([sys.executable, str(PROJECT_ROOT / "deploy.py"), "--board", str(path),
                                      "--model", str(model), "--input", str(tensor), "--runs", "20",
                                      "--warmup", "0"], cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL,
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                    # as from a terminal, even when this runs in the background (SIGINT ignored)
+                                    preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
             lines: list[str] = []
             reader = threading.Thread(target=lambda: lines.extend(iter(proc.stderr.readline, "")), daemon=True)
             reader.start()
