@@ -111,9 +111,17 @@ def stress(board: str, pairs: int, model: Path = DEFAULT_MODEL, timeout: float =
 def leftovers(board_file: str) -> str:
     """Engine or supervise processes still running on the board (empty: none)."""
     from deploy import boards
+    from deploy.errors import DeployError
     from deploy.ssh import Connection
-    with Connection(boards.load(board_file)) as conn:
-        out = conn.run("ps -o pid,args 2>/dev/null || ps", check=False).stdout
+    for _attempt in range(10):  # a busy board may be slow to answer
+        try:
+            with Connection(boards.load(board_file)) as conn:
+                out = conn.run("ps -o pid,args 2>/dev/null || ps", check=False).stdout
+            break
+        except DeployError:
+            time.sleep(3)
+    else:
+        raise DeployError(f"{board_file}: the board does not answer")
     return "\n".join(line for line in out.splitlines() if "/supervise " in line or "./supervise " in line)
 
 
@@ -127,6 +135,7 @@ def interrupt_trials(board_file: str, trials: int, model: Path = DEFAULT_MODEL, 
     import yaml
 
     from deploy import boards
+    from deploy.errors import DeployError
     from deploy.ssh import Connection
     from neoncc.frontend.yaml_model import load_yaml_model
     rng = random.Random(seed)
@@ -170,8 +179,11 @@ def interrupt_trials(board_file: str, trials: int, model: Path = DEFAULT_MODEL, 
             deadline = time.monotonic() + 20
             while (left := leftovers(board_file)) and time.monotonic() < deadline:
                 time.sleep(1)
-            with Connection(boards.load(str(path))) as conn:
-                conn.run(f"rm -rf /data/interrupt{trial}", check=False)
+            try:
+                with Connection(boards.load(str(path))) as conn:
+                    conn.run(f"rm -rf /data/interrupt{trial}", check=False)
+            except DeployError:
+                pass
             last = stderr.strip().splitlines()[-1] if stderr.strip() else ""
             results.append({"trial": trial, "delay_s": round(delay, 2), "exit_s": round(exit_s, 2),
                             "returncode": proc.returncode, "last_line": last, "stage": stage,
