@@ -19,6 +19,7 @@ from neoncc import PROJECT_ROOT
 BOARD_DIR = PROJECT_ROOT / "configs" / "boards"
 DEFAULT_BOARD = "emulated"
 DEFAULT_KNOWN_HOSTS = CACHE / "deploy" / "known_hosts"
+SYSTEM_DIRS = {"", "/root", "/home", "/tmp", "/var", "/opt", "/data", "/mnt", "/srv", "/lib64"}
 
 _EMULATOR_SCHEMA = {
     "type": "object",
@@ -53,7 +54,8 @@ SCHEMA = {
         "key_file": {"type": "string", "description": "private key; relative to the project, ~ expanded"},
         "known_hosts": {"type": "string", "description": "where host keys are pinned"},
         "host_key_alias": {"type": "string", "description": "name the host key is pinned under"},
-        "remote_dir": {"type": "string", "pattern": "^/"},
+        "remote_dir": {"type": "string", "pattern": "^(/[A-Za-z0-9_][A-Za-z0-9_.+-]*)+/?$",
+                       "description": "absolute; letters, digits and _ . + - only; not a system directory"},
         "arch": {"type": "string", "description": "what `uname -m` must print"},
         "cores": {"type": "integer", "minimum": 1},
         "min_free_memory_mb": {"type": "integer", "minimum": 0},
@@ -164,6 +166,11 @@ def load(name_or_path: str = DEFAULT_BOARD) -> Board:
         err = errors[0]
         where = ".".join(str(p) for p in err.path) or "(top level)"
         raise DeployError(f"{path}: field {where}: {err.message}")
+    remote = spec["remote_dir"].rstrip("/")
+    if any(part in (".", "..") for part in remote.split("/")) or remote in SYSTEM_DIRS or \
+            remote.split("/")[1] in ("proc", "sys", "dev", "etc", "bin", "sbin", "lib", "usr", "boot", "run"):
+        raise DeployError(f"{path}: field remote_dir: '{spec['remote_dir']}' is a system directory or inside one; "
+                          "give a directory of its own, such as /opt/neoncc or /data/neoncc")
     if spec["port"] == "auto" and "emulator" not in spec:
         raise DeployError(f"{path}: field port: 'auto' is only for emulated boards (with an emulator: section)")
     return Board(spec, path)

@@ -7,18 +7,25 @@ a time limit and measures it (the board has nothing of its own to do that with).
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
+import math
+import os
+import re
 import shutil
 import subprocess
 import sys
+import tempfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from deploy import CACHE
-from deploy.bundle import Bundle, File
+from deploy.bundle import Bundle, File, sha256_file
 from deploy.errors import DeployError
 from neoncc import PROJECT_ROOT
 from neoncc.targets import toolchain
@@ -28,6 +35,18 @@ TARGET = "armv7"
 MODEL_DIR = PROJECT_ROOT / "configs" / "models"
 SUPERVISE_SRC = Path(__file__).with_name("supervise.c")
 INPUTS = CACHE / "deploy" / "inputs"
+WORK = CACHE / "deploy" / "work"          # one private directory per deploy: its snapshot of the build
+BUILD_LOCK = PROJECT_ROOT / "build" / ".deploy-build.lock"
+
+
+@contextlib.contextmanager
+def build_lock():
+    """One SCons build at a time in build/ (deploys at once would overwrite each other's outputs and SCons'
+    own database); taken around the build and the snapshot of what it wrote."""
+    BUILD_LOCK.parent.mkdir(parents=True, exist_ok=True)
+    with open(BUILD_LOCK, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 @dataclass
@@ -73,6 +92,9 @@ def model_yaml(name_or_path: str) -> Path:
     if not path.is_file():
         known = ", ".join(sorted(p.stem for p in MODEL_DIR.glob("*.yaml"))) or "none"
         raise DeployError(f"unknown model '{name_or_path}': no file {path} (known models: {known})")
+    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*", path.stem):
+        raise DeployError(f"model file {path}: its name '{path.stem}' names the engine and its files on the board; "
+                          "use only letters, digits and _ . + - in it")
     return path.resolve()
 
 
@@ -83,9 +105,47 @@ def _project_relative(path: Path) -> str:
         return str(path.resolve())
 
 
+MAX_WEIGHTS_BYTES = 1 << 30
+
+
+def check_weights_file(path: Path) -> None:
+    """A .npz's arrays are read from their headers first: every member a plain numeric .npy whose header does
+    not claim more data than the archive holds (so a forged header cannot make the build allocate TiBs)."""
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as err:
+        raise DeployError(f"weights file {path}: not a NumPy .npz archive ({err})") from None
+    total = 0
+    with archive:
+        for info in archive.infolist():
+            where = f"weights file {path}: member {info.filename}"
+            if not info.filename.endswith(".npy"):
+                raise DeployError(f"{where}: not a .npy array")
+            try:
+                with archive.open(info) as member:
+                    version = np.lib.format.read_magic(member)
+                    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+                        np.lib.format.read_array_header_2_0
+                    shape, _fortran, dtype = read(member)
+            except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
+                raise DeployError(f"{where}: not a readable .npy array ({err})") from None
+            if dtype.hasobject or dtype.kind not in "fiu":
+                raise DeployError(f"{where}: holds {dtype} data; weights are plain numbers (float32)")
+            claimed = math.prod(shape) * dtype.itemsize
+            if claimed > info.file_size:
+                raise DeployError(f"{where}: its header claims {list(shape)} {dtype} ({claimed:,} bytes) but it "
+                                  f"holds {info.file_size:,} bytes")
+            total += claimed
+    if total > MAX_WEIGHTS_BYTES:
+        raise DeployError(f"weights file {path}: {total:,} bytes of arrays, more than {MAX_WEIGHTS_BYTES:,}")
+
+
 def build_engine(yaml_path: Path, weights: Path | None = None, log=print, precision: str = "float32",
-                 calibration: Path | None = None) -> Engine:
-    """Run SCons for the model (it rebuilds only what changed) and check what it promised to write."""
+                 calibration: Path | None = None, snapshot: Path | None = None) -> Engine:
+    """Run SCons for the model (it rebuilds only what changed) and check what it promised to write.
+
+    With snapshot (a directory), the engine, weights and manifest are copied there before another build can
+    replace them, and the Engine returned is that copy: what a deploy bundles is what its own build wrote."""
     model = yaml_path.stem
     scons = shutil.which("scons")
     command = [scons] if scons else [sys.executable, "-m", "SCons"]
@@ -93,22 +153,58 @@ def build_engine(yaml_path: Path, weights: Path | None = None, log=print, precis
     if weights is not None:
         if not weights.is_file():
             raise DeployError(f"weights file {weights} does not exist")
+        check_weights_file(weights)
         command.append(f"weights={weights.resolve()}")
     if precision == "int8":
         if calibration is None or not calibration.is_dir():
             raise DeployError(f"calibration folder {calibration} does not exist")
         command += ["precision=int8", f"calibration={calibration.resolve()}"]
-    proc = subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    for line in proc.stdout:
-        log(f"build: {line.rstrip()}")
-    if proc.wait() != 0:
-        raise DeployError(f"build of {model} failed (`{' '.join(command)}` exited with {proc.returncode})")
-    return existing_engine(yaml_path, precision)
+    with build_lock():
+        proc = subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, env={**os.environ, "NEONCC_BUILD_LOCKED": "1"})
+        for line in proc.stdout:
+            log(f"build: {line.rstrip()}")
+        if proc.wait() != 0:
+            raise DeployError(f"build of {model} failed (`{' '.join(command)}` exited with {proc.returncode})")
+        engine = _snapshot(existing_engine(yaml_path, precision, locked=True), snapshot)
+    # What the build says it was made from must be what this deploy asked for.
+    made_from = engine.manifest.get("weights_sha256") if weights is not None else None
+    if weights is not None and made_from != sha256_file(weights):
+        raise DeployError(f"the build of {model} in {engine.dir} was made from other weights than {weights} "
+                          "(another build changed build/ meanwhile); rerun")
+    if weights is None and not engine.weights_random:
+        raise DeployError(f"the build of {model} holds trained weights, not the seeded random ones asked for "
+                          "(another build changed build/ meanwhile); rerun")
+    return engine
 
 
-def existing_engine(yaml_path: Path, precision: str = "float32") -> Engine:
+def _snapshot(engine: Engine, directory: Path | None) -> Engine:
+    if directory is None:
+        return engine
+    directory.mkdir(parents=True, exist_ok=True)
+    for path in (engine.binary, engine.weights, engine.dir / f"{engine.model}.json"):
+        shutil.copy2(path, directory / path.name)
+    return Engine(engine.model, engine.yaml, directory, engine.manifest)
+
+
+@contextlib.contextmanager
+def workdir():
+    """A private directory for one deploy on this host (its snapshot of the build); removed afterwards."""
+    WORK.mkdir(parents=True, exist_ok=True)
+    path = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=WORK))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def existing_engine(yaml_path: Path, precision: str = "float32", snapshot: Path | None = None,
+                    locked: bool = False) -> Engine:
     """The engine build/ holds for the model (8-bit ones in build/<target>/<model>-int8/), checked to be
-    complete."""
+    complete (and copied to snapshot, when given, while no build can change it)."""
+    if not locked:
+        with build_lock():
+            return _snapshot(existing_engine(yaml_path, precision, locked=True), snapshot)
     model = yaml_path.stem
     out = PROJECT_ROOT / "build" / TARGET / (model + ("-int8" if precision == "int8" else ""))
     manifest_path = out / f"{model}.json"
@@ -131,14 +227,16 @@ def build_supervise() -> Path:
     if out.is_file() and stamp.is_file() and stamp.read_text().strip() == source_hash:
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name("supervise.tmp")
+    tmp = out.with_name(f"supervise.{os.getpid()}.tmp")
     command = [spec["compiler_prefix"] + "gcc", *spec["arch_flags"], "-O2", "-static", "-Wall", "-Wextra",
                "-Werror", "-o", str(tmp), str(SUPERVISE_SRC)]
     proc = subprocess.run(command, capture_output=True, text=True)
     if proc.returncode != 0:
         raise DeployError(f"compiling {SUPERVISE_SRC} failed:\n{proc.stderr.strip()}")
     tmp.replace(out)
-    stamp.write_text(source_hash + "\n")
+    stamp_tmp = stamp.with_name(f"{stamp.name}.{os.getpid()}.tmp")
+    stamp_tmp.write_text(source_hash + "\n")
+    stamp_tmp.replace(stamp)
     return out
 
 

@@ -8,18 +8,23 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import shutil
+import signal
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+import paramiko
 
 from deploy import boards, build, vm
 from deploy.bundle import Remote
 from deploy.errors import DeployError
 from deploy.run import preflight, run
-from deploy.ssh import Connection
+from deploy.ssh import Connection, check_credentials
 from neoncc.errors import UserError
+from neoncc.frontend.yaml_model import load_yaml_model
 from neoncc.tools.preprocess import write_tensor
 
 
@@ -61,8 +66,34 @@ def _top5(output: np.ndarray, labels: list[str] | None) -> list[list]:
     return [[int(i), float(output[i]), labels[i] if named else None] for i in order]
 
 
+MAX_TIMEOUT_S = 24 * 3600
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    """Options that cannot work are refused before anything is built or sent."""
+    if args.timeout is not None and not (math.isfinite(args.timeout) and 0 < args.timeout <= MAX_TIMEOUT_S):
+        raise DeployError(f"--timeout must be a number of seconds above 0 and at most {MAX_TIMEOUT_S}, "
+                          f"not {args.timeout}")
+    if args.output is not None:
+        if args.output.is_dir():
+            raise DeployError(f"--output {args.output} is a directory; give a file name")
+        parent = args.output.parent
+        if not parent.is_dir():
+            raise DeployError(f"--output {args.output}: directory {parent} does not exist")
+    for name in ("weights", "image", "input"):
+        path = getattr(args, name)
+        if path is not None and not path.is_file():
+            raise DeployError(f"--{name} {path}: no such file")
+
+
 def deploy(args: argparse.Namespace, log) -> dict:
     """The whole flow; returns the result that main prints."""
+    _check_args(args)
+    with build.workdir() as work:
+        return _deploy(args, log, work)
+
+
+def _deploy(args: argparse.Namespace, log, work: Path) -> dict:
     for name in ("runs", "warmup", "threads"):
         value = getattr(args, name)
         if value is not None and value < (0 if name == "warmup" else 1):
@@ -81,34 +112,54 @@ def deploy(args: argparse.Namespace, log) -> dict:
     if args.calibration is not None and args.precision != "int8":
         raise DeployError("--calibration is only used with --precision int8")
     board = boards.load(args.board)
+    check_credentials(board)  # the key and the known-hosts file, before any build
     yaml_path = build.model_yaml(args.model)
+    load_yaml_model(yaml_path)  # the model description's own mistakes, by file, line and field, before any build
     if args.no_build:
-        engine = build.existing_engine(yaml_path, args.precision)
+        engine = build.existing_engine(yaml_path, args.precision, snapshot=work / "engine")
     else:
         engine = build.build_engine(yaml_path, args.weights, log=log, precision=args.precision,
-                                    calibration=args.calibration)
+                                    calibration=args.calibration, snapshot=work / "engine")
+    engine.labels()  # a missing labels file is found now, not after the upload and the run
     input_path = build.prepare_input(engine, image=args.image, tensor=args.input, log=log)
+    if args.input is not None:  # this deploy's own copy: what it hashes is what it sends
+        input_path = Path(shutil.copy(input_path, work / "input.f32"))
     bundle = build.make_bundle(engine, input_path)
+    log(f"bundle {bundle.id}: {len(bundle.files)} files, {bundle.size / 2**20:.1f} MiB")
     phase("build")
     if board.emulator is not None:
         vm.Instance(board).start(log=log, progress=sys.stderr.isatty())
         phase("boot")
+    try:
+        return _on_board(args, log, board, engine, bundle, phases, phase)
+    except (OSError, EOFError, paramiko.SSHException) as err:  # the board went away mid-way
+        raise DeployError(f"board {board.name}: connection lost ({err or type(err).__name__}); nothing was "
+                          "switched unless the run had started, and a rerun resumes any upload") from None
+
+
+def _on_board(args, log, board, engine, bundle, phases, phase) -> dict:
     threads = args.threads or board.cores
     with Connection(board, trust_host_key=args.trust_host_key, log=log) as conn:
         remote = Remote(conn)
         info = preflight(conn, remote, bundle)
         phase("connect")
-        upload = remote.upload(bundle, progress=sys.stderr.isatty(), log=log)
-        phase("upload")
-        remote.install(bundle)
-        phase("install")
-        log(f"run: {engine.model} on {board.name}, {threads} threads, {args.warmup} warm-up, {args.runs} runs")
-        result = run(conn, remote, bundle,
-                     ["--threads", str(threads), "--runs", str(args.runs), "--warmup", str(args.warmup)],
-                     args.timeout or board.run_timeout_s, log=log)
-        phase("run")
+        try:
+            upload = remote.upload(bundle, progress=sys.stderr.isatty(), log=log)
+            phase("upload")
+            remote.install(bundle)
+            phase("install")
+            log(f"run: {engine.model} on {board.name}, {threads} threads, {args.warmup} warm-up, {args.runs} runs")
+            result = run(conn, remote, bundle,
+                         ["--threads", str(threads), "--runs", str(args.runs), "--warmup", str(args.warmup)],
+                         args.timeout if args.timeout is not None else board.run_timeout_s, log=log)
+            phase("run")
+        finally:
+            remote.cleanup()
     if args.output is not None:
-        write_tensor(result.output, args.output)
+        try:
+            write_tensor(result.output, args.output)
+        except OSError as err:
+            raise DeployError(f"--output {args.output}: cannot write it ({err.strerror or err})") from None
     stats = result.stats
     batch = int(result.engine.get("batch", 1))
     outputs = result.output.reshape(batch, -1)
@@ -120,6 +171,9 @@ def deploy(args: argparse.Namespace, log) -> dict:
         "precision": args.precision,
         "weights_random": engine.weights_random,
         "bundle": bundle.id,
+        "run": remote.token,
+        "input_sha256": next(f.sha256 for f in bundle.files if f.name == "input.f32"),
+        "weights_sha256": next(f.sha256 for f in bundle.files if f.name == f"{engine.model}.weights"),
         "threads": result.engine.get("threads", threads),
         "runs": args.runs,
         "warmup": args.warmup,
@@ -181,6 +235,10 @@ def main(argv: list[str] | None = None) -> int:
     def log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
+    def terminate(signum, frame):
+        raise KeyboardInterrupt  # SIGTERM: the same orderly stop as Ctrl-C (the board's engine is stopped)
+
+    previous = signal.signal(signal.SIGTERM, terminate)
     try:
         result = deploy(args, log)
     except UserError as err:  # DeployError is one
@@ -189,5 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     print(json.dumps(result) if args.json else format_table(result, args.profile))
     return 0

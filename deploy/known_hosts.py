@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 from pathlib import Path
 
 import paramiko
+
+from deploy.errors import DeployError
 
 
 def fingerprint(key: paramiko.PKey) -> str:
@@ -19,10 +22,21 @@ def fingerprint(key: paramiko.PKey) -> str:
     return f"{key.get_name()} SHA256:{digest}"
 
 
+def check_readable(path: Path) -> None:
+    """A known-hosts file that exists must be one paramiko reads; the error names it."""
+    _load(path)
+
+
 def _load(path: Path) -> paramiko.HostKeys:
     keys = paramiko.HostKeys()
+    if path.exists() and not path.is_file():
+        raise DeployError(f"known-hosts file {path} is not a file")
     if path.is_file():
-        keys.load(str(path))
+        try:
+            keys.load(str(path))
+        except (UnicodeDecodeError, OSError, ValueError, paramiko.SSHException) as err:
+            raise DeployError(f"known-hosts file {path} cannot be read ({err}); fix or remove it, then pin the "
+                              "board's key again") from None
     return keys
 
 
@@ -39,9 +53,14 @@ def pin(path: Path, name: str, key: paramiko.PKey | str) -> None:
         key = paramiko.PKey.from_type_string(key_type, base64.b64decode(blob))
     keys = _load(path)
     if dict(keys.lookup(name) or {}) == {key.get_name(): key}:
+        if path.stat().st_mode & 0o077:
+            os.chmod(path, 0o600)  # files pinned by older versions were world-readable
         return
     keys[name] = {key.get_name(): key}
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # private from the first byte
+    os.close(fd)
     keys.save(str(tmp))
+    os.chmod(tmp, 0o600)
     tmp.replace(path)

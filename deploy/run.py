@@ -88,31 +88,38 @@ class _Lines:
 
 def run(conn: Connection, remote: Remote, bundle: Bundle, engine_args: list[str], timeout_s: float,
         log=print) -> RunResult:
-    """Run the current bundle's engine; its output is streamed (board: ...) as it comes.
+    """Run the bundle's engine from this deploy's own run directory; its output is streamed (board: ...) as
+    it comes.
 
-    supervise enforces timeout_s on the board and kills the whole process tree past it; the host waits a
-    little longer for the connection itself, so a hung board is an error too, not a hang.
+    supervise enforces timeout_s on the board and kills the whole process tree past it, or as soon as this SSH
+    session is gone; the host waits a little longer for the connection itself, so a hung board is an error
+    too, not a hang. Before the engine starts, the board prints the run directory's token, the bundle id and
+    the SHA-256 of the engine, weights and input it is about to run; the host checks them against what it sent,
+    so a result is never reported for files it did not send.
     """
     model = bundle.model
-    rundir = remote.path("runs", model)
-    conn.run(f"rm -rf {quote(rundir)} && mkdir -p {quote(rundir)}")
+    rundir = remote.rundir
     limit = max(1, math.ceil(timeout_s))
-    command = (f"cd {quote(remote.path('current', model))} && echo $$ > {quote(rundir + '/supervise.pid')} && "
-               f"exec ./supervise {limit} {quote(rundir + '/stats.json')} ./{quote(model)} "
-               f"--weights {quote(model + '.weights')} --input input.f32 --output {quote(rundir + '/output.f32')} "
+    names = [model, model + ".weights", "input.f32"]
+    command = (f"cd {quote(rundir)} && echo $$ > supervise.pid && echo neoncc-run {quote(remote.token, bundle.id)} "
+               f"&& sha256sum {quote(*names)} && echo neoncc-run-start && "
+               f"exec ./supervise {limit} stats.json ./{quote(model)} "
+               f"--weights {quote(model + '.weights')} --input input.f32 --output output.f32 "
                + quote(*engine_args) + " --json")
     stdout = _Lines(lambda line: None)  # the engine's --json result; shown through the summary
     stderr = _Lines(lambda line: log(f"board: {line}"))
     try:
         status = conn.stream(command, stdout, stderr, timeout=limit + 30)
     except KeyboardInterrupt:
-        conn.run(f"kill -TERM $(cat {quote(rundir + '/supervise.pid')})", check=False, timeout=10)
+        if conn.transport.is_active():  # supervise also stops the engine by itself once the session is gone
+            conn.run(f"kill -TERM $(cat {quote(rundir + '/supervise.pid')})", check=False, timeout=5)
         raise
     stdout.flush()
     stderr.flush()
+    board = conn.board.name
+    _check_header(board, model, remote.token, bundle, names, stdout.all)
     stats = _read_json(conn, rundir + "/stats.json")
     last_error = next((line for line in reversed(stderr.all) if line.strip()), "")
-    board = conn.board.name
     if stats is None:
         raise DeployError(f"board {board}: could not run {model} (status {status})"
                           + (f": {last_error}" if last_error else ""))
@@ -125,12 +132,33 @@ def run(conn: Connection, remote: Remote, bundle: Bundle, engine_args: list[str]
     if stats["exit_code"] != 0:
         raise DeployError(f"board {board}: {model} failed with exit status {stats['exit_code']}"
                           + (f": {last_error}" if last_error else ""))
-    engine = _last_json_object("\n".join(stdout.all))
+    engine_lines = stdout.all[stdout.all.index("neoncc-run-start") + 1:]
+    engine = _last_json_object("\n".join(engine_lines))
     if engine is None:
         raise DeployError(f"board {board}: {model} exited 0 but printed no JSON result")
     buffer = io.BytesIO()
     conn.sftp.getfo(rundir + "/output.f32", buffer)
     return RunResult(engine, stats, np.frombuffer(buffer.getvalue(), dtype="<f4"))
+
+
+def _check_header(board: str, model: str, token: str, bundle: Bundle, names: list[str], lines: list[str]) -> None:
+    """The run's own account of what it ran must be what this deploy sent; anything else is an error."""
+    expected = {f.name: f.sha256 for f in bundle.files}
+    if "neoncc-run-start" not in lines:
+        return  # the command failed before the engine started; the stats say why
+    header = lines[:lines.index("neoncc-run-start")]
+    ran = {}
+    for line in header[1:]:
+        digest, _, name = line.partition("  ")
+        ran[name] = digest
+    problems = []
+    if not header or header[0].split()[1:] != [token, bundle.id]:
+        problems.append(f"it reports run {header[0] if header else '(nothing)'!r}, not {token} of bundle {bundle.id}")
+    problems += [f"{name} has SHA-256 {ran.get(name, '(none)')[:16]}..., this deploy sent {expected[name][:16]}..."
+                 for name in names if ran.get(name) != expected[name]]
+    if problems:
+        raise DeployError(f"board {board}: {model} ran other files than this deploy sent ({'; '.join(problems)}); "
+                          "its result is not reported")
 
 
 def _last_json_object(text: str) -> dict | None:

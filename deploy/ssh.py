@@ -32,11 +32,17 @@ def _load_key(path: Path) -> paramiko.PKey:
         raise DeployError(f"key file {path} does not exist (board files name it in key_file)")
     try:
         return paramiko.PKey.from_path(path)
-    except paramiko.PasswordRequiredException:
+    except (paramiko.PasswordRequiredException, TypeError):  # paramiko 3.2+ says TypeError for OpenSSH-format keys
         raise DeployError(f"key file {path} is protected by a passphrase; give the board a key file without "
                           "one (no passwords are stored)") from None
     except (paramiko.SSHException, ValueError, OSError) as err:
         raise DeployError(f"key file {path}: not a private key paramiko can read ({err})") from None
+
+
+def check_credentials(board) -> None:
+    """The board's key file and known-hosts file are usable (each fault one clear error)."""
+    _load_key(board.key_file)
+    known_hosts.check_readable(board.known_hosts)
 
 
 class Connection:
@@ -48,6 +54,8 @@ class Connection:
         self.where = f"{board.user}@{board.host}:{self.port}"
         self._sftp: paramiko.SFTPClient | None = None
         timeout = board.connect_timeout_s
+        self._key = _load_key(board.key_file)  # a key we cannot use is said before any connection is made
+        known_hosts.check_readable(board.known_hosts)
         try:
             sock = socket.create_connection((board.host, self.port), timeout=timeout)
         except socket.gaierror as err:
@@ -62,9 +70,11 @@ class Connection:
         try:
             try:
                 self.transport.start_client(timeout=timeout)
+                self.transport.get_remote_server_key()  # "No existing session" when nothing was negotiated
             except (paramiko.SSHException, EOFError, OSError) as err:
                 raise DeployError(f"board {board.name}: no SSH server answers at {board.host}:{self.port} "
                                   f"({err or type(err).__name__})") from None
+            self.transport.set_keepalive(15)
             self._check_host_key(trust_host_key, log)
             self._authenticate()
         except BaseException:
@@ -92,7 +102,7 @@ class Connection:
                 f"reinstalled, delete the {name} line from {board.known_hosts} and trust the new key once")
 
     def _authenticate(self) -> None:
-        key = _load_key(self.board.key_file)
+        key = self._key
         try:
             self.transport.auth_publickey(self.board.user, key)
         except paramiko.AuthenticationException:
@@ -118,10 +128,17 @@ class Connection:
         if self._sftp is None:
             try:
                 self._sftp = paramiko.SFTPClient.from_transport(self.transport)
-            except paramiko.SSHException as err:
+                # Every SFTP request gives up when the board stops answering, instead of waiting for ever.
+                self._sftp.get_channel().settimeout(self.io_timeout)
+            except (paramiko.SSHException, EOFError, OSError) as err:
                 raise DeployError(f"board {self.board.name}: no SFTP service at {self.where} ({err}); the board "
                                   "needs an SFTP server (OpenSSH's sftp-server)") from None
         return self._sftp
+
+    @property
+    def io_timeout(self) -> float:
+        """How long one SFTP request may go unanswered before the board counts as gone."""
+        return max(30.0, 3 * self.board.connect_timeout_s)
 
     def run(self, command: str, timeout: float = 60.0, check: bool = True) -> Result:
         """Run a shell command on the board and collect its output."""

@@ -20,6 +20,7 @@ from deploy import BOARD_CACHE, image, known_hosts
 from deploy.errors import DeployError
 
 QEMU = "qemu-system-arm"
+BUSY_WAIT_S = 60
 
 
 def free_port() -> int:
@@ -92,8 +93,16 @@ class Instance:
         with open(self.dir / "lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             port = self.port()
-            if port is not None and ssh_banner(port):
-                return port
+            # A running board that is slow to answer (a busy host) is waited for, never rebooted under the feet
+            # of the deploys using it: only a board whose SSH stays silent for BUSY_WAIT_S is restarted.
+            deadline = time.monotonic() + BUSY_WAIT_S
+            while port is not None and self.pid() is not None:
+                if ssh_banner(port, timeout=5.0):
+                    return port
+                if time.monotonic() > deadline:
+                    log(f"board {self.board.name}: its SSH has not answered for {BUSY_WAIT_S} s; restarting it")
+                    break
+                time.sleep(1.0)
             return self._boot(log, progress)
 
     def _boot(self, log, progress: bool) -> int:

@@ -5,6 +5,9 @@ Every error names the file, the line and the field, because the YAML is what the
 
 from __future__ import annotations
 
+import keyword
+import math
+import re
 from pathlib import Path
 
 import jsonschema
@@ -14,6 +17,30 @@ from neoncc import ops
 from neoncc.errors import UserError
 from neoncc.ir.graph import Graph, Node
 from neoncc.ir.shapes import infer_shapes
+
+MAX_FILE_BYTES = 16 << 20     # a model description is a few kB; anything this big is not one
+MAX_TENSOR_ELEMENTS = 1 << 26  # 256 MiB of float32 in one activation or weight tensor: far past any 512 MB board
+# A JSON-Schema "integer" is any whole number, 3.0 included; a description means 3 where it says integer.
+_TYPES = jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
+    "integer", lambda checker, value: isinstance(value, int) and not isinstance(value, bool))
+_VALIDATOR = jsonschema.validators.extend(jsonschema.Draft202012Validator, type_checker=_TYPES)
+# Names the generated C++ declares or sees (it says `using namespace arm_compute`): a model whose class name is one
+# of these would not compile.
+_CPP_KEYWORDS = {
+    "alignas", "alignof", "and", "and_eq", "asm", "auto", "bitand", "bitor", "bool", "break", "case", "catch", "char",
+    "char16_t", "char32_t", "class", "compl", "const", "constexpr", "const_cast", "continue", "decltype", "default",
+    "delete", "do", "double", "dynamic_cast", "else", "enum", "explicit", "export", "extern", "false", "float", "for",
+    "friend", "goto", "if", "inline", "int", "long", "mutable", "namespace", "new", "noexcept", "not", "not_eq",
+    "nullptr", "operator", "or", "or_eq", "private", "protected", "public", "register", "reinterpret_cast", "return",
+    "short", "signed", "sizeof", "static", "static_assert", "static_cast", "struct", "switch", "template", "this",
+    "thread_local", "throw", "true", "try", "typedef", "typeid", "typename", "union", "unsigned", "using", "virtual",
+    "void", "volatile", "wchar_t", "while", "final", "override"}
+_RESERVED_CLASSES = {"Network", "Layer", "WeightBinding", "Error", "Tensor", "SubTensor", "ITensor", "TensorInfo",
+                     "TensorShape", "Coordinates", "Window", "Size2D", "PadStrideInfo", "PoolingLayerInfo",
+                     "ActivationLayerInfo", "DataLayout", "DataType", "QuantizationInfo", "Scheduler", "MemoryGroup",
+                     "MemoryManagerOnDemand", "BlobLifetimeManager", "OffsetLifetimeManager", "PoolManager",
+                     "IFunction", "IMemoryManager", "Allocator", "TensorAllocator", "Status", "Strides", "Steps",
+                     "PermutationVector", "NormalizationLayerInfo", "WeightsInfo", "GEMMInfo", "BorderSize"}
 
 SCHEMA = yaml.safe_load((Path(__file__).with_name("model.schema.yaml")).read_text())
 SCHEMA["$defs"]["layer"] = ops.layer_schema()
@@ -57,18 +84,80 @@ def _describe(error: jsonschema.ValidationError) -> tuple[list, str]:
 def load_yaml_model(path: str | Path) -> Graph:
     path = Path(path)
     root, data = read_checked(path, SCHEMA, "model description")
+    _check_model_name(path, root, data["name"])
+    _check_sizes(path, root, data)
     graph = _build_graph(path, root, data)
+    _check_mangled_names(graph)
     infer_shapes(graph)
+    _check_tensor_sizes(graph)
     return graph
+
+
+def class_name(model_name: str) -> str:
+    """The C++ class the generated engine declares for a model (the code generator uses this)."""
+    return "".join(p.capitalize() for p in re.sub(r"_+", "_", re.sub(r"\W", "_", model_name)).strip("_").split("_"))
+
+
+def _check_model_name(path: Path, root: yaml.Node, name: str) -> None:
+    cls = class_name(name)
+    problem = None
+    if not cls:
+        problem = "has no letter or digit to name the engine's C++ class with"
+    elif keyword.iskeyword(cls) or cls in _CPP_KEYWORDS or name in _CPP_KEYWORDS:
+        problem = f"is a C++ keyword ({cls})"
+    elif cls in _RESERVED_CLASSES:
+        problem = f"gives the C++ class name {cls}, which the engine's runtime or ACL already declares"
+    if problem:
+        raise UserError(f"{path}:{_line_of(root, ['name'])}: name: '{name}' {problem}; choose another name")
+
+
+def _check_sizes(path: Path, root: yaml.Node, data: dict) -> None:
+    """The input tensor is bounded before anything is allocated for it."""
+    shape = data["input"]["shape"]
+    if math.prod(shape) > MAX_TENSOR_ELEMENTS:
+        raise UserError(f"{path}:{_line_of(root, ['input', 'shape'])}: input.shape: {shape} is "
+                        f"{math.prod(shape):,} values; at most {MAX_TENSOR_ELEMENTS:,} are supported")
+
+
+def _check_mangled_names(graph: Graph) -> None:
+    """Layer names become C++ names (`fire2/squeeze1x1` and `fire2_squeeze1x1` both `fire2_squeeze1x1`): two
+    layers must not meet there."""
+    seen: dict[str, Node] = {}
+    for node in graph.nodes:
+        mangled = re.sub(r"_+", "_", re.sub(r"\W", "_", node.name)).strip("_")
+        other = seen.get(mangled)
+        if other is not None:
+            raise UserError(f"{node.origin}: layer '{node.name}' would have the same C++ name ({mangled}) as layer "
+                            f"'{other.name}' ({other.origin}); rename one of them")
+        seen[mangled] = node
+
+
+def _check_tensor_sizes(graph: Graph) -> None:
+    for node in graph.nodes:
+        for label, shape in [("output", node.shape)] + [(p.name, p.shape) for p in node.params]:
+            if shape is not None and math.prod(shape) > MAX_TENSOR_ELEMENTS:
+                raise UserError(f"{node.origin}: layer '{node.name}': {label} of shape {list(shape)} has "
+                                f"{math.prod(shape):,} values; at most {MAX_TENSOR_ELEMENTS:,} are supported")
 
 
 def read_checked(path: Path, schema: dict, what: str) -> tuple[yaml.Node, dict]:
     """A YAML file checked against a JSON Schema; every error names the file, the line and the field."""
     try:
-        text = path.read_text()
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise UserError(f"{path}: {path.stat().st_size:,} bytes is too large for a {what} "
+                            f"(at most {MAX_FILE_BYTES:,})")
+        text = path.read_text(encoding="utf-8")
     except OSError as err:
         raise UserError(f"{path}: cannot read: {err.strerror}") from None
+    except UnicodeDecodeError as err:
+        raise UserError(f"{path}: not a text file (byte {err.start} is not UTF-8); a {what} is YAML text") from None
+    if "\0" in text:
+        raise UserError(f"{path}: not a text file (it holds NUL bytes); a {what} is YAML text")
     try:
+        for event in yaml.parse(text):
+            if isinstance(event, yaml.AliasEvent):
+                raise UserError(f"{path}:{event.start_mark.line + 1}: YAML aliases (*{event.anchor}) are not "
+                                f"allowed in a {what}; write the value out")
         root = yaml.compose(text)
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:
@@ -78,7 +167,7 @@ def read_checked(path: Path, schema: dict, what: str) -> tuple[yaml.Node, dict]:
     if root is None:
         raise UserError(f"{path}: empty {what}")
 
-    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(data),
+    errors = sorted(_VALIDATOR(schema).iter_errors(data),
                     key=lambda e: _line_of(root, list(e.absolute_path)))
     if errors:
         lines = []

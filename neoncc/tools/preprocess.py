@@ -14,13 +14,32 @@ from neoncc.errors import UserError
 from neoncc.frontend.yaml_model import load_yaml_model
 
 
+MAX_PIXELS = 64_000_000  # a 64-megapixel photo; more (or a header claiming more) is refused before decoding
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """8-bit RGB. 16-bit greyscale (modes I;16*, I) is scaled from 0..65535 to 0..255, not clipped at 255."""
+    if image.mode.startswith("I;16") or image.mode == "I":
+        wide = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if image.mode.startswith("I;16") or wide.max(initial=0) > 255 else 255.0
+        grey = np.clip(np.rint(wide * (255.0 / top)), 0, 255).astype(np.uint8)
+        return Image.fromarray(grey, "L").convert("RGB")
+    return image.convert("RGB")
+
+
 def preprocess(image: Image.Image, spec: dict, input_shape: tuple[int, int, int]) -> np.ndarray:
     channels, height, width = input_shape
-    image = image.convert("RGB")
+    w, h = image.size
+    if w * h > MAX_PIXELS:
+        raise UserError(f"image is {w}x{h} pixels, more than the {MAX_PIXELS:,} accepted")
+    image = _to_rgb(image)
     if "resize" in spec:
         short = spec["resize"]
         w, h = image.size
         size = (short, round(h * short / w)) if w <= h else (round(w * short / h), short)
+        if size[0] * size[1] > MAX_PIXELS:
+            raise UserError(f"image is {w}x{h}: resizing its shorter side to {short} would make it "
+                            f"{size[0]}x{size[1]}; its sides are too unequal")
         image = image.resize(size, Image.BILINEAR)
     crop = spec.get("crop", min(height, width))
     w, h = image.size
@@ -57,7 +76,9 @@ def image_to_tensor(model: str | Path, image_path: str | Path) -> np.ndarray:
     try:
         with Image.open(image_path) as image:
             return preprocess(image, graph.meta["preprocess"], graph.input_shape)
-    except (UnidentifiedImageError, OSError) as err:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise UserError(f"{image_path}: refused: {err}") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
         raise UserError(f"{image_path}: not a readable image: {err}") from None
     except UserError as err:
         raise UserError(f"{image_path}: {err}") from None
@@ -67,5 +88,9 @@ def write_tensor(tensor: np.ndarray, out: Path) -> None:
     """Raw little-endian float32, written under a temporary name and renamed: never half-written."""
     out = Path(out)
     partial = out.with_name(f"{out.name}.{os.getpid()}.partial")
-    tensor.astype("<f4").tofile(partial)
-    partial.replace(out)
+    try:
+        tensor.astype("<f4").tofile(partial)
+        partial.replace(out)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
