@@ -6,11 +6,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from neoncc.errors import exit_status
+from neoncc import __version__
+from neoncc.errors import exit_status, program_name
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python3 -m bench", description=__doc__)
+    parser = argparse.ArgumentParser(prog=program_name("python3 -m bench"), description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     p = commands.add_parser("tune", help="choose each convolution's ACL method by guest-instruction counts")
     p.add_argument("models", nargs="+", type=Path, help="model descriptions (YAML)")

@@ -19,12 +19,14 @@ from deploy.bundle import Remote
 from deploy.errors import DeployError
 from deploy.run import preflight, run
 from deploy.ssh import Connection
-from neoncc.errors import UserError
+from neoncc import __version__
+from neoncc.errors import UserError, program_name
 from neoncc.tools.preprocess import write_tensor
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="deploy.py", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog=program_name("deploy.py"), description=__doc__.splitlines()[0])
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     p.add_argument("--board", default=boards.DEFAULT_BOARD,
                    help="board name (configs/boards/NAME.yaml) or YAML file (default: %(default)s)")
     p.add_argument("--model", default="squeezenet_v1_1",

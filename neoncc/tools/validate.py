@@ -15,7 +15,6 @@ import numpy as np
 
 from neoncc.errors import UserError
 from neoncc.frontend.yaml_model import load_yaml_model
-from neoncc.reference import torch_graph
 from neoncc.targets import toolchain
 from neoncc.tools.preprocess import image_to_tensor, random_inputs
 from neoncc.weights.pack import load_npz, random_weights
@@ -90,6 +89,7 @@ def validate(args) -> tuple[Metrics, list[str]]:
     graph = load_yaml_model(args.model)
     weights = load_npz(graph, args.weights) if args.weights else random_weights(graph, 0)
     inputs = load_inputs(args, graph)
+    from neoncc.reference import torch_graph  # PyTorch only where the reference is computed
     reference = torch_graph.run(graph, weights, inputs)
     with tempfile.TemporaryDirectory(prefix="neoncc-validate-") as work:
         batch, output = Path(work) / "inputs.f32", Path(work) / "outputs.f32"
