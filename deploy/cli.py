@@ -31,7 +31,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="board name (configs/boards/NAME.yaml) or YAML file (default: %(default)s)")
     p.add_argument("--model", default="squeezenet_v1_1",
                    help="model name (configs/models/NAME.yaml) or YAML file (default: %(default)s)")
-    p.add_argument("--weights", type=Path, help="trained weights (.npz) for the build; without them they are random")
+    weights = p.add_mutually_exclusive_group()
+    weights.add_argument("--weights", type=Path, help="trained weights (.npz) for the build; without them: the "
+                                                      "weights the model's build has (random if it has none)")
+    weights.add_argument("--random-weights", action="store_true",
+                         help="build with seeded random weights even if the model's build has trained ones")
     p.add_argument("--precision", choices=("float32", "int8"), default="float32",
                    help="float32, or an 8-bit engine calibrated on --calibration (default: %(default)s)")
     p.add_argument("--calibration", type=Path, help="int8: folder of photos and/or .f32 inputs to calibrate on")
@@ -86,9 +90,13 @@ def deploy(args: argparse.Namespace, log) -> dict:
     yaml_path = build.model_yaml(args.model)
     if args.no_build:
         engine = build.existing_engine(yaml_path, args.precision)
+        build.check_build(engine, args.weights, args.calibration)
+        if args.random_weights and not engine.weights_random:
+            raise DeployError(f"{engine.dir}: this build has trained weights; deploy without --no-build to "
+                              "rebuild with random ones")
     else:
         engine = build.build_engine(yaml_path, args.weights, log=log, precision=args.precision,
-                                    calibration=args.calibration)
+                                    calibration=args.calibration, random_weights=args.random_weights)
     input_path = build.prepare_input(engine, image=args.image, tensor=args.input, log=log)
     bundle = build.make_bundle(engine, input_path)
     phase("build")
@@ -121,6 +129,8 @@ def deploy(args: argparse.Namespace, log) -> dict:
         "model": engine.model,
         "precision": args.precision,
         "weights_random": engine.weights_random,
+        "weights_sha256": engine.manifest.get("weights_sha256"),
+        "build_id": engine.manifest.get("build_id"),
         "bundle": bundle.id,
         "threads": result.engine.get("threads", threads),
         "runs": args.runs,

@@ -67,7 +67,9 @@ def load_inputs(args, graph) -> np.ndarray:
 
 def run_on_qemu(args, batch: Path, output: Path) -> None:
     from deploy.build import build_engine  # the same build deploy.py does
-    engine = build_engine(Path(args.model).resolve(), args.weights, log=lambda line: None)
+    # without --weights the reference runs the seeded random weights, so the engine must have them too
+    engine = build_engine(Path(args.model).resolve(), args.weights, log=lambda line: None,
+                          random_weights=args.weights is None)
     target = toolchain.load(engine.manifest["target"])
     proc = subprocess.run([*target.runner(), str(engine.binary), "--input", str(batch), "--output", str(output),
                            "--threads", str(args.threads or 1), "--runs", "1", "--warmup", "0"],
@@ -80,7 +82,7 @@ def run_on_board(args, batch: Path, output: Path) -> None:
     from deploy.cli import deploy, parse_args  # the whole push-and-run flow of deploy.py, with its defaults
     argv = ["--board", args.board, "--model", str(Path(args.model).resolve()), "--input", str(batch),
             "--output", str(output), "--runs", "1", "--warmup", "0", "--json"]
-    argv += ["--weights", str(args.weights)] if args.weights else []
+    argv += ["--weights", str(args.weights)] if args.weights else ["--random-weights"]
     argv += ["--threads", str(args.threads)] if args.threads else []
     deploy(parse_args(argv), log=lambda line: None)
 
