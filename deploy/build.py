@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -132,7 +134,7 @@ def build_engine(yaml_path: Path, weights: Path | None = None, log=print, precis
             log(f"build: {model} keeps the weights it was built with: {weights}")
     scons = shutil.which("scons")
     command = [scons] if scons else [sys.executable, "-m", "SCons"]
-    command += ["-Q", f"target={TARGET}", f"model={_project_relative(yaml_path)}"]
+    command += ["-Q", f"-j{os.cpu_count() or 1}", f"target={TARGET}", f"model={_project_relative(yaml_path)}"]
     if weights is not None:
         if not weights.is_file():
             raise DeployError(f"weights file {weights} does not exist")
@@ -141,10 +143,16 @@ def build_engine(yaml_path: Path, weights: Path | None = None, log=print, precis
         if calibration is None or not calibration.is_dir():
             raise DeployError(f"calibration folder {calibration} does not exist")
         command += ["precision=int8", f"calibration={calibration.resolve()}"]
+    log(f"build: {model} ({' '.join(command[1:])})")
     proc = subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    for line in proc.stdout:
-        log(f"build: {line.rstrip()}")
+    lines = []
+    for line in proc.stdout:  # the compiler's own lines: shown with -v, or when the build fails
+        lines.append(line.rstrip())
+        logging.getLogger("neoncc.build").debug(f"build: {lines[-1]}")
     if proc.wait() != 0:
+        if not logging.getLogger("neoncc.build").isEnabledFor(logging.DEBUG):
+            for line in lines[-40:]:
+                logging.getLogger("neoncc.build").warning(f"build: {line}")
         raise DeployError(f"build of {model} failed (`{' '.join(command)}` exited with {proc.returncode})")
     engine = existing_engine(yaml_path, precision)
     check_build(engine, weights)

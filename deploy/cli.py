@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import time
 from pathlib import Path
@@ -22,6 +23,9 @@ from deploy.ssh import Connection
 from neoncc import __version__
 from neoncc.errors import UserError, program_name
 from neoncc.tools.preprocess import write_tensor
+
+
+SCHEMA_VERSION = 1  # of the --json result; its JSON Schema: docs/schemas/deploy-result.schema.json
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -53,6 +57,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--trust-host-key", action="store_true",
                    help="pin the board's host key if none is pinned yet (check its fingerprint first)")
     p.add_argument("--no-build", action="store_true", help="use the engine already in build/ as it is")
+    verbosity = p.add_mutually_exclusive_group()
+    verbosity.add_argument("-q", "--quiet", action="store_true", help="only errors on stderr (the result on stdout)")
+    verbosity.add_argument("-v", "--verbose", action="store_true", help="also the build's own lines (compiler "
+                                                                         "commands)")
     return p
 
 
@@ -123,6 +131,7 @@ def deploy(args: argparse.Namespace, log) -> dict:
     batch = int(result.engine.get("batch", 1))
     outputs = result.output.reshape(batch, -1)
     return {
+        "schema_version": SCHEMA_VERSION,
         "board": board.name,
         "emulated": board.emulator is not None,
         "host": conn.where,
@@ -189,9 +198,9 @@ def format_table(r: dict, profile: bool = False) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-
-    def log(message: str) -> None:
-        print(message, file=sys.stderr, flush=True)
+    logging.basicConfig(stream=sys.stderr, format="%(message)s",
+                        level=logging.WARNING if args.quiet else logging.DEBUG if args.verbose else logging.INFO)
+    log = logging.getLogger("neoncc.deploy").info  # progress: stderr, silenced by -q; the result: stdout
 
     try:
         result = deploy(args, log)

@@ -5,11 +5,13 @@ an unknown host key is pinned once, only when trusted, and only after the key wa
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import subprocess
 
+import jsonschema
 import pytest
 import yaml
 
@@ -94,10 +96,13 @@ def test_alias_with_an_agent_key_deploys_and_pins_the_host_key_once(tmp_path, bo
     assert trusted.stderr.count("pinned host key") == 1
     assert f'"host": "root@127.0.0.1:{board.port}"' in trusted.stdout
     assert known_hosts.lookup(pins, name) and len(pins.read_text().splitlines()) == 1
+    schema = json.loads((ROOT / "docs/schemas/deploy-result.schema.json").read_text())
+    jsonschema.validate(json.loads(trusted.stdout), schema)  # the documented --json result, schema_version 1
+    assert not any(line.startswith("build: arm-linux") for line in trusted.stderr.splitlines())  # -v shows those
 
-    again = deploy(home, agent, "--board", str(path), *FAST)
+    again = deploy(home, agent, "--board", str(path), "-q", *FAST)
     assert again.returncode == 0, again.stderr
-    assert "pinned" not in again.stderr and len(pins.read_text().splitlines()) == 1
+    assert again.stderr == "" and len(pins.read_text().splitlines()) == 1  # -q: the result only
 
 
 def test_the_users_known_hosts_is_read_and_never_written(tmp_path, board, home, agent, monkeypatch):

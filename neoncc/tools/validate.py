@@ -125,7 +125,7 @@ def main(args) -> int:
     metrics, failures = validate(args)
     where = f"board {args.board}" if args.board else "qemu-arm"
     if args.json:
-        print(json.dumps({"model": Path(args.model).stem, "on": where, **asdict(metrics), "failures": failures}))
+        print(json.dumps({"schema_version": 1, "model": Path(args.model).stem, "on": where, **asdict(metrics), "failures": failures}))
     else:
         print(f"{Path(args.model).stem} on {where} vs PyTorch reference, {metrics.inputs} inputs:")
         for name, value in asdict(metrics).items():
