@@ -6,33 +6,45 @@ import argparse
 import sys
 from pathlib import Path
 
-from neoncc.errors import exit_status
+from neoncc import __version__
+from neoncc.errors import exit_status, program_name
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python3 -m bench", description=__doc__)
+    parser = argparse.ArgumentParser(prog=program_name("python3 -m bench"), description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     p = commands.add_parser("tune", help="choose each convolution's ACL method by guest-instruction counts")
-    p.add_argument("models", nargs="+", type=Path, help="model descriptions (YAML)")
+    p.add_argument("models", nargs="+", help="model names (configs/models/NAME.yaml) or YAML files")
     p = commands.add_parser("report", help="our engine and its peers, counted side by side; writes the report")
-    p.add_argument("--models", nargs="+", default=["squeezenet_v1_0", "squeezenet_v1_1"])
+    p.add_argument("--models", nargs="+", default=["squeezenet_v1_0", "squeezenet_v1_1"],
+                   help="model names or YAML files (default: %(default)s)")
+    p.add_argument("--update-docs", action="store_true",
+                   help="also rewrite docs/benchmarks.md and its charts (default: only results/<stamp>/)")
     p.add_argument("--peers", nargs="*", default=["tflite", "acl_graph", "acl_graph_nhwc", "opencv_dnn", "plain_cpp"])
     p.add_argument("--runs", type=int, default=3, help="timed runs for the emulated wall times")
     p = commands.add_parser("int8", help="float32 against int8: accuracy on real photos and guest instructions")
-    p.add_argument("models", nargs="*", default=["squeezenet_v1_1", "squeezenet_v1_0", "efficientnet_lite0"])
+    p.add_argument("models", nargs="*", default=["squeezenet_v1_1", "squeezenet_v1_0", "efficientnet_lite0"],
+                   help="model names or YAML files (default: %(default)s)")
+    p.add_argument("--update-docs", action="store_true",
+                   help="also rewrite the int8 section of docs/benchmarks.md (default: only results/<stamp>-int8/)")
     p.add_argument("--runs", type=int, default=3, help="timed runs for the emulated wall times")
     args = parser.parse_args(argv)
+    def log(message: str) -> None:  # progress on stderr: stdout is for results
+        print(message, file=sys.stderr, flush=True)
+
     def run() -> None:
         if args.command == "tune":
             from bench.tune import tune
-            for model in args.models:
-                tune(model)
+            from bench import model_path
+            for model in [model_path(m) for m in args.models]:
+                tune(model, log=log)
         elif args.command == "report":
             from bench.report import report
-            report(args.models, args.peers, args.runs)
+            report(args.models, args.peers, args.runs, log=log, update_docs=args.update_docs)
         elif args.command == "int8":
             from bench.int8 import int8_report
-            int8_report(args.models, args.runs)
+            int8_report(args.models, args.runs, log=log, update_docs=args.update_docs)
     return exit_status(run)
 
 

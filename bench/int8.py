@@ -21,6 +21,7 @@ import numpy as np
 
 from bench.engine import count_engine
 from bench.photos import photo_tensors, write_photo_set
+import bench
 from neoncc import PROJECT_ROOT
 from neoncc.errors import UserError
 from neoncc.frontend.yaml_model import load_yaml_model
@@ -48,8 +49,11 @@ def real_weights(model: str, work: Path) -> Path | None:
     return out
 
 
+MODELS: dict[str, Path] = {}  # name -> YAML, for models int8_report was given by path
+
+
 def model_path(model: str) -> Path:
-    return PROJECT_ROOT / "configs" / "models" / f"{model}.yaml"
+    return MODELS.get(model) or bench.model_path(model)
 
 
 def build(model: str, precision: str, calibration: Path, weights: Path | None) -> Path:
@@ -129,7 +133,7 @@ def _m(value: float) -> str:
 
 def markdown(results: list[dict], calibration_count: int, test_count: int, stamp: str) -> str:
     lines = [BEGIN, "## 8-bit inference (int8) against float32", "",
-             f"Measured {stamp} by `python3 -m bench int8`. Engines built with `scons target={TARGET} model=... "
+             f"Measured {stamp} by `python3 -m bench int8 --update-docs`. Engines built with `scons target={TARGET} model=... "
              "precision=int8 calibration=DIR` (per-tensor QASYMM8 activations, 99.99th-percentile ranges; int8 "
              "weights per output channel) and without (float32, tuned). Cost: guest instructions of one "
              "single-threaded inference under qemu-arm (exact); emulated milliseconds are qemu's, **not board "
@@ -183,7 +187,10 @@ def write_docs(section: str) -> None:
     partial.replace(DOCS)
 
 
-def int8_report(models: list[str], runs: int = 3, log=print) -> Path:
+def int8_report(models: list[str], runs: int = 3, log=print, update_docs: bool = False) -> Path:
+    paths = [bench.model_path(m) for m in models]  # names or paths, all checked before any work
+    MODELS.update({p.stem: p for p in paths})
+    models = [p.stem for p in paths]
     stamp = time.strftime("%Y%m%d-%H%M%S")
     calibration = WORK / "photos" / "calibration"
     calibration_paths = write_photo_set(calibration, "calibration")
@@ -194,6 +201,9 @@ def int8_report(models: list[str], runs: int = 3, log=print) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     (out / "int8.json").write_text(json.dumps(results, indent=1) + "\n")
     (out / "int8.md").write_text(section.replace(BEGIN + "\n", "").replace(END + "\n", ""))
-    write_docs(section)
-    log(f"wrote {out.relative_to(PROJECT_ROOT)}/int8.md and the int8 section of {DOCS.relative_to(PROJECT_ROOT)}")
+    if update_docs:
+        write_docs(section)
+        log(f"wrote {out.relative_to(PROJECT_ROOT)}/int8.md and the int8 section of {DOCS.relative_to(PROJECT_ROOT)}")
+    else:
+        log(f"wrote {out.relative_to(PROJECT_ROOT)}/int8.md (docs/ untouched; --update-docs rewrites its int8 section)")
     return out

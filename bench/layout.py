@@ -82,4 +82,6 @@ def markdown(rows: list[dict]) -> list[str]:
 
 
 if __name__ == "__main__":
+    import argparse
+    argparse.ArgumentParser(prog="python3 -m bench.layout", description=__doc__.split("\n\n")[0]).parse_args()
     print("\n".join(markdown(measure(lambda message: print(message, file=sys.stderr)))))

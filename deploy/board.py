@@ -57,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.action == "ssh":
             port = board.port
             alias = f" -o HostKeyAlias={board.host_key_alias}" if board.host_key_alias else ""
-            print(f"ssh -p {port} -i {board.key_file} -o UserKnownHostsFile={board.known_hosts}"
+            identity = f" -i {board.key_file}" if board.key_file else ""
+            print(f"ssh -p {port}{identity} -o UserKnownHostsFile={board.known_hosts}"
                   f" -o StrictHostKeyChecking=yes{alias} {board.user}@{board.host}")
     return exit_status(act)
 

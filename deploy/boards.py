@@ -6,8 +6,13 @@ checked against a JSON schema, so a typo names its file and field instead of fai
 
 from __future__ import annotations
 
+import getpass
+import os
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
+
+import paramiko
 
 import jsonschema
 import yaml
@@ -20,6 +25,7 @@ BOARD_DIR = PROJECT_ROOT / "configs" / "boards"
 DEFAULT_BOARD = "emulated"
 DEFAULT_KNOWN_HOSTS = CACHE / "deploy" / "known_hosts"
 SYSTEM_DIRS = {"", "/root", "/home", "/tmp", "/var", "/opt", "/data", "/mnt", "/srv", "/lib64"}
+DEFAULT_IDENTITIES = ("id_ed25519", "id_ecdsa", "id_rsa")  # OpenSSH's default identity files, in its order
 
 _EMULATOR_SCHEMA = {
     "type": "object",
@@ -43,7 +49,8 @@ SCHEMA = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "type": "object",
     "additionalProperties": False,
-    "required": ["name", "host", "port", "user", "key_file", "remote_dir", "arch", "cores"],
+    # host may be a Host alias of ~/.ssh/config; port, user and key_file then come from it (or OpenSSH's defaults)
+    "required": ["name", "host", "remote_dir", "arch", "cores"],
     "properties": {
         "name": {"type": "string", "pattern": "^[A-Za-z0-9._-]+$"},
         "description": {"type": "string"},
@@ -51,7 +58,8 @@ SCHEMA = {
         "port": {"oneOf": [{"type": "integer", "minimum": 1, "maximum": 65535}, {"const": "auto"}],
                  "description": "SSH port; 'auto' for an emulated board, whose port is picked at start"},
         "user": {"type": "string", "minLength": 1},
-        "key_file": {"type": "string", "description": "private key; relative to the project, ~ expanded"},
+        "key_file": {"type": "string", "description": "private key; relative to the project, ~ expanded; without "
+                                                       "it: the ssh-agent's keys, IdentityFile, ~/.ssh/id_*"},
         "known_hosts": {"type": "string", "description": "where host keys are pinned"},
         "host_key_alias": {"type": "string", "description": "name the host key is pinned under"},
         "remote_dir": {"type": "string", "pattern": "^(/[A-Za-z0-9_][A-Za-z0-9_.+-]*)+/?$",
@@ -84,23 +92,64 @@ class Board:
 
     @property
     def host(self) -> str:
+        """The host as the board file names it: an address, or a Host alias of ~/.ssh/config."""
         return self.spec["host"]
+
+    @cached_property
+    def ssh_config(self) -> dict:
+        """What the user's ~/.ssh/config says for this host (paramiko's reading of OpenSSH's rules); the board
+        file's own fields win over it, as options on ssh's command line do."""
+        path = Path.home() / ".ssh" / "config"
+        if not path.is_file():
+            return {}
+        try:
+            return dict(paramiko.SSHConfig.from_path(str(path)).lookup(self.host))
+        except (paramiko.SSHException, OSError, ValueError) as err:
+            raise DeployError(f"{path}: cannot read it for board {self.name} ({err})") from None
+
+    @property
+    def hostname(self) -> str:
+        """The address to connect to (the config's HostName for an alias)."""
+        return self.ssh_config.get("hostname", self.host)
 
     @property
     def user(self) -> str:
-        return self.spec["user"]
+        return self.spec.get("user") or self.ssh_config.get("user") or getpass.getuser()
 
     @property
-    def key_file(self) -> Path:
-        return _project_path(self.spec["key_file"])
+    def key_file(self) -> Path | None:
+        """The board file's own key_file, if it names one."""
+        return _project_path(self.spec["key_file"]) if "key_file" in self.spec else None
+
+    @property
+    def identity_files(self) -> list[Path]:
+        """Key files to try after the agent's keys: key_file, else the config's IdentityFile, else the
+        default ~/.ssh/id_* that exist."""
+        if self.key_file is not None:
+            return [self.key_file]
+        if self.ssh_config.get("identityfile"):
+            return [Path(p).expanduser() for p in self.ssh_config["identityfile"]]
+        return [p for p in (Path.home() / ".ssh" / n for n in DEFAULT_IDENTITIES) if p.is_file()]
+
+    @property
+    def use_agent(self) -> bool:
+        return bool(os.environ.get("SSH_AUTH_SOCK")) and self.ssh_config.get("identitiesonly", "no") != "yes"
 
     @property
     def known_hosts(self) -> Path:
+        """The project's pins (where --trust-host-key writes)."""
         return _project_path(self.spec["known_hosts"]) if "known_hosts" in self.spec else DEFAULT_KNOWN_HOSTS
 
     @property
+    def user_known_hosts(self) -> list[Path]:
+        """The user's known_hosts files, read as well (never written): the config's UserKnownHostsFile or
+        OpenSSH's default ~/.ssh/known_hosts."""
+        files = self.ssh_config.get("userknownhostsfile", "~/.ssh/known_hosts ~/.ssh/known_hosts2").split()
+        return [Path(f).expanduser() for f in files if f != "/dev/null"]
+
+    @property
     def host_key_alias(self) -> str | None:
-        return self.spec.get("host_key_alias")
+        return self.spec.get("host_key_alias") or self.ssh_config.get("hostkeyalias")
 
     @property
     def remote_dir(self) -> str:
@@ -133,6 +182,11 @@ class Board:
     @property
     def port(self) -> int:
         """The SSH port; an emulated board's comes from its running instance."""
+        if self.spec.get("port", "config") == "config":
+            try:
+                return int(self.ssh_config.get("port", 22))
+            except ValueError:
+                raise DeployError(f"~/.ssh/config: Port of {self.host} is not a number") from None
         if self.spec["port"] != "auto":
             return self.spec["port"]
         from deploy import vm  # only emulated boards need the VM module
@@ -142,7 +196,7 @@ class Board:
         return port
 
     def describe(self) -> str:
-        return f"{self.user}@{self.host}" + ("" if self.spec["port"] == "auto" else f":{self.spec['port']}")
+        return f"{self.user}@{self.host}" + ("" if self.spec.get("port", "auto") == "auto" else f":{self.port}")
 
 
 def board_path(name_or_path: str) -> Path:
@@ -162,6 +216,9 @@ def load(name_or_path: str = DEFAULT_BOARD) -> Board:
     except yaml.YAMLError as err:
         raise DeployError(f"{path}: not valid YAML: {err}") from None
     errors = sorted(jsonschema.Draft202012Validator(SCHEMA).iter_errors(spec), key=lambda e: list(e.path))
+    if not errors and "emulator" in spec:
+        errors = [jsonschema.ValidationError(f"'{field}' is a required property (emulated boards)")
+                  for field in ("port", "user", "key_file") if field not in spec][:1]
     if errors:
         err = errors[0]
         where = ".".join(str(p) for p in err.path) or "(top level)"
@@ -171,6 +228,6 @@ def load(name_or_path: str = DEFAULT_BOARD) -> Board:
             remote.split("/")[1] in ("proc", "sys", "dev", "etc", "bin", "sbin", "lib", "usr", "boot", "run"):
         raise DeployError(f"{path}: field remote_dir: '{spec['remote_dir']}' is a system directory or inside one; "
                           "give a directory of its own, such as /opt/neoncc or /data/neoncc")
-    if spec["port"] == "auto" and "emulator" not in spec:
+    if spec.get("port") == "auto" and "emulator" not in spec:
         raise DeployError(f"{path}: field port: 'auto' is only for emulated boards (with an emulator: section)")
     return Board(spec, path)

@@ -11,6 +11,7 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import logging
 import math
 import os
 import re
@@ -25,9 +26,10 @@ from pathlib import Path
 import numpy as np
 
 from deploy import CACHE
-from deploy.bundle import Bundle, File, sha256_file
+from deploy.bundle import Bundle, File
 from deploy.errors import DeployError
 from neoncc import PROJECT_ROOT
+from neoncc.pipeline import content_sha256
 from neoncc.targets import toolchain
 from neoncc.tools.preprocess import image_to_tensor, write_tensor
 
@@ -140,16 +142,59 @@ def check_weights_file(path: Path) -> None:
         raise DeployError(f"weights file {path}: {total:,} bytes of arrays, more than {MAX_WEIGHTS_BYTES:,}")
 
 
+def _previous_weights(yaml_path: Path, precision: str) -> Path | None:
+    """The trained weights the model's current build was made with (by `scons ... weights=W` or an earlier
+    deploy), when it has some: deploying without --weights runs those, never random ones over them. Refused in
+    one line when that file is gone or changed since."""
+    try:
+        manifest = existing_engine(yaml_path, precision).manifest
+    except DeployError:
+        return None  # no complete build yet
+    if manifest.get("weights_random", True) or not manifest.get("weights"):
+        return None
+    path = Path(manifest["weights"])
+    where = f"build/{TARGET}/{yaml_path.stem}{'-int8' if precision == 'int8' else ''}"
+    if not path.is_file() or content_sha256(path) != manifest.get("weights_sha256"):
+        state = "no longer exists" if not path.is_file() else "has changed since"
+        raise DeployError(f"{where} was built with the weights {path}, which {state}; give --weights FILE "
+                          "(or --random-weights) to say which weights to run")
+    return path
+
+
+def check_build(engine: Engine, weights: Path | None, calibration: Path | None = None) -> None:
+    """--no-build: the engine in build/ must be the one the options name (its weights and calibration by
+    content), or deploying it is refused in one line."""
+    manifest, where = engine.manifest, engine.dir / f"{engine.model}.json"
+    if weights is not None:
+        if not weights.is_file():
+            raise DeployError(f"weights file {weights} does not exist")
+        if manifest.get("weights_sha256") != content_sha256(weights):
+            built = "random weights" if manifest.get("weights_random") else f"the weights {manifest.get('weights')}"
+            raise DeployError(f"{where}: this build has {built}, not {weights}; deploy without --no-build to "
+                              "rebuild with them")
+    if calibration is not None:
+        recorded = (manifest.get("calibration") or {}).get("sha256")
+        if recorded != content_sha256(calibration):
+            raise DeployError(f"{where}: this build was not calibrated on {calibration}; deploy without --no-build "
+                              "to recalibrate")
+
+
 def build_engine(yaml_path: Path, weights: Path | None = None, log=print, precision: str = "float32",
-                 calibration: Path | None = None, snapshot: Path | None = None) -> Engine:
-    """Run SCons for the model (it rebuilds only what changed) and check what it promised to write.
+                 calibration: Path | None = None, random_weights: bool = False,
+                 snapshot: Path | None = None) -> Engine:
+    """Run SCons for the model (it rebuilds only what changed) and check what it promised to write. Without
+    `weights` the build keeps the trained weights it was made with (random_weights=True replaces them).
 
     With snapshot (a directory), the engine, weights and manifest are copied there before another build can
     replace them, and the Engine returned is that copy: what a deploy bundles is what its own build wrote."""
     model = yaml_path.stem
+    if weights is None and not random_weights:
+        weights = _previous_weights(yaml_path, precision)
+        if weights is not None:
+            log(f"build: {model} keeps the weights it was built with: {weights}")
     scons = shutil.which("scons")
     command = [scons] if scons else [sys.executable, "-m", "SCons"]
-    command += ["-Q", f"target={TARGET}", f"model={_project_relative(yaml_path)}"]
+    command += ["-Q", f"-j{os.cpu_count() or 1}", f"target={TARGET}", f"model={_project_relative(yaml_path)}"]
     if weights is not None:
         if not weights.is_file():
             raise DeployError(f"weights file {weights} does not exist")
@@ -159,17 +204,23 @@ def build_engine(yaml_path: Path, weights: Path | None = None, log=print, precis
         if calibration is None or not calibration.is_dir():
             raise DeployError(f"calibration folder {calibration} does not exist")
         command += ["precision=int8", f"calibration={calibration.resolve()}"]
+    log(f"build: {model} ({' '.join(command[1:])})")
+    logger = logging.getLogger("neoncc.build")
     with build_lock():
         proc = subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 text=True, env={**os.environ, "NEONCC_BUILD_LOCKED": "1"})
-        for line in proc.stdout:
-            log(f"build: {line.rstrip()}")
+        lines = []
+        for line in proc.stdout:  # the compiler's own lines: shown with -v, or when the build fails
+            lines.append(line.rstrip())
+            logger.debug(f"build: {lines[-1]}")
         if proc.wait() != 0:
+            if not logger.isEnabledFor(logging.DEBUG):
+                for line in lines[-40:]:
+                    logger.warning(f"build: {line}")
             raise DeployError(f"build of {model} failed (`{' '.join(command)}` exited with {proc.returncode})")
         engine = _snapshot(existing_engine(yaml_path, precision, locked=True), snapshot)
     # What the build says it was made from must be what this deploy asked for.
-    made_from = engine.manifest.get("weights_sha256") if weights is not None else None
-    if weights is not None and made_from != sha256_file(weights):
+    if weights is not None and engine.manifest.get("weights_sha256") != content_sha256(weights):
         raise DeployError(f"the build of {model} in {engine.dir} was made from other weights than {weights} "
                           "(another build changed build/ meanwhile); rerun")
     if weights is None and not engine.weights_random:

@@ -11,6 +11,7 @@ import json
 import math
 import shutil
 import signal
+import logging
 import sys
 import time
 from pathlib import Path
@@ -23,18 +24,27 @@ from deploy.bundle import Remote
 from deploy.errors import DeployError
 from deploy.run import preflight, run
 from deploy.ssh import Connection, check_credentials
-from neoncc.errors import UserError
+from neoncc import __version__
+from neoncc.errors import UserError, program_name
 from neoncc.frontend.yaml_model import load_yaml_model
 from neoncc.tools.preprocess import write_tensor
 
 
+SCHEMA_VERSION = 1  # of the --json result; its JSON Schema: docs/schemas/deploy-result.schema.json
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="deploy.py", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog=program_name("deploy.py"), description=__doc__.splitlines()[0])
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     p.add_argument("--board", default=boards.DEFAULT_BOARD,
                    help="board name (configs/boards/NAME.yaml) or YAML file (default: %(default)s)")
     p.add_argument("--model", default="squeezenet_v1_1",
                    help="model name (configs/models/NAME.yaml) or YAML file (default: %(default)s)")
-    p.add_argument("--weights", type=Path, help="trained weights (.npz) for the build; without them they are random")
+    weights = p.add_mutually_exclusive_group()
+    weights.add_argument("--weights", type=Path, help="trained weights (.npz) for the build; without them: the "
+                                                      "weights the model's build has (random if it has none)")
+    weights.add_argument("--random-weights", action="store_true",
+                         help="build with seeded random weights even if the model's build has trained ones")
     p.add_argument("--precision", choices=("float32", "int8"), default="float32",
                    help="float32, or an 8-bit engine calibrated on --calibration (default: %(default)s)")
     p.add_argument("--calibration", type=Path, help="int8: folder of photos and/or .f32 inputs to calibrate on")
@@ -52,6 +62,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--trust-host-key", action="store_true",
                    help="pin the board's host key if none is pinned yet (check its fingerprint first)")
     p.add_argument("--no-build", action="store_true", help="use the engine already in build/ as it is")
+    verbosity = p.add_mutually_exclusive_group()
+    verbosity.add_argument("-q", "--quiet", action="store_true", help="only errors on stderr (the result on stdout)")
+    verbosity.add_argument("-v", "--verbose", action="store_true", help="also the build's own lines (compiler "
+                                                                         "commands)")
     return p
 
 
@@ -117,9 +131,14 @@ def _deploy(args: argparse.Namespace, log, work: Path) -> dict:
     load_yaml_model(yaml_path)  # the model description's own mistakes, by file, line and field, before any build
     if args.no_build:
         engine = build.existing_engine(yaml_path, args.precision, snapshot=work / "engine")
+        build.check_build(engine, args.weights, args.calibration)
+        if args.random_weights and not engine.weights_random:
+            raise DeployError(f"{engine.dir}: this build has trained weights; deploy without --no-build to "
+                              "rebuild with random ones")
     else:
         engine = build.build_engine(yaml_path, args.weights, log=log, precision=args.precision,
-                                    calibration=args.calibration, snapshot=work / "engine")
+                                    calibration=args.calibration, random_weights=args.random_weights,
+                                    snapshot=work / "engine")
     engine.labels()  # a missing labels file is found now, not after the upload and the run
     input_path = build.prepare_input(engine, image=args.image, tensor=args.input, log=log)
     if args.input is not None:  # this deploy's own copy: what it hashes is what it sends
@@ -164,12 +183,15 @@ def _on_board(args, log, board, engine, bundle, phases, phase) -> dict:
     batch = int(result.engine.get("batch", 1))
     outputs = result.output.reshape(batch, -1)
     return {
+        "schema_version": SCHEMA_VERSION,
         "board": board.name,
         "emulated": board.emulator is not None,
         "host": conn.where,
         "model": engine.model,
         "precision": args.precision,
         "weights_random": engine.weights_random,
+        "weights_sha256": engine.manifest.get("weights_sha256"),
+        "build_id": engine.manifest.get("build_id"),
         "bundle": bundle.id,
         "run": remote.token,
         "input_sha256": next(f.sha256 for f in bundle.files if f.name == "input.f32"),
@@ -231,9 +253,9 @@ def format_table(r: dict, profile: bool = False) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-
-    def log(message: str) -> None:
-        print(message, file=sys.stderr, flush=True)
+    logging.basicConfig(stream=sys.stderr, format="%(message)s",
+                        level=logging.WARNING if args.quiet else logging.DEBUG if args.verbose else logging.INFO)
+    log = logging.getLogger("neoncc.deploy").info  # progress: stderr, silenced by -q; the result: stdout
 
     def terminate(signum, frame):
         raise KeyboardInterrupt  # SIGTERM: the same orderly stop as Ctrl-C (the board's engine is stopped)

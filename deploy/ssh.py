@@ -32,17 +32,52 @@ def _load_key(path: Path) -> paramiko.PKey:
         raise DeployError(f"key file {path} does not exist (board files name it in key_file)")
     try:
         return paramiko.PKey.from_path(path)
-    except (paramiko.PasswordRequiredException, TypeError):  # paramiko 3.2+ says TypeError for OpenSSH-format keys
-        raise DeployError(f"key file {path} is protected by a passphrase; give the board a key file without "
-                          "one (no passwords are stored)") from None
+    except (paramiko.PasswordRequiredException, TypeError):  # cryptography's OpenSSH-format loader: TypeError
+        raise DeployError(f"key file {path} is protected by a passphrase and the ssh-agent does not hold it: "
+                          f"add it with `ssh-add {path}` (no passphrases are asked for or stored)") from None
     except (paramiko.SSHException, ValueError, OSError) as err:
         raise DeployError(f"key file {path}: not a private key paramiko can read ({err})") from None
 
 
 def check_credentials(board) -> None:
-    """The board's key file and known-hosts file are usable (each fault one clear error)."""
-    _load_key(board.key_file)
+    """The board's keys and known-hosts file are usable (each fault one clear error)."""
+    credentials(board)
     known_hosts.check_readable(board.known_hosts)
+def _public_blob(path: Path) -> bytes | None:
+    """The public key of a key file from its .pub beside it (readable even when the key is encrypted)."""
+    try:
+        return paramiko.PublicBlob.from_file(str(path) + ".pub").key_blob
+    except (OSError, ValueError, paramiko.SSHException):
+        return None
+
+
+def credentials(board) -> list[tuple[str, paramiko.PKey]]:
+    """The keys to log in with, as OpenSSH picks them: the ssh-agent's, then the key files (the board's
+    key_file, else the config's IdentityFile, else ~/.ssh/id_*). Checked before anything touches the board, so
+    a missing or unreadable key fails before a host key is pinned."""
+    keys: list[tuple[str, paramiko.PKey]] = []
+    if board.use_agent:
+        try:
+            keys += [(f"agent key {k.fingerprint}", k) for k in paramiko.Agent().get_keys()]
+        except paramiko.SSHException:
+            pass  # no agent answering: the key files alone
+    in_agent = {k.asbytes() for _, k in keys}
+    problem = None
+    for path in board.identity_files:
+        if board.key_file is None and not path.is_file():
+            continue  # a config or default identity that does not exist: OpenSSH skips it too
+        if _public_blob(path) in in_agent:
+            continue  # the agent holds it (perhaps it is passphrase-protected on disk)
+        try:
+            keys.append((f"key {path}", _load_key(path)))
+        except DeployError as err:
+            problem = problem or err
+    if problem is not None and not keys:
+        raise problem
+    if not keys:
+        raise DeployError(f"board {board.name}: no key to log in to {board.host} with: no ssh-agent key, no key_file "
+                          "in the board file, no IdentityFile in ~/.ssh/config and no ~/.ssh/id_* file")
+    return keys
 
 
 class Connection:
@@ -51,20 +86,21 @@ class Connection:
     def __init__(self, board, trust_host_key: bool = False, log=print):
         self.board = board
         self.port = board.port
-        self.where = f"{board.user}@{board.host}:{self.port}"
+        host = board.hostname
+        self.where = f"{board.user}@{host}:{self.port}"
         self._sftp: paramiko.SFTPClient | None = None
         timeout = board.connect_timeout_s
-        self._key = _load_key(board.key_file)  # a key we cannot use is said before any connection is made
+        self._keys = credentials(board)  # a key we cannot use is said before any connection is made
         known_hosts.check_readable(board.known_hosts)
         try:
-            sock = socket.create_connection((board.host, self.port), timeout=timeout)
+            sock = socket.create_connection((host, self.port), timeout=timeout)
         except socket.gaierror as err:
-            raise DeployError(f"board {board.name}: unknown host {board.host} ({err.strerror})") from None
+            raise DeployError(f"board {board.name}: unknown host {host} ({err.strerror})") from None
         except socket.timeout:
-            raise DeployError(f"board {board.name}: host {board.host}:{self.port} unreachable "
+            raise DeployError(f"board {board.name}: host {host}:{self.port} unreachable "
                               f"(no answer within {timeout:.0f} s)") from None
         except OSError as err:
-            raise DeployError(f"board {board.name}: host {board.host}:{self.port} unreachable "
+            raise DeployError(f"board {board.name}: host {host}:{self.port} unreachable "
                               f"({err.strerror or err})") from None
         self.transport = paramiko.Transport(sock)
         try:
@@ -72,45 +108,59 @@ class Connection:
                 self.transport.start_client(timeout=timeout)
                 self.transport.get_remote_server_key()  # "No existing session" when nothing was negotiated
             except (paramiko.SSHException, EOFError, OSError) as err:
-                raise DeployError(f"board {board.name}: no SSH server answers at {board.host}:{self.port} "
+                raise DeployError(f"board {board.name}: no SSH server answers at {host}:{self.port} "
                                   f"({err or type(err).__name__})") from None
             self.transport.set_keepalive(15)
-            self._check_host_key(trust_host_key, log)
+            pin = self._check_host_key(trust_host_key)
             self._authenticate()
+            if pin is not None:  # trusted on first use, and only once the login worked
+                name, key = pin
+                known_hosts.pin(board.known_hosts, name, key)
+                log(f"board {board.name}: pinned host key {known_hosts.fingerprint(key)} for {name} "
+                    f"in {board.known_hosts}")
         except BaseException:
             self.transport.close()
             raise
 
-    def _check_host_key(self, trust: bool, log) -> None:
+    def _check_host_key(self, trust: bool) -> tuple[str, paramiko.PKey] | None:
+        """The host key must be known: pinned in the project's file or in the user's known_hosts (read only).
+        Returns what to pin when it is unknown and the user trusts it; a known name with another key is refused."""
         board = self.board
         key = self.transport.get_remote_server_key()
-        name = board.host_key_alias or (board.host if self.port == 22 else f"[{board.host}]:{self.port}")
-        pinned = known_hosts.lookup(board.known_hosts, name)
-        if not pinned:
-            if not trust:
+        host = board.hostname
+        name = board.host_key_alias or (host if self.port == 22 else f"[{host}]:{self.port}")
+        found = False
+        for path in [board.known_hosts, *board.user_known_hosts]:
+            pinned = known_hosts.lookup(path, name)
+            if not pinned:
+                continue
+            if pinned.get(key.get_name()) != key:
+                was = ", ".join(known_hosts.fingerprint(k) for k in pinned.values())
                 raise DeployError(
-                    f"board {board.name}: unknown host key for {name}: {known_hosts.fingerprint(key)}. "
-                    f"If that is the board's key, rerun once with --trust-host-key to pin it in {board.known_hosts}")
-            known_hosts.pin(board.known_hosts, name, key)
-            log(f"board {board.name}: pinned host key {known_hosts.fingerprint(key)} for {name} "
-                f"in {board.known_hosts}")
-        elif pinned.get(key.get_name()) != key:
-            was = ", ".join(known_hosts.fingerprint(k) for k in pinned.values())
+                    f"board {board.name}: HOST KEY CHANGED for {name}: it presents {known_hosts.fingerprint(key)} "
+                    f"but {path} pins {was}. Someone may be intercepting the connection; if the board was "
+                    f"reinstalled, delete the {name} line from {path} and trust the new key once")
+            found = True
+        if found:
+            return None
+        if not trust:
             raise DeployError(
-                f"board {board.name}: HOST KEY CHANGED for {name}: it presents {known_hosts.fingerprint(key)} but "
-                f"{board.known_hosts} pins {was}. Someone may be intercepting the connection; if the board was "
-                f"reinstalled, delete the {name} line from {board.known_hosts} and trust the new key once")
+                f"board {board.name}: unknown host key for {name}: {known_hosts.fingerprint(key)}. "
+                f"If that is the board's key, rerun once with --trust-host-key to pin it in {board.known_hosts}")
+        return name, key
 
     def _authenticate(self) -> None:
-        key = self._key
-        try:
-            self.transport.auth_publickey(self.board.user, key)
-        except paramiko.AuthenticationException:
-            raise DeployError(f"board {self.board.name}: authentication refused by {self.where} for key "
-                              f"{self.board.key_file} (is its public key in ~{self.board.user}/.ssh/authorized_keys "
-                              f"on the board?)") from None
-        except paramiko.SSHException as err:
-            raise DeployError(f"board {self.board.name}: authentication with {self.where} failed: {err}") from None
+        for label, key in self._keys:
+            try:
+                self.transport.auth_publickey(self.board.user, key)
+                return
+            except paramiko.AuthenticationException:
+                continue
+            except paramiko.SSHException as err:
+                raise DeployError(f"board {self.board.name}: authentication with {self.where} failed: {err}") from None
+        tried = ", ".join(label for label, _ in self._keys)
+        raise DeployError(f"board {self.board.name}: authentication refused by {self.where} for {tried} (is the "
+                          f"public key in ~{self.board.user}/.ssh/authorized_keys on the board?)")
 
     def close(self) -> None:
         if self._sftp is not None:

@@ -7,7 +7,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from neoncc.errors import exit_status
+from neoncc import __version__
+from neoncc.errors import exit_status, program_name
 
 
 def _summary(args) -> None:
@@ -40,7 +41,8 @@ def _convert_weights(args) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python3 -m neoncc", description=__doc__)
+    parser = argparse.ArgumentParser(prog=program_name("python3 -m neoncc"), description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     p = commands.add_parser("summary", help="per-layer shapes, parameters, MACs and activation bytes")
     p.add_argument("model", help="model description (YAML)")

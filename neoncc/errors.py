@@ -16,3 +16,10 @@ def exit_status(action: Callable[[], int | None]) -> int:
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+
+
+def program_name(default: str) -> str:
+    """The name a command was started by: a console script's own (neoncc, neoncc-deploy, ...) or `default`
+    (python3 -m ..., deploy.py)."""
+    name = sys.argv[0].rsplit("/", 1)[-1] if sys.argv else ""
+    return name if name.startswith("neoncc") and not name.endswith(".py") else default

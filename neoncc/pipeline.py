@@ -16,6 +16,28 @@ from neoncc.weights.pack import attach, engine_tensors, load_npz, random_weights
 PRECISIONS = ("float32", "int8")
 
 
+def content_sha256(path: Path | str | None) -> str | None:
+    """The sha256 of a file's bytes, or of a folder's files (names and bytes, sorted; subfolders ignored, as the
+    calibration loader does); None for no path."""
+    if not path:
+        return None
+    path = Path(path)
+    if path.is_file():
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    digest = hashlib.sha256()
+    for member in sorted(p for p in path.iterdir() if p.is_file()):
+        digest.update(member.name.encode() + b"\0" + hashlib.sha256(member.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def identity(description: dict) -> str:
+    """What makes two builds the same engine: the model file, the weights (content, or the seed of random ones),
+    precision and calibration, tuning, layout and target. A short hash deploy compares before reusing a build."""
+    keys = ("model_sha256", "target", "precision", "layout", "weights_sha256", "seed", "tuning_sha256",
+            "calibration")
+    return hashlib.sha256(json.dumps({k: description.get(k) for k in keys}, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def float_graph(model: Path, npz: Path | None, seed: int) -> Graph:
     """The optimised float graph with its constants: the weights are checked against the model as written, before
     any pass rewrites them."""
@@ -36,8 +58,11 @@ def lowered_graph(model: Path, npz: Path | None, seed: int, target: str, tuning:
 
 
 def compile_engine(model: Path, npz: Path | None, seed: int, target: str, cpp: Path, weights: Path, manifest: Path,
-                   tuning: Path | None = None, plan: Path | None = None, layout: str = "auto") -> None:
-    """The one compile step: the lowered graph, then its C++, its weight file and its manifest."""
+                   tuning: Path | None = None, plan: Path | None = None, layout: str = "auto",
+                   calibration: Path | None = None, calibration_method: str | None = None) -> None:
+    """The one compile step: the lowered graph, then its C++, its weight file and its manifest. The manifest
+    records what the build is made of (model, weights, precision, calibration, tuning: content hashes), so a
+    later deploy can tell whether this build is the one asked for."""
     from neoncc.codegen.cpp import generate, write_atomically
     from neoncc.weights import engine_format
     graph = lowered_graph(model, npz, seed, target, tuning, plan, layout)
@@ -53,15 +78,20 @@ def compile_engine(model: Path, npz: Path | None, seed: int, target: str, cpp: P
         "input_shape": list(graph.input_shape),
         "output_shape": [graph.shape_of(graph.output)[0]],
         "weights": str(npz) if npz else None,
-        "weights_sha256": hashlib.sha256(Path(npz).read_bytes()).hexdigest() if npz else None,
+        "model_sha256": content_sha256(model),
+        "weights_sha256": content_sha256(npz),
         "weights_random": npz is None,
         "seed": None if npz else seed,
         "tuning": str(tuning) if tuning else None,
+        "tuning_sha256": content_sha256(tuning),
+        "calibration": {"dir": str(calibration), "sha256": content_sha256(calibration), "method": calibration_method,
+                        "plan_sha256": content_sha256(plan)} if plan else None,
         "labels": graph.meta["labels"],
         "preprocess": graph.meta["preprocess"],
         "layers": [{"name": n.name, "op": n.op, "kernel": n.attrs["impl"], "layout": n.attrs["layout"],
                     "precision": n.attrs.get("precision", "float32")} for n in graph.nodes],
     }
+    description["build_id"] = identity(description)
     # Weights first, manifest last: a manifest always describes the files beside it.
     engine_format.write(Path(weights), tensors)
     write_atomically(Path(cpp), source)

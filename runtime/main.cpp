@@ -17,6 +17,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -371,6 +372,14 @@ int run(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    for(int i = 1; i < argc; ++i)
+    {
+        if(std::strcmp(argv[i], "--help") == 0 || std::strcmp(argv[i], "-h") == 0)
+        {
+            std::printf(kUsage, argv[0]);
+            return 0;
+        }
+    }
     try
     {
         return run(argc, argv);

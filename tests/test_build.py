@@ -132,6 +132,8 @@ def test_input_of_the_wrong_size_and_bad_options(built, tmp_path):
     assert proc.returncode == 1 and "154587 float32 values" in proc.stderr
     proc = run_engine(built[0], "--input", str(small), "--output", "o.f32", "--threads", "zero", check=False)
     assert proc.returncode == 2 and "--threads wants a whole number" in proc.stderr and "usage:" in proc.stderr
+    proc = run_engine(built[0], "--help", check=False)  # asked for: the usage on stdout, exit 0
+    assert proc.returncode == 0 and proc.stdout.startswith("usage:") and "--input" in proc.stdout
 
 
 @pytest.mark.parametrize("change, message", [

@@ -15,7 +15,6 @@ import numpy as np
 
 from neoncc.errors import UserError
 from neoncc.frontend.yaml_model import load_yaml_model
-from neoncc.reference import torch_graph
 from neoncc.targets import toolchain
 from neoncc.tools.preprocess import image_to_tensor, random_inputs
 from neoncc.weights.pack import load_npz, random_weights
@@ -68,7 +67,9 @@ def load_inputs(args, graph) -> np.ndarray:
 
 def run_on_qemu(args, batch: Path, output: Path) -> None:
     from deploy.build import build_engine  # the same build deploy.py does
-    engine = build_engine(Path(args.model).resolve(), args.weights, log=lambda line: None)
+    # without --weights the reference runs the seeded random weights, so the engine must have them too
+    engine = build_engine(Path(args.model).resolve(), args.weights, log=lambda line: None,
+                          random_weights=args.weights is None)
     target = toolchain.load(engine.manifest["target"])
     proc = subprocess.run([*target.runner(), str(engine.binary), "--input", str(batch), "--output", str(output),
                            "--threads", str(args.threads or 1), "--runs", "1", "--warmup", "0"],
@@ -81,7 +82,7 @@ def run_on_board(args, batch: Path, output: Path) -> None:
     from deploy.cli import deploy, parse_args  # the whole push-and-run flow of deploy.py, with its defaults
     argv = ["--board", args.board, "--model", str(Path(args.model).resolve()), "--input", str(batch),
             "--output", str(output), "--runs", "1", "--warmup", "0", "--json"]
-    argv += ["--weights", str(args.weights)] if args.weights else []
+    argv += ["--weights", str(args.weights)] if args.weights else ["--random-weights"]
     argv += ["--threads", str(args.threads)] if args.threads else []
     deploy(parse_args(argv), log=lambda line: None)
 
@@ -90,6 +91,7 @@ def validate(args) -> tuple[Metrics, list[str]]:
     graph = load_yaml_model(args.model)
     weights = load_npz(graph, args.weights) if args.weights else random_weights(graph, 0)
     inputs = load_inputs(args, graph)
+    from neoncc.reference import torch_graph  # PyTorch only where the reference is computed
     reference = torch_graph.run(graph, weights, inputs)
     with tempfile.TemporaryDirectory(prefix="neoncc-validate-") as work:
         batch, output = Path(work) / "inputs.f32", Path(work) / "outputs.f32"
@@ -123,7 +125,7 @@ def main(args) -> int:
     metrics, failures = validate(args)
     where = f"board {args.board}" if args.board else "qemu-arm"
     if args.json:
-        print(json.dumps({"model": Path(args.model).stem, "on": where, **asdict(metrics), "failures": failures}))
+        print(json.dumps({"schema_version": 1, "model": Path(args.model).stem, "on": where, **asdict(metrics), "failures": failures}))
     else:
         print(f"{Path(args.model).stem} on {where} vs PyTorch reference, {metrics.inputs} inputs:")
         for name, value in asdict(metrics).items():

@@ -1,0 +1,45 @@
+"""The benchmark commands as a user meets them: names and paths both accepted, a wrong one refused before any
+work, results in results/<stamp>/ and docs/ untouched unless --update-docs, progress on stderr."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+
+from conftest import ROOT
+
+TINY = ROOT / "tests/models/tiny_passes.yaml"
+
+
+def docs_state() -> dict[str, str]:
+    return {str(p.relative_to(ROOT)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted((ROOT / "docs").rglob("*")) if p.is_file()}
+
+
+def bench(*args, timeout=1800):
+    return subprocess.run([sys.executable, "-m", "bench", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def test_unknown_model_is_one_error_before_any_work():
+    before = sorted((ROOT / "results").glob("*")) if (ROOT / "results").is_dir() else []
+    for command in (["report", "--models", "configs/models/nope.yaml", "--peers"], ["int8", "nope"], ["tune", "nope"]):
+        proc = bench(*command, timeout=120)
+        assert proc.returncode == 1 and proc.stderr.startswith("error: unknown model") and proc.stdout == ""
+        assert proc.stderr.count("\n") == 1 and "squeezenet_v1_1" in proc.stderr  # lists the known ones
+    after = sorted((ROOT / "results").glob("*")) if (ROOT / "results").is_dir() else []
+    assert after == before
+
+
+def test_report_on_a_model_path_writes_results_and_leaves_docs_untouched():
+    before = docs_state()
+    proc = bench("report", "--models", str(TINY), "--peers", "--runs", "1")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert docs_state() == before
+    assert proc.stdout == ""  # progress and the closing line on stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert "docs/ untouched" in last
+    out = ROOT / last.split("report: ", 1)[1].split("/report.md")[0]
+    assert out.parent == ROOT / "results"
+    assert "tiny_passes" in (out / "report.md").read_text() and (out / "report.json").is_file()
