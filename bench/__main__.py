@@ -21,6 +21,9 @@ def main(argv: list[str] | None = None) -> int:
     p = commands.add_parser("int8", help="float32 against int8: accuracy on real photos and guest instructions")
     p.add_argument("models", nargs="*", default=["squeezenet_v1_1", "squeezenet_v1_0", "efficientnet_lite0"])
     p.add_argument("--runs", type=int, default=3, help="timed runs for the emulated wall times")
+    p = commands.add_parser("zoo", help="13 common CNNs from pytorchcv via ONNX: engine under qemu-arm vs ONNX Runtime")
+    p.add_argument("--models", nargs="*", default=None, help="architectures (default: all 13)")
+    p.add_argument("--size", type=int, default=224, help="input height and width (default 224)")
     args = parser.parse_args(argv)
     def run() -> None:
         if args.command == "tune":
@@ -33,6 +36,9 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "int8":
             from bench.int8 import int8_report
             int8_report(args.models, args.runs)
+        elif args.command == "zoo":
+            from bench.zoo import zoo
+            zoo(args.models, args.size)
     return exit_status(run)
 
 
