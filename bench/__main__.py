@@ -24,6 +24,8 @@ def main(argv: list[str] | None = None) -> int:
     p = commands.add_parser("zoo", help="13 common CNNs from pytorchcv via ONNX: engine under qemu-arm vs ONNX Runtime")
     p.add_argument("--models", nargs="*", default=None, help="architectures (default: all 13)")
     p.add_argument("--size", type=int, default=224, help="input height and width (default 224)")
+    p = commands.add_parser("onnx-nodes", help="ONNX's backend node tests of the imported ops, under qemu-arm")
+    p.add_argument("cases", nargs="*", help="case names (default: all of the supported ops)")
     args = parser.parse_args(argv)
     def run() -> None:
         if args.command == "tune":
@@ -39,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "zoo":
             from bench.zoo import zoo
             zoo(args.models, args.size)
+        elif args.command == "onnx-nodes":
+            from bench.onnx_nodes import node_tests
+            node_tests(args.cases)
     return exit_status(run)
 
 
