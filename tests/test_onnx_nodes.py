@@ -98,3 +98,33 @@ def test_constants_fold_into_affine_batchnorm_and_depthwise(tmp_path):
     with np.load(tmp_path / "m.npz") as weights:
         actual = torch_graph.run(load_yaml_model(tmp_path / "m.yaml"), dict(weights), x)[0]
     np.testing.assert_allclose(np.asarray(actual).ravel(), expected.ravel(), rtol=1e-5, atol=1e-6)
+
+
+def test_zero_padding_before_a_convolution_becomes_its_padding(tmp_path, capsys):
+    """TensorFlow-converted models pad explicitly before strided convolutions: the Conv takes the Pad over
+    (asymmetric, added to its own pads); a Pad read by anything else is refused by node."""
+    rng = np.random.default_rng(1)
+    pad = helper.make_node("Pad", ["x", "pads"], ["p"], name="pad")
+    conv = helper.make_node("Conv", ["p", "w"], ["y"], name="conv", kernel_shape=[3, 3], strides=[2, 2],
+                            pads=[1, 0, 1, 0])
+    pads = onnx.numpy_helper.from_array(np.array([0, 0, 0, 1, 0, 0, 2, 1], np.int64), "pads")
+    model = _model([pad, conv], [_x()], helper.make_tensor_value_info("y", TensorProto.FLOAT, None),
+                   [pads, _const("w", rng.normal(0, 1, (5, 4, 3, 3)))])
+    onnx.save(model, tmp_path / "m.onnx")
+    run_import("onnx", tmp_path / "m.onnx", "-o", tmp_path / "m.yaml", "--weights-out", tmp_path / "m.npz")
+    assert "{name: conv, type: conv, filters: 5, kernel: 3, stride: 2, pad: [1, 3, 1, 1]}" in \
+        (tmp_path / "m.yaml").read_text()
+    import onnxruntime
+    from neoncc.frontend.yaml_model import load_yaml_model
+    from neoncc.reference import torch_graph
+    x = rng.normal(0, 1, (1, 4, 6, 6)).astype(np.float32)
+    expected = onnxruntime.InferenceSession(str(tmp_path / "m.onnx")).run(None, {"x": x})[0]
+    with np.load(tmp_path / "m.npz") as weights:
+        actual = torch_graph.run(load_yaml_model(tmp_path / "m.yaml"), dict(weights), x)[0]
+    np.testing.assert_allclose(np.asarray(actual).ravel(), expected.ravel(), rtol=1e-5, atol=1e-5)
+    relu = helper.make_node("Relu", ["p"], ["y"], name="after_pad")
+    onnx.save(_model([pad, relu], [_x()], helper.make_tensor_value_info("y", TensorProto.FLOAT, None), [pads]),
+              tmp_path / "bad.onnx")
+    err = refused(capsys, "onnx", tmp_path / "bad.onnx", "-o", tmp_path / "b.yaml", "--weights-out",
+                  tmp_path / "b.npz")
+    assert "node 'pad' (Pad): zero padding is supported only when a convolution alone reads it" in err

@@ -23,8 +23,8 @@ from neoncc.frontend.emit import preprocess as preprocess_for
 SUPPORTED = ("Conv (dense or depthwise), BatchNormalization, Relu, Clip, LeakyRelu, PRelu (one slope), Sigmoid, "
              "HardSigmoid, HardSwish, Add, Sub, Mul, Div, MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool, "
              "ReduceMean/ReduceMax (over H, W), Concat (channels), Split/Slice (channels), Gemm, MatMul, Flatten, "
-             "Reshape, Squeeze, Unsqueeze, Transpose (channel shuffle), Softmax, Dropout, Identity, and any node "
-             "of constants")
+             "Reshape, Squeeze, Unsqueeze, Transpose (channel shuffle), Softmax, Pad (zeros, before a Conv), "
+             "Dropout, Identity, and any node of constants")
 
 # Nodes that are evaluated when all their inputs are constants, besides any other op the reference evaluator runs.
 _NO_FOLD = {"Dropout"}
@@ -41,6 +41,7 @@ class _Reader:
         self.producer: dict[str, str] = {}  # ONNX tensor -> the layer (our name) whose output it is
         self.ours: dict[str, tuple] = {}    # our layer -> its (C, H, W)
         self.shuffle: dict[str, tuple] = {}  # ONNX tensor -> (layer, groups, transposed): a channel shuffle so far
+        self.padded: dict[str, tuple] = {}   # ONNX tensor -> (layer, [t, l, b, r]): zero padding a Conv takes over
         self.readers: dict[str, int] = {}   # ONNX tensor -> how many nodes read it
         for node in self.graph.node:
             for tensor in node.input:
@@ -87,6 +88,9 @@ class _Reader:
 
     def data_input(self, node, index: int = 0) -> str:
         tensor = node.input[index]
+        if tensor in self.padded:
+            raise self.refuse(node, f"input '{tensor}' is zero-padded by a Pad node: only a convolution can take "
+                                    "that padding over")
         if tensor in self.shuffle:
             raise self.refuse(node, f"input '{tensor}' is a 5-D view of a tensor (only a channel shuffle, Reshape "
                                     "-> Transpose(0, 2, 1, 3, 4) -> Reshape, is supported)")
@@ -95,7 +99,7 @@ class _Reader:
         return self.producer[tensor]
 
     def is_data(self, node, index: int) -> bool:
-        return len(node.input) > index and node.input[index] in self.producer
+        return len(node.input) > index and (node.input[index] in self.producer or node.input[index] in self.padded)
 
     def constant(self, node, index: int, default=None):
         if len(node.input) <= index or not node.input[index]:
@@ -152,7 +156,16 @@ class _Reader:
         weight = self.constant(node, 1)
         if weight is None or weight.ndim != 4:
             raise self.refuse(node, "only 2-D convolutions with constant weights are supported")
-        channels = self.chw(node)[0]
+        extra = None
+        if node.input[0] in self.padded:
+            source, extra = self.padded[node.input[0]]
+            if attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", b"VALID"):
+                raise self.refuse(node, "auto_pad SAME after a Pad node is not supported")
+            pads = list(attrs.get("pads", [0, 0, 0, 0])) if attrs.get("auto_pad", b"NOTSET") == b"NOTSET" \
+                else [0, 0, 0, 0]
+            attrs = {**attrs, "auto_pad": b"NOTSET", "pads": [a + b for a, b in zip(pads, extra)]}
+            node_input = source
+        channels = self.ours[node_input][0] if extra else self.chw(node)[0]
         group = int(attrs.get("group", 1))
         entry = {"type": "conv", "filters": int(weight.shape[0])}
         if group != 1:
@@ -167,9 +180,31 @@ class _Reader:
         if dilation != (1, 1):
             entry["dilation"] = _size(dilation)
         base = node.input[1].removesuffix(".weight") if node.input[1].endswith(".weight") else node.name
-        name = self.add(node, entry, [self.data_input(node)], identifier(base, "conv"))
+        name = self.add(node, entry, [node_input if extra else self.data_input(node)], identifier(base, "conv"))
         self.weights[f"{name}.weight"] = np.asarray(weight, np.float32)
         self.weights[f"{name}.bias"] = np.asarray(bias, np.float32)
+
+    def _Pad(self, node, attrs: dict) -> None:
+        """Zero padding of height and width, taken over by the convolution that reads it (TensorFlow's explicit
+        padding before strided convolutions)."""
+        mode = attrs.get("mode", b"constant").decode()
+        pads = attrs.get("pads", self.constant(node, 1))
+        value = attrs.get("value", self.constant(node, 2, 0.0))
+        axes = self.constant(node, 3)
+        if mode != "constant" or float(np.ravel(value)[0] if np.size(value) else 0.0) != 0.0 or pads is None:
+            raise self.refuse(node, f"only zero padding is supported (mode {mode})")
+        pads = [int(p) for p in np.ravel(pads)]
+        rank = len(pads) // 2
+        axes = list(range(rank)) if axes is None else [int(a) % 4 for a in np.ravel(axes)]
+        begin = dict(zip(axes, pads[:rank]))
+        end = dict(zip(axes, pads[rank:]))
+        if any(begin.get(a, 0) or end.get(a, 0) for a in (0, 1)) or any(p < 0 for p in pads):
+            raise self.refuse(node, f"padding {pads} is not supported (height and width only, not negative)")
+        if self.readers.get(node.output[0], 0) != 1 or not any(
+                n.op_type == "Conv" and n.input[0] == node.output[0] for n in self.graph.node):
+            raise self.refuse(node, "zero padding is supported only when a convolution alone reads it")
+        source = self.data_input(node)
+        self.padded[node.output[0]] = (source, [begin.get(2, 0), begin.get(3, 0), end.get(2, 0), end.get(3, 0)])
 
     def window(self, node, attrs: dict, kernel: tuple, dilation: tuple = (1, 1)) -> dict:
         """kernel, stride and pad of a Conv or pooling node, ONNX pads [t, l, b, r] -> ours [t, b, l, r]."""
