@@ -128,3 +128,13 @@ def test_zero_padding_before_a_convolution_becomes_its_padding(tmp_path, capsys)
     err = refused(capsys, "onnx", tmp_path / "bad.onnx", "-o", tmp_path / "b.yaml", "--weights-out",
                   tmp_path / "b.npz")
     assert "node 'pad' (Pad): zero padding is supported only when a convolution alone reads it" in err
+
+
+def test_a_missing_external_data_file_is_named(tmp_path, capsys):
+    model = _model([helper.make_node("Conv", ["x", "w"], ["y"], name="conv", pads=[1, 1, 1, 1])], [_x()], _y(),
+                   [_const("w", np.ones((4, 4, 3, 3)))])
+    onnx.save(model, tmp_path / "m.onnx", save_as_external_data=True, location="m.onnx.data", size_threshold=0)
+    (tmp_path / "m.onnx.data").unlink()
+    err = refused(capsys, "onnx", tmp_path / "m.onnx", "-o", tmp_path / "m.yaml", "--weights-out", tmp_path / "m.npz")
+    assert (f"{tmp_path / 'm.onnx'}: the weights of 'w' are in an external data file, {tmp_path / 'm.onnx.data'}, "
+            "which is missing") in err

@@ -102,6 +102,9 @@ def _build_graph(path: Path, root: yaml.Node, data: dict) -> Graph:
     input_name = data["input"].get("name", "data")
     graph = Graph(name=data["name"], input_name=input_name, input_shape=tuple(data["input"]["shape"]),
                   nodes=[], source=str(path))
+    if "labels" in data and not (path.parent / data["labels"]).is_file():
+        raise UserError(f"{path}:{_line_of(root, ['labels'])}: labels: no such file: {path.parent / data['labels']} "
+                        "(a relative path is read from the description's folder)")
     graph.meta = {
         "description": data.get("description", ""),
         "preprocess": data.get("preprocess", {}),

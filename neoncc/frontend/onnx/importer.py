@@ -655,11 +655,23 @@ def _size(pair: tuple) -> int | list[int]:
 
 def _read(path: Path) -> onnx.ModelProto:
     try:
-        return onnx.load(path)
+        model = onnx.load(path, load_external_data=False)
     except OSError as err:
         raise UserError(f"{path}: cannot read: {err.strerror or err}") from None
     except Exception as err:  # protobuf's DecodeError and onnx's own, depending on versions
         raise UserError(f"{path}: not an ONNX model: {err}") from None
+    # Weights kept beside the model (ONNX files over 2 GB; torch.onnx.export's MODEL.onnx.data): each must exist.
+    for tensor in model.graph.initializer:
+        if tensor.data_location == onnx.TensorProto.EXTERNAL:
+            location = next((e.value for e in tensor.external_data if e.key == "location"), "")
+            if not (path.parent / location).is_file():
+                raise UserError(f"{path}: the weights of '{tensor.name}' are in an external data file, "
+                                f"{path.parent / location}, which is missing (keep it beside the model)")
+    try:
+        onnx.load_external_data_for_model(model, str(path.parent))
+    except Exception as err:  # noqa: BLE001 - truncated or unreadable external data
+        raise UserError(f"{path}: cannot read its external data: {err}") from None
+    return model
 
 
 def _graph_input(path: Path, model: onnx.ModelProto, input_shape: tuple | None) -> onnx.ValueInfoProto:
