@@ -70,12 +70,14 @@ def make_model(arch: str, size: int = 224, seed: int = 0):
     return model
 
 
-def export(arch: str, path: Path, size: int = 224, seed: int = 0) -> np.ndarray:
-    """Writes the .onnx file (PyTorch's default exporter) and returns a seeded input (1, 3, size, size)."""
+def export(arch: str, path: Path, size: int = 224, seed: int = 0, dynamo: bool = True) -> np.ndarray:
+    """Writes the .onnx file (PyTorch's default exporter, or with dynamo=False the TorchScript one) and returns a
+    seeded input (1, 3, size, size)."""
     import torch
     model = make_model(arch, size, seed)
     x = torch.from_numpy(np.random.default_rng(seed).normal(0, 1, (1, 3, size, size)).astype(np.float32))
-    torch.onnx.export(model, (x,), str(path), input_names=["data"], output_names=["logits"], verbose=False)
+    extra = {} if dynamo else {"dynamo": False, "opset_version": 13}
+    torch.onnx.export(model, (x,), str(path), input_names=["data"], output_names=["logits"], verbose=False, **extra)
     return x.numpy()
 
 

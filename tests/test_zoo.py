@@ -21,8 +21,8 @@ from neoncc.reference import torch_graph  # noqa: E402
 ON_QEMU = {"MobileNet v3-small": 96, "ShuffleNet v2": 96, "DenseNet-121": 64}
 
 
-def imported(arch: str, size: int, work):
-    x = export(arch, work / f"{ZOO[arch][1]}.onnx", size)
+def imported(arch: str, size: int, work, dynamo: bool = True):
+    x = export(arch, work / f"{ZOO[arch][1]}.onnx", size, dynamo=dynamo)
     expected = onnx_runtime(work / f"{ZOO[arch][1]}.onnx", x)
     assert np.count_nonzero(expected) > expected.size // 2 and expected.std() > 0.05 * np.abs(expected).max(), \
         "reference logits are mostly zero or flat: the comparison would be too weak"
@@ -43,6 +43,16 @@ def test_imports_and_matches_onnx_runtime_on_the_host(arch, tmp_path):
     with np.load(npz) as weights:
         actual = np.asarray(torch_graph.run(load_yaml_model(yaml_path), dict(weights), x)[0]).ravel()
     check(actual, expected, f"{arch} 64x64, host interpreter")
+
+
+@pytest.mark.parametrize("arch", ["ShuffleNet v2", "MobileNet v3-small", "MnasNet"])
+def test_torchscript_exporter_imports_too(arch, tmp_path):
+    """The older TorchScript exporter (dynamo=False) computes reshape targets with Shape/Gather/Concat nodes and
+    leaves some shapes to data propagation; same networks, same check."""
+    x, expected, yaml_path, npz = imported(arch, 64, tmp_path, dynamo=False)
+    with np.load(npz) as weights:
+        actual = np.asarray(torch_graph.run(load_yaml_model(yaml_path), dict(weights), x)[0]).ravel()
+    check(actual, expected, f"{arch} 64x64 (TorchScript exporter), host interpreter")
 
 
 @pytest.mark.parametrize("arch", list(ON_QEMU))

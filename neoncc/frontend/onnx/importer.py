@@ -111,9 +111,30 @@ class _Reader:
     def shape(self, tensor: str) -> tuple:
         return self.shapes.get(tensor, ())
 
+    def rule(self, entry: dict, name: str, inputs: list[str]) -> tuple | None:
+        """The layer's output shape by the op's own shape rule (where ONNX shape inference found none)."""
+        from neoncc import ops
+        from neoncc.ir.graph import Node
+        layer = Node(name, entry["type"], inputs, {k: v for k, v in entry.items() if k != "type"},
+                     origin=str(self.path))
+        try:
+            return tuple(ops.get(entry["type"]).infer(layer, [self.ours[i] for i in inputs]))
+        except UserError:
+            return None  # the description's own check reports it, with the layer's name
+
+    def known(self, node, layer: str) -> tuple:
+        """Our (C, H, W) of a layer's output, which a decision about `node` needs."""
+        if self.ours.get(layer) is None:
+            raise self.refuse(node, f"the shape of '{layer}' is unknown (ONNX shape inference did not find it)")
+        return self.ours[layer]
+
     def chw(self, node, index: int = 0) -> tuple:
         """Our (C, H, W) of a data input."""
-        return self.ours[self.data_input(node, index)]
+        found = self.ours.get(self.data_input(node, index))
+        if found is None:
+            raise self.refuse(node, f"the shape of input '{node.input[index]}' is unknown (ONNX shape inference did "
+                                    "not find it)")
+        return found
 
     def add(self, node, entry: dict, inputs: list[str], name: str | None = None, chw: tuple | None = None,
             output: int = 0) -> str:
@@ -126,8 +147,8 @@ class _Reader:
                 chw = tuple(int(d) for d in dims[1:])
             elif len(dims) == 2 and dims[1] is not None:
                 chw = (int(dims[1]), 1, 1)
-            elif inputs and inputs[0] in self.ours:
-                chw = self.ours[inputs[0]]
+            elif inputs and all(self.ours.get(i) is not None for i in inputs):
+                chw = self.rule(entry, name, inputs)
         self.ours[name] = chw
         return name
 
@@ -165,7 +186,7 @@ class _Reader:
                 else [0, 0, 0, 0]
             attrs = {**attrs, "auto_pad": b"NOTSET", "pads": [a + b for a, b in zip(pads, extra)]}
             node_input = source
-        channels = self.ours[node_input][0] if extra else self.chw(node)[0]
+        channels = self.known(node, node_input)[0] if extra else self.chw(node)[0]
         group = int(attrs.get("group", 1))
         entry = {"type": "conv", "filters": int(weight.shape[0])}
         if group != 1:
@@ -346,7 +367,9 @@ class _Reader:
         if rank != 4 or attrs["axis"] % rank != 1:
             raise self.refuse(node, f"concatenation along axis {attrs['axis']} of a {rank}-D tensor is not "
                                     "supported (channels of 4-D tensors only)")
-        self.add(node, {"type": "concat"}, [self.data_input(node, i) for i in range(len(node.input))])
+        inputs = [self.data_input(node, i) for i in range(len(node.input))]
+        shapes = [self.known(node, name) for name in inputs]
+        self.add(node, {"type": "concat"}, inputs, chw=(sum(s[0] for s in shapes), *shapes[0][1:]))
 
     def _Split(self, node, attrs: dict) -> None:
         rank = len(self.shape(node.input[0]))
@@ -366,7 +389,7 @@ class _Reader:
             start += int(size)
 
     def slice(self, node, source: str, start: int, end: int, output: int = 0) -> None:
-        c, h, w = self.ours[source]
+        c, h, w = self.known(node, source)
         if (start, end) == (0, c):
             self.producer[node.output[output]] = source
             return
@@ -420,7 +443,7 @@ class _Reader:
         after = self.shape(node.output[0])
         if node.input[0] in self.shuffle:
             layer, groups, transposed = self.shuffle[node.input[0]]
-            if transposed and tuple(after[1:]) == self.ours[layer]:
+            if transposed and tuple(after[1:]) == self.known(node, layer):
                 name = self.add(node, {"type": "channel_shuffle", "groups": groups}, [layer],
                                 identifier(_module_path(node), "channel_shuffle"))
                 self.ours[name] = self.ours[layer]
@@ -549,7 +572,7 @@ class _Reader:
 
     def binary(self, node, kind: str) -> None:
         a, b = self.data_input(node, 0), self.data_input(node, 1)
-        sa, sb = self.ours[a], self.ours[b]
+        sa, sb = self.known(node, a), self.known(node, b)
         if kind in ("add", "mul") and sa != sb and sa == (sb[0], 1, 1):
             a, b, sa, sb = b, a, sb, sa  # commutative: the per-channel one second
         if sb != sa and sb != (sa[0], 1, 1):
@@ -703,7 +726,7 @@ def load_onnx(path: Path, name: str, input_shape: tuple[int, int, int] | None = 
     model = _read(path)
     value = _graph_input(path, model, input_shape)
     try:
-        model = shape_inference.infer_shapes(model, strict_mode=False)
+        model = shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
     except Exception as err:  # noqa: BLE001 - onnx raises several types, all meaning "this model is inconsistent"
         raise UserError(f"{path}: ONNX shape inference failed: {err}") from None
     reader = _Reader(path, model)
