@@ -29,6 +29,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--update-docs", action="store_true",
                    help="also rewrite the int8 section of docs/benchmarks.md (default: only results/<stamp>-int8/)")
     p.add_argument("--runs", type=int, default=3, help="timed runs for the emulated wall times")
+    p = commands.add_parser("zoo", help="13 common CNNs from pytorchcv via ONNX: engine under qemu-arm vs ONNX Runtime")
+    p.add_argument("--models", nargs="*", default=None, help="architectures (default: all 13)")
+    p.add_argument("--size", type=int, default=224, help="input height and width (default 224)")
+    p = commands.add_parser("onnx-nodes", help="ONNX's backend node tests of the imported ops, under qemu-arm")
+    p.add_argument("cases", nargs="*", help="case names (default: all of the supported ops)")
     args = parser.parse_args(argv)
     def log(message: str) -> None:  # progress on stderr: stdout is for results
         print(message, file=sys.stderr, flush=True)
@@ -45,6 +50,12 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "int8":
             from bench.int8 import int8_report
             int8_report(args.models, args.runs, log=log, update_docs=args.update_docs)
+        elif args.command == "zoo":
+            from bench.zoo import zoo
+            zoo(args.models, args.size)
+        elif args.command == "onnx-nodes":
+            from bench.onnx_nodes import node_tests
+            node_tests(args.cases)
     return exit_status(run)
 
 

@@ -97,6 +97,7 @@ def tune(model: Path, log=print, target: str | None = None) -> Path | None:
              f"# inference with this file, {auto.per_inference:,} with ACL's own NCHW choice "
              f"({100 * gain / auto.per_inference:.1f} % fewer).",
              f"model: {graph.name}",
+             f"fingerprint: {graph.meta['fingerprint']}  # the model this was measured on (its input and layers)",
              "# Per layer (M instructions): " + ", ".join(names), "conv_method:"]
     for name, method in tuning["conv_method"].items():
         lines.append(f"  {name}: {method}")

@@ -11,6 +11,7 @@ import onnxruntime
 import pytest
 import torch
 
+from conftest import ROOT
 from import_helpers import assert_logits_agree, engine_output, refused, run_import, yaml_layers
 from neoncc.frontend.yaml_model import load_yaml_model
 from neoncc.reference import torch_graph
@@ -65,7 +66,7 @@ def test_description_has_fire_modules_and_module_names(onnx_v1_1):
     layers = yaml_layers(yaml)
     assert layers[:4] == [
         "  - {name: features.0, type: conv, filters: 64, kernel: 3, stride: 2, activation: relu}",
-        "  - {name: features.2, type: maxpool, kernel: 3, stride: 2, rounding: ceil}",
+        "  - {name: features.2, type: maxpool, kernel: 3, stride: 2, rounding: ceil, ceil_rule: onnx}",
         "  - {name: features.3, type: fire, squeeze: 16, expand: 64}",
         "  - {name: features.4, type: fire, squeeze: 16, expand: 64}"]
     assert layers[-2:] == ["  - {name: classifier.1, type: conv, filters: 1000, kernel: 1, activation: relu}",
@@ -112,7 +113,7 @@ def _free_height(model):
     (lambda m: _replace_op(m, "/features/features.1/Relu", "Elu"),
      "node '/features/features.1/Relu' (Elu): this operator is not supported"),
     (lambda m: _concat_axis(m, "/features/features.4/Concat", 2),
-     "node '/features/features.4/Concat' (Concat): concatenation along axis 2 is not supported"),
+     "node '/features/features.4/Concat' (Concat): concatenation along axis 2 of a 4-D tensor is not supported"),
     (_free_height, "input 'data' has shape ['?', 3, '?', 224]; give a fixed C,H,W with --input-shape"),
 ])
 def test_refusals_name_the_file_and_node(onnx_v1_1, tmp_path, capsys, edit, message):
@@ -146,3 +147,20 @@ def test_refuses_an_output_folder_that_does_not_exist(onnx_v1_1, tmp_path, capsy
                   tmp_path / "missing" / "m.npz")
     assert f"{tmp_path / 'missing' / 'm.npz'}: no such directory: {tmp_path / 'missing'}" in err
     assert not (tmp_path / "m.yaml").exists()
+
+
+def test_an_import_named_like_a_tuned_model_builds_with_a_note(onnx_v1_1, tmp_path, capsys):
+    """The shipped tuning file of squeezenet_v1_1 names Caffe's layers; an import saved as squeezenet_v1_1.yaml
+    has torchvision's. The file's fingerprint tells them apart: a note and the default methods, not a failure."""
+    from neoncc.pipeline import lowered_graph
+    _, work, yaml, npz = onnx_v1_1
+    renamed = tmp_path / "squeezenet_v1_1.yaml"
+    renamed.write_text(yaml.read_text().replace("name: onnx_squeezenet_v1_1", "name: squeezenet_v1_1"))
+    tuning = ROOT / "configs/tuning/armv7/squeezenet_v1_1.yaml"
+    capsys.readouterr()
+    graph = lowered_graph(renamed, npz, 0, "armv7", tuning)
+    assert "was measured on another model" in capsys.readouterr().err
+    assert not any(node.attrs.get("method") for node in graph.nodes)
+    tuned = lowered_graph(ROOT / "configs/models/squeezenet_v1_1.yaml", None, 0, "armv7", tuning)
+    assert "another model" not in capsys.readouterr().err
+    assert any(node.attrs.get("method") for node in tuned.nodes)

@@ -105,3 +105,17 @@ def test_summary_command_reports_a_bad_file_cleanly(tmp_path):
                           capture_output=True, text=True)
     assert proc.returncode == 1 and proc.stderr.startswith("error: ") and "bad.yaml:4:" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_a_missing_labels_file_is_refused_before_building(tmp_path):
+    """`labels:` is read from the description's folder: a copied description whose relative path no longer
+    resolves is refused when it is read, with its line, not after build, upload and run."""
+    text = (ROOT / "configs/models/digits_fire.yaml").read_text()
+    (tmp_path / "copy.yaml").write_text(text)
+    with pytest.raises(UserError) as err:
+        load_yaml_model(tmp_path / "copy.yaml")
+    assert str(err.value).startswith(f"{tmp_path / 'copy.yaml'}:5: labels: no such file: ")
+    (tmp_path / "labels").mkdir()
+    (tmp_path / "labels" / "digits.txt").write_text("\n".join("0123456789") + "\n")
+    (tmp_path / "copy.yaml").write_text(text.replace("../labels/digits.txt", "labels/digits.txt"))
+    assert load_yaml_model(tmp_path / "copy.yaml").meta["labels"] == str(tmp_path / "labels" / "digits.txt")

@@ -5,6 +5,8 @@ Every error names the file, the line and the field, because the YAML is what the
 
 from __future__ import annotations
 
+import hashlib
+import json
 import keyword
 import math
 import re
@@ -178,14 +180,25 @@ def read_checked(path: Path, schema: dict, what: str) -> tuple[yaml.Node, dict]:
     return root, data
 
 
+def fingerprint(data: dict) -> str:
+    """What a tuning file is bound to: the input's shape and the layers as written (names, kinds, fields), not the
+    model's name, description or file."""
+    text = json.dumps({"input": data["input"].get("shape"), "layers": data["layers"]}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def _build_graph(path: Path, root: yaml.Node, data: dict) -> Graph:
     input_name = data["input"].get("name", "data")
     graph = Graph(name=data["name"], input_name=input_name, input_shape=tuple(data["input"]["shape"]),
                   nodes=[], source=str(path))
+    if "labels" in data and not (path.parent / data["labels"]).is_file():
+        raise UserError(f"{path}:{_line_of(root, ['labels'])}: labels: no such file: {path.parent / data['labels']} "
+                        "(a relative path is read from the description's folder)")
     graph.meta = {
         "description": data.get("description", ""),
         "preprocess": data.get("preprocess", {}),
         "labels": str((path.parent / data["labels"]).resolve()) if "labels" in data else None,
+        "fingerprint": fingerprint(data),
     }
     outputs = {input_name: input_name}  # layer name -> the tensor later layers mean by it
     previous = input_name

@@ -1,5 +1,5 @@
 """Element-wise activations, each one ACL NEActivationLayer (ReLU, ReLU6, sigmoid, hard-swish, leaky ReLU, the
-dropout attenuation's scale), or two of them (hard-sigmoid: linear then clamp)."""
+dropout attenuation's scale, an affine map, a clamp), or two of them (hard-sigmoid: linear then clamp)."""
 
 from __future__ import annotations
 
@@ -122,3 +122,41 @@ class Scale(_Activation):
 
     def summary(self, node):
         return f"x{node.attrs['factor']} (dropout attenuation)"
+
+
+@register
+class Affine(_Activation):
+    """affine: alpha * x + beta with scalar alpha, beta (ONNX's Add/Sub/Mul/Div by a constant), ACL's LINEAR."""
+
+    name, doc, quant = "affine", "affine map", "own"
+    fields = {"alpha": {"type": "number", "description": "default 1"},
+              "beta": {"type": "number", "description": "default 0"}}
+
+    def info(self, node):
+        return [f"ActivationLayerInfo({_F}LINEAR, {c_float(node.attrs.get('alpha', 1.0))}, "
+                f"{c_float(node.attrs.get('beta', 0.0))})"]
+
+    def reference(self, node, xs, w):
+        return xs[0] * float(node.attrs.get("alpha", 1.0)) + float(node.attrs.get("beta", 0.0))
+
+    def summary(self, node):
+        return f"{node.attrs.get('alpha', 1.0)} * x + {node.attrs.get('beta', 0.0)}"
+
+
+@register
+class Clip(_Activation):
+    """clip: min(max, max(min, x)) (ONNX's Clip), ACL's LU_BOUNDED_RELU."""
+
+    name, doc, quant = "clip", "clamp to [min, max]", "own"
+    fields = {"min": {"type": "number"}, "max": {"type": "number"}}
+    required = ("min", "max")
+
+    def info(self, node):
+        return [f"ActivationLayerInfo({_F}LU_BOUNDED_RELU, {c_float(node.attrs['max'])}, "
+                f"{c_float(node.attrs['min'])})"]
+
+    def reference(self, node, xs, w):
+        return xs[0].clamp(float(node.attrs["min"]), float(node.attrs["max"]))
+
+    def summary(self, node):
+        return f"clamp to [{node.attrs['min']}, {node.attrs['max']}]"

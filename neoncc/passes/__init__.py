@@ -25,6 +25,7 @@ def lower(graph: Graph, *, tuning: dict | None = None, plan=None, strategy: dict
           layout_mode: str = "nchw", default_layout: str = "NCHW") -> Graph:
     """An optimised graph made ready for code generation: 8 bits when given a plan, a kernel for every node, the
     layout of every tensor (with the conversions it implies), copy-free concatenations."""
+    tuning = select_kernels.applicable(tuning, graph)
     if plan is not None:
         graph = quantize.run(graph, plan)
     graph = select_kernels.run(graph, tuning, strategy)

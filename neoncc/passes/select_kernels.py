@@ -5,6 +5,7 @@ op's first implementation for the node's precision. Tuning files are data measur
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import yaml
@@ -36,7 +37,22 @@ def load_tuning(path: Path | None) -> dict:
     for layer, layout in data.get("layout", {}).items():
         if layout not in LAYOUTS:
             raise UserError(f"{path}: layout.{layer}: '{layout}' is not one of {', '.join(LAYOUTS)}")
-    return {"conv_method": data.get("conv_method", {}), "layout": data.get("layout", {}), "source": str(path)}
+    if "fingerprint" in data and not isinstance(data["fingerprint"], str):
+        raise UserError(f"{path}: fingerprint: expected the model fingerprint `bench tune` wrote (a string)")
+    return {"conv_method": data.get("conv_method", {}), "layout": data.get("layout", {}), "source": str(path),
+            "fingerprint": data.get("fingerprint")}
+
+
+def applicable(tuning: dict | None, graph: Graph, note=None) -> dict:
+    """The tuning, if it was made for this model: a file whose fingerprint (written by `bench tune`) is not the
+    model's was measured on another model of the same name; it is set aside with a note, never a failed build."""
+    if not tuning or not tuning.get("fingerprint") or tuning["fingerprint"] == graph.meta.get("fingerprint"):
+        return tuning or {}
+    (note or (lambda text: print(text, file=sys.stderr)))(
+        f"note: {tuning['source']} was measured on another model (fingerprint "
+        f"{tuning['fingerprint']}) than this '{graph.name}' ({graph.meta.get('fingerprint')}): building with the default "
+        "methods")
+    return {}
 
 
 def run(graph: Graph, tuning: dict | None = None, strategy: dict | None = None) -> Graph:

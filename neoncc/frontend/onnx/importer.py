@@ -1,10 +1,11 @@
 """ONNX model -> ImportedModel: CNNs as PyTorch's exporters write them (the TorchScript one and the default
-torch.export one), e.g. SqueezeNet: Conv + Relu, ceil-mode MaxPool, Concat, Dropout, GlobalAveragePool or
-ReduceMean over H and W, Flatten or Reshape, Softmax.
+torch.export one): SqueezeNet, MobileNet v1-v3, ResNet, ShuffleNet v2, MnasNet, EfficientNet, GhostNet, DenseNet.
 
-Tensors are (1, C, H, W); ONNX's shape inference gives every tensor's shape, which is what decides whether a
-Flatten/Reshape is a mere relabelling of a (C, 1, 1) tensor (dropped) or a real reshape (refused). Layers are
-named after their weights (`fire2.squeeze1x1.weight` -> `fire2.squeeze1x1`), otherwise after the node.
+Tensors are (1, C, H, W) (or (1, N) after a Flatten); ONNX's shape inference gives every tensor's shape, which
+decides what a Reshape means: a relabelling (dropped), a flattening before a Gemm/MatMul (the `fc` layer flattens
+in C, H, W order itself) or part of a channel shuffle (Reshape to (1, g, C/g, H, W), Transpose, Reshape back).
+Nodes whose inputs are all constants are evaluated at import time (onnx's reference evaluator). Layers are named
+after their weights (`fire2.squeeze1x1.weight` -> `fire2.squeeze1x1`), otherwise after the node.
 """
 
 from __future__ import annotations
@@ -19,8 +20,14 @@ from neoncc.errors import UserError
 from neoncc.frontend.emit import ImportedModel, identifier, unique
 from neoncc.frontend.emit import preprocess as preprocess_for
 
-SUPPORTED = ("Conv, Relu, MaxPool, AveragePool, GlobalAveragePool, ReduceMean (over H, W), Concat (channels), "
-             "Dropout, Identity, Flatten/Reshape/Squeeze of a (C, 1, 1) tensor, Softmax")
+SUPPORTED = ("Conv (dense or depthwise), BatchNormalization, Relu, Clip, LeakyRelu, PRelu (one slope), Sigmoid, "
+             "HardSigmoid, HardSwish, Add, Sub, Mul, Div, MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool, "
+             "ReduceMean/ReduceMax (over H, W), Concat (channels), Split/Slice (channels), Gemm, MatMul, Flatten, "
+             "Reshape, Squeeze, Unsqueeze, Transpose (channel shuffle), Softmax, Pad (zeros, before a Conv), "
+             "Dropout, Identity, and any node of constants")
+
+# Nodes that are evaluated when all their inputs are constants, besides any other op the reference evaluator runs.
+_NO_FOLD = {"Dropout"}
 
 
 class _Reader:
@@ -32,6 +39,13 @@ class _Reader:
         self.layers: list[dict] = []
         self.weights: dict[str, np.ndarray] = {}
         self.producer: dict[str, str] = {}  # ONNX tensor -> the layer (our name) whose output it is
+        self.ours: dict[str, tuple] = {}    # our layer -> its (C, H, W)
+        self.shuffle: dict[str, tuple] = {}  # ONNX tensor -> (layer, groups, transposed): a channel shuffle so far
+        self.padded: dict[str, tuple] = {}   # ONNX tensor -> (layer, [t, l, b, r]): zero padding a Conv takes over
+        self.readers: dict[str, int] = {}   # ONNX tensor -> how many nodes read it
+        for node in self.graph.node:
+            for tensor in node.input:
+                self.readers[tensor] = self.readers.get(tensor, 0) + 1
         self.names: set[str] = set()
 
     def refuse(self, node, why: str) -> UserError:
@@ -41,18 +55,51 @@ class _Reader:
         for node in self.graph.node:
             if node.domain not in ("", "ai.onnx"):
                 raise self.refuse(node, f"operators of domain '{node.domain}' are not supported")
+            if self.fold(node):
+                continue
             handler = getattr(self, f"_{node.op_type}", None)
             if handler is None:
                 raise self.refuse(node, f"this operator is not supported (supported: {SUPPORTED})")
             handler(node, _attributes(node))
 
+    def fold(self, node) -> bool:
+        """A node of constants only (shape arithmetic, the old exporter's shared weights behind Identity nodes) is
+        evaluated here, as is Shape of a tensor whose shape is known."""
+        if node.op_type == "Shape" and node.input[0] in self.shapes and None not in self.shape(node.input[0]):
+            dims = np.array(self.shape(node.input[0]), np.int64)
+            attrs = _attributes(node)
+            self.constants[node.output[0]] = dims[attrs.get("start", 0):attrs.get("end", len(dims))]
+            return True
+        if node.op_type in _NO_FOLD or node.op_type == "Constant" or \
+                not all(not name or name in self.constants for name in node.input):
+            return False
+        from onnx.reference import ReferenceEvaluator
+        try:
+            results = ReferenceEvaluator(node, opsets={"": self.opset}).run(
+                None, {name: self.constants[name] for name in node.input if name})
+        except Exception as err:  # noqa: BLE001 - the evaluator raises whatever the op's code raises
+            raise self.refuse(node, f"cannot evaluate this node of constants: {err}") from None
+        for name, value in zip(node.output, results):
+            if name:
+                self.constants[name] = np.asarray(value)
+        return True
+
     # --- helpers ---------------------------------------------------------------------------------------------
 
     def data_input(self, node, index: int = 0) -> str:
         tensor = node.input[index]
+        if tensor in self.padded:
+            raise self.refuse(node, f"input '{tensor}' is zero-padded by a Pad node: only a convolution can take "
+                                    "that padding over")
+        if tensor in self.shuffle:
+            raise self.refuse(node, f"input '{tensor}' is a 5-D view of a tensor (only a channel shuffle, Reshape "
+                                    "-> Transpose(0, 2, 1, 3, 4) -> Reshape, is supported)")
         if tensor not in self.producer:
             raise self.refuse(node, f"input '{tensor}' is not computed from the model's input (a constant?)")
         return self.producer[tensor]
+
+    def is_data(self, node, index: int) -> bool:
+        return len(node.input) > index and (node.input[index] in self.producer or node.input[index] in self.padded)
 
     def constant(self, node, index: int, default=None):
         if len(node.input) <= index or not node.input[index]:
@@ -64,10 +111,45 @@ class _Reader:
     def shape(self, tensor: str) -> tuple:
         return self.shapes.get(tensor, ())
 
-    def add(self, node, entry: dict, inputs: list[str], name: str | None = None) -> str:
+    def rule(self, entry: dict, name: str, inputs: list[str]) -> tuple | None:
+        """The layer's output shape by the op's own shape rule (where ONNX shape inference found none)."""
+        from neoncc import ops
+        from neoncc.ir.graph import Node
+        layer = Node(name, entry["type"], inputs, {k: v for k, v in entry.items() if k != "type"},
+                     origin=str(self.path))
+        try:
+            return tuple(ops.get(entry["type"]).infer(layer, [self.ours[i] for i in inputs]))
+        except UserError:
+            return None  # the description's own check reports it, with the layer's name
+
+    def known(self, node, layer: str) -> tuple:
+        """Our (C, H, W) of a layer's output, which a decision about `node` needs."""
+        if self.ours.get(layer) is None:
+            raise self.refuse(node, f"the shape of '{layer}' is unknown (ONNX shape inference did not find it)")
+        return self.ours[layer]
+
+    def chw(self, node, index: int = 0) -> tuple:
+        """Our (C, H, W) of a data input."""
+        found = self.ours.get(self.data_input(node, index))
+        if found is None:
+            raise self.refuse(node, f"the shape of input '{node.input[index]}' is unknown (ONNX shape inference did "
+                                    "not find it)")
+        return found
+
+    def add(self, node, entry: dict, inputs: list[str], name: str | None = None, chw: tuple | None = None,
+            output: int = 0) -> str:
         name = unique(name or identifier(_module_path(node), node.op_type.lower()), self.names)
         self.layers.append({"name": name, **entry, "input": inputs})
-        self.producer[node.output[0]] = name
+        self.producer[node.output[output]] = name
+        if chw is None:
+            dims = self.shape(node.output[output])
+            if len(dims) == 4 and None not in dims:
+                chw = tuple(int(d) for d in dims[1:])
+            elif len(dims) == 2 and dims[1] is not None:
+                chw = (int(dims[1]), 1, 1)
+            elif inputs and all(self.ours.get(i) is not None for i in inputs):
+                chw = self.rule(entry, name, inputs)
+        self.ours[name] = chw
         return name
 
     def alias(self, node) -> None:
@@ -79,31 +161,81 @@ class _Reader:
         """(1, C), (1, C, 1, 1): one value per channel, however ONNX labels the axes."""
         return len(dims) >= 2 and dims[1] is not None and all(d == 1 for d in (dims[0], *dims[2:]))
 
+    def per_channel(self, value: np.ndarray, channels: int) -> np.ndarray | None:
+        """A constant broadcast against (1, C, H, W) as one value per channel (C,), or None if it is not."""
+        value = np.asarray(value, np.float32)
+        if value.size == 1:
+            return np.full(channels, value.ravel()[0], np.float32)
+        squeezed = value.reshape(value.shape[-3:]) if value.ndim >= 3 and value.size == value.shape[-3] else None
+        if squeezed is not None and squeezed.shape == (channels, 1, 1):
+            return squeezed.ravel()
+        return None
+
     # --- operators -------------------------------------------------------------------------------------------
 
     def _Conv(self, node, attrs: dict) -> None:
         weight = self.constant(node, 1)
         if weight is None or weight.ndim != 4:
             raise self.refuse(node, "only 2-D convolutions with constant weights are supported")
-        if attrs.get("group", 1) != 1:
-            raise self.refuse(node, f"grouped convolution (group {attrs['group']}) is not supported")
-        if any(d != 1 for d in attrs.get("dilations", [1, 1])):
-            raise self.refuse(node, f"dilated convolution (dilations {attrs['dilations']}) is not supported")
+        extra = None
+        if node.input[0] in self.padded:
+            source, extra = self.padded[node.input[0]]
+            if attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", b"VALID"):
+                raise self.refuse(node, "auto_pad SAME after a Pad node is not supported")
+            pads = list(attrs.get("pads", [0, 0, 0, 0])) if attrs.get("auto_pad", b"NOTSET") == b"NOTSET" \
+                else [0, 0, 0, 0]
+            attrs = {**attrs, "auto_pad": b"NOTSET", "pads": [a + b for a, b in zip(pads, extra)]}
+            node_input = source
+        channels = self.known(node, node_input)[0] if extra else self.chw(node)[0]
+        group = int(attrs.get("group", 1))
+        entry = {"type": "conv", "filters": int(weight.shape[0])}
+        if group != 1:
+            if group != channels:
+                raise self.refuse(node, f"grouped convolution (group {group} of {channels} input channels) is not "
+                                        "supported: only dense (group 1) and depthwise (group = input channels)")
+            entry["groups"] = group
         bias = self.constant(node, 2, np.zeros(weight.shape[0], np.float32))
         kernel = tuple(attrs.get("kernel_shape", weight.shape[2:]))
-        entry = {"type": "conv", "filters": int(weight.shape[0]), **self.window(node, attrs, kernel)}
+        dilation = tuple(attrs.get("dilations", [1, 1]))
+        entry.update(self.window(node, attrs, kernel, dilation))
+        if dilation != (1, 1):
+            entry["dilation"] = _size(dilation)
         base = node.input[1].removesuffix(".weight") if node.input[1].endswith(".weight") else node.name
-        name = self.add(node, entry, [self.data_input(node)], identifier(base, "conv"))
-        self.weights[f"{name}.weight"], self.weights[f"{name}.bias"] = weight, bias
+        name = self.add(node, entry, [node_input if extra else self.data_input(node)], identifier(base, "conv"))
+        self.weights[f"{name}.weight"] = np.asarray(weight, np.float32)
+        self.weights[f"{name}.bias"] = np.asarray(bias, np.float32)
 
-    def window(self, node, attrs: dict, kernel: tuple) -> dict:
+    def _Pad(self, node, attrs: dict) -> None:
+        """Zero padding of height and width, taken over by the convolution that reads it (TensorFlow's explicit
+        padding before strided convolutions)."""
+        mode = attrs.get("mode", b"constant").decode()
+        pads = attrs.get("pads", self.constant(node, 1))
+        value = attrs.get("value", self.constant(node, 2, 0.0))
+        axes = self.constant(node, 3)
+        if mode != "constant" or float(np.ravel(value)[0] if np.size(value) else 0.0) != 0.0 or pads is None:
+            raise self.refuse(node, f"only zero padding is supported (mode {mode})")
+        pads = [int(p) for p in np.ravel(pads)]
+        rank = len(pads) // 2
+        axes = list(range(rank)) if axes is None else [int(a) % 4 for a in np.ravel(axes)]
+        begin = dict(zip(axes, pads[:rank]))
+        end = dict(zip(axes, pads[rank:]))
+        if any(begin.get(a, 0) or end.get(a, 0) for a in (0, 1)) or any(p < 0 for p in pads):
+            raise self.refuse(node, f"padding {pads} is not supported (height and width only, not negative)")
+        if self.readers.get(node.output[0], 0) != 1 or not any(
+                n.op_type == "Conv" and n.input[0] == node.output[0] for n in self.graph.node):
+            raise self.refuse(node, "zero padding is supported only when a convolution alone reads it")
+        source = self.data_input(node)
+        self.padded[node.output[0]] = (source, [begin.get(2, 0), begin.get(3, 0), end.get(2, 0), end.get(3, 0)])
+
+    def window(self, node, attrs: dict, kernel: tuple, dilation: tuple = (1, 1)) -> dict:
         """kernel, stride and pad of a Conv or pooling node, ONNX pads [t, l, b, r] -> ours [t, b, l, r]."""
         if len(kernel) != 2:
             raise self.refuse(node, f"{len(kernel)}-D windows are not supported (2-D only)")
         stride = tuple(attrs.get("strides", [1, 1]))
         auto_pad = attrs.get("auto_pad", b"NOTSET").decode()
         if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
-            top, left, bottom, right = self.same_pads(node, kernel, stride, auto_pad == "SAME_UPPER")
+            extent = tuple((k - 1) * d + 1 for k, d in zip(kernel, dilation))
+            top, left, bottom, right = self.same_pads(node, extent, stride, auto_pad == "SAME_UPPER")
         elif auto_pad in ("NOTSET", "VALID"):
             top, left, bottom, right = attrs.get("pads", [0, 0, 0, 0]) if auto_pad == "NOTSET" else [0, 0, 0, 0]
         else:
@@ -133,8 +265,60 @@ class _Reader:
         self.constants[node.output[0]] = (numpy_helper.to_array(value) if value is not None
                                           else np.array(next(iter(attrs.values()))))
 
+    def _BatchNormalization(self, node, attrs: dict) -> None:
+        if attrs.get("training_mode", 0) or (len(node.output) > 1 and any(node.output[1:])):
+            raise self.refuse(node, "batch normalization in training mode is not supported")
+        roles = [self.constant(node, i) for i in range(1, 5)]
+        if any(r is None for r in roles):
+            raise self.refuse(node, "scale, bias, mean and variance must be constants")
+        entry = {"type": "batchnorm"}
+        eps = float(np.float32(attrs.get("epsilon", 1e-5)))
+        if eps != float(np.float32(1e-5)):
+            entry["eps"] = eps
+        base = node.input[1].removesuffix(".weight") if node.input[1].endswith(".weight") else None
+        name = self.add(node, entry, [self.data_input(node)], identifier(base, "batchnorm") if base else None)
+        for role, value in zip(("weight", "bias", "running_mean", "running_var"), roles):
+            self.weights[f"{name}.{role}"] = np.asarray(value, np.float32).ravel()
+
     def _Relu(self, node, attrs: dict) -> None:
         self.add(node, {"type": "relu"}, [self.data_input(node)])
+
+    def _Sigmoid(self, node, attrs: dict) -> None:
+        self.add(node, {"type": "sigmoid"}, [self.data_input(node)])
+
+    def _HardSwish(self, node, attrs: dict) -> None:
+        self.add(node, {"type": "hardswish"}, [self.data_input(node)])
+
+    def _HardSigmoid(self, node, attrs: dict) -> None:
+        entry = {"type": "hardsigmoid", "alpha": float(np.float32(attrs.get("alpha", 0.2))),
+                 "beta": float(np.float32(attrs.get("beta", 0.5)))}
+        self.add(node, entry, [self.data_input(node)])
+
+    def _LeakyRelu(self, node, attrs: dict) -> None:
+        self.add(node, {"type": "leaky_relu", "alpha": float(np.float32(attrs.get("alpha", 0.01)))},
+                 [self.data_input(node)])
+
+    def _PRelu(self, node, attrs: dict) -> None:
+        slope = np.ravel(self.constant(node, 1))
+        if slope.size != 1 and not np.all(slope == slope[0]):
+            raise self.refuse(node, "a slope per channel is not supported (one slope for all: leaky ReLU)")
+        self.add(node, {"type": "leaky_relu", "alpha": float(slope[0])}, [self.data_input(node)])
+
+    def _Clip(self, node, attrs: dict) -> None:
+        low = attrs.get("min", self.constant(node, 1))
+        high = attrs.get("max", self.constant(node, 2))
+        low = None if low is None else float(np.ravel(low)[0])
+        high = None if high is None else float(np.ravel(high)[0])
+        if low == 0 and high == 6:
+            entry = {"type": "relu6"}
+        elif low == 0 and high is None:
+            entry = {"type": "relu"}
+        elif low is None and high is None:
+            return self.alias(node)
+        else:
+            big = float(np.finfo(np.float32).max)
+            entry = {"type": "clip", "min": -big if low is None else low, "max": big if high is None else high}
+        self.add(node, entry, [self.data_input(node)])
 
     def _MaxPool(self, node, attrs: dict) -> None:
         if len(node.output) > 1 and node.output[1]:
@@ -142,65 +326,325 @@ class _Reader:
         self.pool(node, attrs, "maxpool")
 
     def _AveragePool(self, node, attrs: dict) -> None:
-        if any(attrs.get("pads", [0])) or attrs.get("auto_pad", b"NOTSET") != b"NOTSET":
-            raise self.refuse(node, "average pooling with padding is not supported")
         self.pool(node, attrs, "avgpool")
 
     def pool(self, node, attrs: dict, kind: str) -> None:
         if any(d != 1 for d in attrs.get("dilations", [1, 1])):
             raise self.refuse(node, f"dilated pooling (dilations {attrs['dilations']}) is not supported")
         entry = {"type": kind, **self.window(node, attrs, tuple(attrs["kernel_shape"]))}
-        entry["rounding"] = "ceil" if attrs.get("ceil_mode", 0) else "floor"
+        if attrs.get("ceil_mode", 0):
+            entry.update(rounding="ceil", ceil_rule="onnx")
+        if kind == "avgpool" and attrs.get("count_include_pad", 0) and "pad" in entry:
+            entry["count_include_pad"] = True
         self.add(node, entry, [self.data_input(node)])
 
     def _GlobalAveragePool(self, node, attrs: dict) -> None:
         self.add(node, {"type": "global_avgpool"}, [self.data_input(node)])
 
-    def _ReduceMean(self, node, attrs: dict) -> None:
-        """The mean over H and W (torch.export's spelling of adaptive_avg_pool2d(x, 1)) is global pooling."""
+    def _GlobalMaxPool(self, node, attrs: dict) -> None:
+        self.add(node, {"type": "global_maxpool"}, [self.data_input(node)])
+
+    def spatial_reduction(self, node, attrs: dict) -> None:
         axes = attrs.get("axes")
         if axes is None:
             axes = self.constant(node, 1)
         rank = len(self.shape(node.input[0]))
         if rank != 4 or axes is None or sorted(int(a) % 4 for a in np.ravel(axes)) != [2, 3]:
-            raise self.refuse(node, f"only a mean over height and width of a 4-D tensor is supported "
+            raise self.refuse(node, f"only a reduction over height and width of a 4-D tensor is supported "
                                     f"(axes {None if axes is None else np.ravel(axes).tolist()})")
+
+    def _ReduceMean(self, node, attrs: dict) -> None:
+        """The mean over H and W (torch.export's spelling of adaptive_avg_pool2d(x, 1)) is global pooling."""
+        self.spatial_reduction(node, attrs)
         self._GlobalAveragePool(node, attrs)
+
+    def _ReduceMax(self, node, attrs: dict) -> None:
+        self.spatial_reduction(node, attrs)
+        self._GlobalMaxPool(node, attrs)
 
     def _Concat(self, node, attrs: dict) -> None:
         rank = len(self.shape(node.input[0])) or 4
-        if attrs["axis"] % rank != 1:
-            raise self.refuse(node, f"concatenation along axis {attrs['axis']} is not supported (channels only)")
-        self.add(node, {"type": "concat"}, [self.data_input(node, i) for i in range(len(node.input))])
+        if rank != 4 or attrs["axis"] % rank != 1:
+            raise self.refuse(node, f"concatenation along axis {attrs['axis']} of a {rank}-D tensor is not "
+                                    "supported (channels of 4-D tensors only)")
+        inputs = [self.data_input(node, i) for i in range(len(node.input))]
+        shapes = [self.known(node, name) for name in inputs]
+        self.add(node, {"type": "concat"}, inputs, chw=(sum(s[0] for s in shapes), *shapes[0][1:]))
+
+    def _Split(self, node, attrs: dict) -> None:
+        rank = len(self.shape(node.input[0]))
+        if rank != 4 or attrs.get("axis", 0) % rank != 1:
+            raise self.refuse(node, f"splitting along axis {attrs.get('axis', 0)} is not supported (channels of "
+                                    "4-D tensors only)")
+        sizes = attrs.get("split", self.constant(node, 1))
+        channels = self.chw(node)[0]
+        if sizes is None:
+            parts = attrs.get("num_outputs", len(node.output))
+            step = -(-channels // parts)
+            sizes = [min(step, channels - i * step) for i in range(parts)]
+        start, source = 0, self.data_input(node)
+        for index, size in enumerate(np.ravel(sizes).tolist()):
+            if node.output[index]:
+                self.slice(node, source, start, start + int(size), index)
+            start += int(size)
+
+    def slice(self, node, source: str, start: int, end: int, output: int = 0) -> None:
+        c, h, w = self.known(node, source)
+        if (start, end) == (0, c):
+            self.producer[node.output[output]] = source
+            return
+        base = f"{_module_path(node)}.{output}" if len(node.output) > 1 else _module_path(node)
+        self.add(node, {"type": "slice", "start": start, "end": end}, [source],
+                 identifier(base, "slice"), chw=(end - start, h, w), output=output)
+
+    def _Slice(self, node, attrs: dict) -> None:
+        rank = len(self.shape(node.input[0]))
+        if self.opset < 10:
+            starts, ends, axes, steps = attrs["starts"], attrs["ends"], attrs.get("axes"), None
+        else:
+            starts, ends = self.constant(node, 1), self.constant(node, 2)
+            axes, steps = self.constant(node, 3), self.constant(node, 4)
+        axes = list(range(len(np.ravel(starts)))) if axes is None else [int(a) % rank for a in np.ravel(axes)]
+        steps = [1] * len(axes) if steps is None else np.ravel(steps).tolist()
+        dims, source = self.shape(node.input[0]), self.data_input(node)
+        cut = {}
+        for axis, start, end, step in zip(axes, np.ravel(starts).tolist(), np.ravel(ends).tolist(), steps):
+            size = dims[axis]
+            start, end = (max(0, min(size, v + size if v < 0 else v)) for v in (start, end))
+            if (start, end, step) != (0, size, 1):
+                cut[axis] = (start, end, step)
+        if rank != 4 or set(cut) - {1} or any(step != 1 for _, _, step in cut.values()):
+            raise self.refuse(node, f"slicing {list(dims)} on axes {axes} (steps {steps}) is not supported "
+                                    "(a range of channels of a 4-D tensor, step 1)")
+        start, end, _ = cut.get(1, (0, dims[1], 1))
+        if start >= end:
+            raise self.refuse(node, "the slice is empty")
+        self.slice(node, source, start, end)
 
     def _Dropout(self, node, attrs: dict) -> None:
-        """Inverted dropout (PyTorch's, ONNX's): nothing to do at inference, kept in the YAML for the reader."""
+        """Inverted dropout (PyTorch's, ONNX's): nothing to do at inference."""
         if len(node.output) > 1 and node.output[1]:
             raise self.refuse(node, "the mask output is not supported")
         if bool(np.ravel(self.constant(node, 2, False))[0]):
             raise self.refuse(node, "dropout in training mode is not supported")
-        rate = attrs.get("ratio", self.constant(node, 1, 0.5))
-        self.add(node, {"type": "dropout", "rate": round(float(np.ravel(rate)[0]), 6)}, [self.data_input(node)])
+        self.alias(node)
 
     def _Identity(self, node, attrs: dict) -> None:
         self.alias(node)
 
     def _Flatten(self, node, attrs: dict) -> None:
-        before, after = self.shape(node.input[0]), self.shape(node.output[0])
-        if not (self.vector_like(before) and self.vector_like(after) and before[1] == after[1]):
-            raise self.refuse(node, f"reshaping {list(before)} to {list(after)} is not supported (only between "
-                                    "(1, C, 1, 1) and (1, C), e.g. after global pooling)")
-        self.alias(node)
+        self.reshape(node)
 
-    _Reshape = _Squeeze = _Flatten
+    _Reshape = _Squeeze = _Unsqueeze = _Flatten
+
+    def reshape(self, node) -> None:
+        """A relabelling of (C, H, W) (flattening to (1, C*H*W) included: `fc` reads its input in that order), or a
+        step of a channel shuffle."""
+        after = self.shape(node.output[0])
+        if node.input[0] in self.shuffle:
+            layer, groups, transposed = self.shuffle[node.input[0]]
+            if transposed and tuple(after[1:]) == self.known(node, layer):
+                name = self.add(node, {"type": "channel_shuffle", "groups": groups}, [layer],
+                                identifier(_module_path(node), "channel_shuffle"))
+                self.ours[name] = self.ours[layer]
+                return
+            raise self.refuse(node, f"reshaping to {list(after)} is not supported (after a channel shuffle's "
+                                    "Transpose, only back to the 4-D tensor)")
+        c, h, w = self.chw(node)
+        if None in after:
+            raise self.refuse(node, "shape inference did not find this reshape's output shape")
+        if (len(after) == 5 and after[0] == 1 and after[1] * after[2] == c and tuple(after[3:]) == (h, w)
+                and after[1] > 1):
+            self.shuffle[node.output[0]] = (self.data_input(node), int(after[1]), False)
+            return
+        if (len(after) == 2 and after[0] == 1 and after[1] == c * h * w) or \
+                (len(after) == 4 and tuple(after) == (1, c, h, w)) or \
+                (h == w == 1 and self.vector_like(after) and after[1] == c):
+            return self.alias(node)
+        raise self.refuse(node, f"reshaping {[1, c, h, w]} to {list(after)} is not supported (only flattening, "
+                                "relabelling a (1, C, 1, 1) tensor, or a channel shuffle)")
+
+    def _Transpose(self, node, attrs: dict) -> None:
+        perm = list(attrs.get("perm", []))
+        if node.input[0] in self.shuffle and perm == [0, 2, 1, 3, 4]:
+            layer, groups, transposed = self.shuffle[node.input[0]]
+            if not transposed:
+                self.shuffle[node.output[0]] = (layer, groups, True)
+                return
+        raise self.refuse(node, f"transposing with perm {perm} is not supported (only a channel shuffle's "
+                                "(0, 2, 1, 3, 4) between two Reshapes)")
+
+    def _Gemm(self, node, attrs: dict) -> None:
+        if attrs.get("transA", 0):
+            raise self.refuse(node, "transA is not supported")
+        weight = self.constant(node, 1)
+        if weight is None or weight.ndim != 2:
+            raise self.refuse(node, "the second input must be a constant matrix")
+        weight = weight if attrs.get("transB", 0) else weight.T
+        bias = self.constant(node, 2, np.zeros(weight.shape[0], np.float32))
+        bias = np.broadcast_to(np.ravel(bias), (weight.shape[0],)) if np.size(bias) in (1, weight.shape[0]) \
+            else None
+        if bias is None:
+            raise self.refuse(node, "the bias must have one value per output or be a scalar")
+        self.fc(node, weight * float(attrs.get("alpha", 1.0)), bias * float(attrs.get("beta", 1.0)))
+
+    def _MatMul(self, node, attrs: dict) -> None:
+        weight = self.constant(node, 1)
+        if weight is None or weight.ndim != 2 or len(self.shape(node.input[0])) != 2:
+            raise self.refuse(node, "only a (1, N) tensor times a constant matrix is supported")
+        self.fc(node, weight.T, np.zeros(weight.shape[1], np.float32))
+
+    def fc(self, node, weight: np.ndarray, bias: np.ndarray) -> None:
+        c, h, w = self.chw(node)
+        if weight.shape[1] != c * h * w:
+            raise self.refuse(node, f"the matrix has {weight.shape[1]} inputs, the tensor {c * h * w} values")
+        base = node.input[1].removesuffix(".weight") if node.input[1].endswith(".weight") else None
+        name = self.add(node, {"type": "fc", "units": int(weight.shape[0])}, [self.data_input(node)],
+                        identifier(base, "fc") if base else None, chw=(int(weight.shape[0]), 1, 1))
+        self.weights[f"{name}.weight"] = np.ascontiguousarray(weight, np.float32)
+        self.weights[f"{name}.bias"] = np.ascontiguousarray(bias, np.float32)
+
+    # --- element-wise arithmetic -------------------------------------------------------------------------------
+
+    def _Add(self, node, attrs: dict) -> None:
+        self.arithmetic(node, "add")
+
+    def _Sub(self, node, attrs: dict) -> None:
+        self.arithmetic(node, "sub")
+
+    def _Mul(self, node, attrs: dict) -> None:
+        self.arithmetic(node, "mul")
+
+    def _Div(self, node, attrs: dict) -> None:
+        self.arithmetic(node, "div")
+
+    def arithmetic(self, node, kind: str) -> None:
+        if self.is_data(node, 0) and self.is_data(node, 1):
+            return self.binary(node, kind)
+        data = 0 if self.is_data(node, 0) else 1
+        value = self.constant(node, 1 - data)
+        if not self.is_data(node, data):
+            self.data_input(node, data)  # refuses with the reason
+        c = self.chw(node, data)[0]
+        vector = self.per_channel(value, c)
+        if vector is None:
+            raise self.refuse(node, f"a constant of shape {list(np.shape(value))} is not supported (a scalar or "
+                                    f"one value per channel)")
+        if kind == "div" and data == 1:
+            raise self.refuse(node, "dividing a constant by a tensor is not supported")
+        scale, shift = np.ones(c, np.float64), np.zeros(c, np.float64)
+        if kind == "add":
+            shift = vector.astype(np.float64)
+        elif kind == "sub":
+            scale, shift = (scale, -vector.astype(np.float64)) if data == 0 else (-scale, vector.astype(np.float64))
+        elif kind == "mul":
+            scale = vector.astype(np.float64)
+        else:
+            scale = 1.0 / vector.astype(np.float64)
+        self.affine(node, scale, shift, data)
+
+    def affine(self, node, scale: np.ndarray, shift: np.ndarray, data: int) -> None:
+        """scale * x + shift per channel: folded into the fully connected layer just before, read by nothing else
+        (MatMul + Add), else an `affine` layer (one value for all channels) or a `batchnorm` (per channel)."""
+        source = self.data_input(node, data)
+        producer = next(layer for layer in self.layers if layer["name"] == source) if source in self.ours else None
+        if producer is not None and producer["type"] == "fc" \
+                and self.readers.get(node.input[data], 0) == 1 and producer is self.layers[-1]:
+            w, b = self.weights[f"{source}.weight"], self.weights[f"{source}.bias"]
+            self.weights[f"{source}.weight"] = (w * scale.reshape(-1, *[1] * (w.ndim - 1))).astype(np.float32)
+            self.weights[f"{source}.bias"] = (b * scale + shift).astype(np.float32)
+            self.producer[node.output[0]] = source
+            return
+        if np.all(scale == scale[0]) and np.all(shift == shift[0]):
+            entry = {"type": "affine"}
+            if scale[0] != 1:
+                entry["alpha"] = float(np.float32(scale[0]))
+            if shift[0] != 0:
+                entry["beta"] = float(np.float32(shift[0]))
+            self.add(node, entry, [source])
+            return
+        eps = 1e-5
+        name = self.add(node, {"type": "batchnorm"}, [source], identifier(_module_path(node), "affine"))
+        self.weights[f"{name}.weight"] = (scale * np.sqrt(1.0 + eps)).astype(np.float32)
+        self.weights[f"{name}.bias"] = shift.astype(np.float32)
+        self.weights[f"{name}.running_mean"] = np.zeros(len(scale), np.float32)
+        self.weights[f"{name}.running_var"] = np.ones(len(scale), np.float32)
+
+    def binary(self, node, kind: str) -> None:
+        a, b = self.data_input(node, 0), self.data_input(node, 1)
+        sa, sb = self.known(node, a), self.known(node, b)
+        if kind in ("add", "mul") and sa != sb and sa == (sb[0], 1, 1):
+            a, b, sa, sb = b, a, sb, sa  # commutative: the per-channel one second
+        if sb != sa and sb != (sa[0], 1, 1):
+            raise self.refuse(node, f"inputs of shapes {[1, *sa]} and {[1, *sb]} are not supported (equal, or the "
+                                    "second one value per channel)")
+        if kind == "div":
+            raise self.refuse(node, "dividing two tensors is not supported")
+        if kind == "sub":
+            negated = unique(identifier(_module_path(node), "sub") + ".negated", self.names)
+            self.layers.append({"name": negated, "type": "affine", "alpha": -1.0, "input": [b]})
+            self.ours[negated] = sb
+            b, kind = negated, "add"
+        self.add(node, {"type": kind}, [a, b], chw=sa)
 
     def _Softmax(self, node, attrs: dict) -> None:
         dims = self.shape(node.input[0])
         axis = attrs.get("axis", 1 if self.opset < 13 else -1)
-        if not self.vector_like(dims) or axis % len(dims) != 1:
+        c, h, w = self.chw(node)
+        if not self.vector_like(dims) or axis % len(dims) != 1 or h * w != 1:
             raise self.refuse(node, f"softmax along axis {axis} of a {list(dims)} tensor is not supported (along "
                                     "the channels of a (1, C) or (1, C, 1, 1) tensor only)")
         self.add(node, {"type": "softmax"}, [self.data_input(node)])
+
+
+def _single_reader(layers: list[dict], name: str) -> dict | None:
+    readers = [layer for layer in layers if name in layer["input"]]
+    return readers[0] if len(readers) == 1 else None
+
+
+def _is(layer: dict | None, kind: str, **attrs) -> bool:
+    return layer is not None and layer["type"] == kind and all(
+        abs(layer.get(k, default) - value) < 1e-7 for k, (value, default) in attrs.items())
+
+
+def fuse_patterns(layers: list[dict]) -> list[dict]:
+    """The exporters' spellings of activations the engine has as one layer:
+    x * sigmoid(x) -> swish; relu6(x + 3) / 6 -> hardsigmoid; x * relu6(x + 3) / 6 (either order) -> hardswish."""
+    by_name = {layer["name"]: layer for layer in layers}
+
+    def drop(*gone: dict, keep: dict) -> dict:
+        """`keep` replaces the last of `gone` (its name, its place); the others disappear."""
+        last = gone[-1]
+        for layer in gone[:-1]:
+            layers.remove(layer)
+        keep["name"] = last["name"]
+        layers[layers.index(last)] = keep
+        by_name.update({keep["name"]: keep})
+        return keep
+
+    for layer in list(layers):
+        if layer not in layers or not _is(layer, "relu6"):
+            continue
+        plus3 = by_name.get(layer["input"][0])
+        if not _is(plus3, "affine", alpha=(1.0, 1.0), beta=(3.0, 0.0)) or _single_reader(layers, plus3["name"]) \
+                is not layer:
+            continue
+        x, after = plus3["input"][0], _single_reader(layers, layer["name"])
+        if _is(after, "affine", alpha=(1 / 6, 1.0), beta=(0.0, 0.0)):  # relu6(x + 3) / 6
+            gate = drop(plus3, layer, after, keep={"name": "", "type": "hardsigmoid", "input": [x]})
+            times = _single_reader(layers, gate["name"])
+            if _is(times, "mul") and sorted(times["input"]) == sorted([x, gate["name"]]):  # x * hardsigmoid(x)
+                drop(gate, times, keep={"name": "", "type": "hardswish", "input": [x]})
+        elif _is(after, "mul") and sorted(after["input"]) == sorted([x, layer["name"]]):  # x * relu6(x + 3) ...
+            last = _single_reader(layers, after["name"])
+            if _is(last, "affine", alpha=(1 / 6, 1.0), beta=(0.0, 0.0)):  # ... / 6
+                drop(plus3, layer, after, last, keep={"name": "", "type": "hardswish", "input": [x]})
+    for layer in list(layers):
+        if layer in layers and _is(layer, "sigmoid"):
+            times = _single_reader(layers, layer["name"])
+            if _is(times, "mul") and sorted(times["input"]) == sorted([layer["input"][0], layer["name"]]):
+                drop(layer, times, keep={"name": "", "type": "swish", "input": layer["input"]})
+    return layers
 
 
 def _module_path(node) -> str:
@@ -234,11 +678,23 @@ def _size(pair: tuple) -> int | list[int]:
 
 def _read(path: Path) -> onnx.ModelProto:
     try:
-        return onnx.load(path)
+        model = onnx.load(path, load_external_data=False)
     except OSError as err:
         raise UserError(f"{path}: cannot read: {err.strerror or err}") from None
     except Exception as err:  # protobuf's DecodeError and onnx's own, depending on versions
         raise UserError(f"{path}: not an ONNX model: {err}") from None
+    # Weights kept beside the model (ONNX files over 2 GB; torch.onnx.export's MODEL.onnx.data): each must exist.
+    for tensor in model.graph.initializer:
+        if tensor.data_location == onnx.TensorProto.EXTERNAL:
+            location = next((e.value for e in tensor.external_data if e.key == "location"), "")
+            if not (path.parent / location).is_file():
+                raise UserError(f"{path}: the weights of '{tensor.name}' are in an external data file, "
+                                f"{path.parent / location}, which is missing (keep it beside the model)")
+    try:
+        onnx.load_external_data_for_model(model, str(path.parent))
+    except Exception as err:  # noqa: BLE001 - truncated or unreadable external data
+        raise UserError(f"{path}: cannot read its external data: {err}") from None
+    return model
 
 
 def _graph_input(path: Path, model: onnx.ModelProto, input_shape: tuple | None) -> onnx.ValueInfoProto:
@@ -270,17 +726,22 @@ def load_onnx(path: Path, name: str, input_shape: tuple[int, int, int] | None = 
     model = _read(path)
     value = _graph_input(path, model, input_shape)
     try:
-        model = shape_inference.infer_shapes(model, strict_mode=False)
+        model = shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
     except Exception as err:  # noqa: BLE001 - onnx raises several types, all meaning "this model is inconsistent"
         raise UserError(f"{path}: ONNX shape inference failed: {err}") from None
     reader = _Reader(path, model)
     input_name = identifier(value.name, "data")
     reader.producer[value.name] = input_name
     reader.names.add(input_name)
+    reader.ours[input_name] = tuple(int(d) for d in _dims(value)[1:])
     reader.read()
     outputs = [v.name for v in model.graph.output]
     if len(outputs) != 1:
         raise UserError(f"{path}: the model has {len(outputs)} outputs; the engine computes one")
+    if reader.producer.get(outputs[0]) == input_name:
+        raise UserError(f"{path}: output '{outputs[0]}' is the model's input itself (only Identity/Dropout nodes): "
+                        "there is nothing for the engine to compute")
+    reader.layers = fuse_patterns(reader.layers)
     if not reader.layers or reader.producer.get(outputs[0]) != reader.layers[-1]["name"]:
         raise UserError(f"{path}: output '{outputs[0]}' is not computed by the model's last operator")
     shape = tuple(int(d) for d in _dims(value)[1:])
