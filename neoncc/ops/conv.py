@@ -22,6 +22,10 @@ def _direct(node) -> bool:  # ACL 20.08's documented limits (its validate() has 
     return kernel[0] == kernel[1] and kernel[0] in (1, 3, 5) and max(stride) <= 3
 
 
+def _dense(node) -> bool:
+    return node.attrs.get("groups", 1) == 1 and pair(node.attrs.get("dilation", 1)) == (1, 1)
+
+
 def _winograd(node) -> bool:
     kernel, stride = pair(node.attrs["kernel"]), pair(node.attrs.get("stride", 1))
     return kernel in ((3, 3), (5, 5), (3, 1), (1, 3), (5, 1), (1, 5)) and stride == (1, 1)
@@ -50,6 +54,8 @@ class Conv(Op):
                        **_CONV),
         "pointwise": Impl("engine::PointwiseConvolution", layouts=("NCHW",),       # runtime/
                           requires=(_pointwise, "a 1x1 kernel, stride 1, no padding"), **_CONV),
+        "packed_gemm": Impl("engine::PackedGemmConvolution", layouts=("NHWC",),      # runtime/
+                            requires=(_dense, "groups 1 and no dilation"), **_CONV),
         "qconv": Impl("engine::QuantizedConvolution", layouts=("NCHW",), precisions=("int8",), **_CONV),
         "depthwise": Impl("NEDepthwiseConvolutionLayer", template="depthwise", scratch=True,
                           precisions=("float32", "int8")),
