@@ -26,6 +26,11 @@ def _dense(node) -> bool:
     return node.attrs.get("groups", 1) == 1 and pair(node.attrs.get("dilation", 1)) == (1, 1)
 
 
+def _winograd63(node) -> bool:
+    kernel, stride = pair(node.attrs["kernel"]), pair(node.attrs.get("stride", 1))
+    return kernel == (3, 3) and stride == (1, 1) and _dense(node)
+
+
 def _winograd(node) -> bool:
     kernel, stride = pair(node.attrs["kernel"]), pair(node.attrs.get("stride", 1))
     return kernel in ((3, 3), (5, 5), (3, 1), (1, 3), (5, 1), (1, 5)) and stride == (1, 1)
@@ -56,6 +61,8 @@ class Conv(Op):
                           requires=(_pointwise, "a 1x1 kernel, stride 1, no padding"), **_CONV),
         "packed_gemm": Impl("engine::PackedGemmConvolution", layouts=("NHWC",),      # runtime/
                             requires=(_dense, "groups 1 and no dilation"), **_CONV),
+        "winograd63": Impl("engine::WinogradConvolution", layouts=("NHWC",),        # runtime/, F(6x6, 3x3)
+                           requires=(_winograd63, "a 3x3 kernel, stride 1, groups 1 and no dilation"), **_CONV),
         "qconv": Impl("engine::QuantizedConvolution", layouts=("NCHW",), precisions=("int8",), **_CONV),
         "depthwise": Impl("NEDepthwiseConvolutionLayer", template="depthwise", scratch=True,
                           precisions=("float32", "int8")),
