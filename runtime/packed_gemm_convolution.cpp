@@ -74,6 +74,7 @@ void PackedGemmConvolution::prepare()
     {
         _bias[n] = *reinterpret_cast<const float *>(_biases->buffer() + _biases->info()->offset_element_in_bytes(Coordinates(n)));
     }
+    _weights->mark_as_unused(); // packed: the network frees the loaded copy
     _prepared = true;
 }
 
@@ -92,6 +93,8 @@ void PackedGemmConvolution::panels(size_t first, size_t end, std::vector<float> 
 
     float *panel = buffer.data();
     float *rows  = panel + k4 * gemm::kRows; // gathered im2col rows, k4 floats each
+    // The next pixel's coordinates, advanced pixel by pixel (armv7-a has no integer division instruction).
+    size_t next_x = first * gemm::kRows % out_w, next_y = first * gemm::kRows / out_w, ox = 0, oy = 0;
     for(size_t p = first; p < end; ++p)
     {
         const float *row[gemm::kRows];
@@ -99,9 +102,15 @@ void PackedGemmConvolution::panels(size_t first, size_t end, std::vector<float> 
         size_t       valid = 0;
         for(size_t r = 0; r < gemm::kRows; ++r)
         {
-            const size_t pixel = std::min(p * gemm::kRows + r, pixels - 1);
-            valid += p * gemm::kRows + r < pixels;
-            const size_t ox = pixel % out_w, oy = pixel / out_w;
+            if(p * gemm::kRows + r < pixels) // past the last pixel: the last one again, never stored
+            {
+                ++valid;
+                ox = next_x, oy = next_y;
+                if(++next_x == out_w)
+                {
+                    next_x = 0, ++next_y;
+                }
+            }
             out_row[r]      = reinterpret_cast<float *>(dst + oy * out_sy + ox * out_sx);
             if(_in_place)
             {

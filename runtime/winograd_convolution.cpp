@@ -16,37 +16,47 @@ namespace
 {
 constexpr size_t kTile = 8, kOut = 6, kPositions = kTile * kTile, kBiasPosition = 1 * kTile + 1;
 
-// F(6, 3)'s matrices (points 0, +-1, +-2, +-1/2, infinity). Input: r = B^T d.
-inline void input_1d(const float32x4_t *d, float32x4_t *r)
+// F(6, 3)'s matrices (points 0, +-1, +-2, +-1/2, infinity), one 1-D pass over 8 vectors of 4 channels read at a
+// stride and written at a stride (floats), every value in a register, the constants as lanes of two vectors.
+// Input: r = B^T d.
+inline void input_1d(const float *d_at, size_t d_step, float *r_at, size_t r_step, float32x4_t k0, float32x4_t k1)
 {
-    r[0] = vmlaq_n_f32(vsubq_f32(d[0], d[6]), vsubq_f32(d[4], d[2]), 5.25f);
-    r[7] = vmlaq_n_f32(vsubq_f32(d[7], d[1]), vsubq_f32(d[3], d[5]), 5.25f);
-    const float32x4_t a12 = vmlsq_n_f32(vaddq_f32(d[2], d[6]), d[4], 4.25f);
-    const float32x4_t b12 = vmlsq_n_f32(vaddq_f32(d[1], d[5]), d[3], 4.25f);
-    r[1]                  = vaddq_f32(a12, b12);
-    r[2]                  = vsubq_f32(a12, b12);
-    const float32x4_t a34 = vmlsq_n_f32(vmlaq_n_f32(d[6], d[2], 0.25f), d[4], 1.25f);
-    const float32x4_t b34 = vmlaq_n_f32(vmlsq_n_f32(vmulq_n_f32(d[1], 0.5f), d[3], 2.5f), d[5], 2.f);
-    r[3]                  = vaddq_f32(a34, b34);
-    r[4]                  = vsubq_f32(a34, b34);
-    const float32x4_t a56 = vmlaq_n_f32(d[6], vmlsq_n_f32(d[2], d[4], 1.25f), 4.f);
-    const float32x4_t b56 = vmlaq_n_f32(vmlsq_n_f32(vmulq_n_f32(d[1], 2.f), d[3], 2.5f), d[5], 0.5f);
-    r[5]                  = vaddq_f32(a56, b56);
-    r[6]                  = vsubq_f32(a56, b56);
+    // k0 = {5.25, 4.25, 1.25, 2.5}, k1 = {0.25, 0.5, 2, 4}
+    const float32x2_t k0l = vget_low_f32(k0), k0h = vget_high_f32(k0), k1l = vget_low_f32(k1), k1h = vget_high_f32(k1);
+    const float32x4_t d0 = vld1q_f32(d_at), d1 = vld1q_f32(d_at + d_step), d2 = vld1q_f32(d_at + 2 * d_step), d3 = vld1q_f32(d_at + 3 * d_step);
+    const float32x4_t d4 = vld1q_f32(d_at + 4 * d_step), d5 = vld1q_f32(d_at + 5 * d_step), d6 = vld1q_f32(d_at + 6 * d_step), d7 = vld1q_f32(d_at + 7 * d_step);
+    vst1q_f32(r_at, vmlaq_lane_f32(vsubq_f32(d0, d6), vsubq_f32(d4, d2), k0l, 0));
+    vst1q_f32(r_at + 7 * r_step, vmlaq_lane_f32(vsubq_f32(d7, d1), vsubq_f32(d3, d5), k0l, 0));
+    const float32x4_t a12 = vmlsq_lane_f32(vaddq_f32(d2, d6), d4, k0l, 1);
+    const float32x4_t b12 = vmlsq_lane_f32(vaddq_f32(d1, d5), d3, k0l, 1);
+    vst1q_f32(r_at + r_step, vaddq_f32(a12, b12));
+    vst1q_f32(r_at + 2 * r_step, vsubq_f32(a12, b12));
+    const float32x4_t a34 = vmlsq_lane_f32(vmlaq_lane_f32(d6, d2, k1l, 0), d4, k0h, 0);
+    const float32x4_t b34 = vmlaq_lane_f32(vmlsq_lane_f32(vmulq_lane_f32(d1, k1l, 1), d3, k0h, 1), d5, k1h, 0);
+    vst1q_f32(r_at + 3 * r_step, vaddq_f32(a34, b34));
+    vst1q_f32(r_at + 4 * r_step, vsubq_f32(a34, b34));
+    const float32x4_t a56 = vmlaq_lane_f32(d6, vmlsq_lane_f32(d2, d4, k0h, 0), k1h, 1);
+    const float32x4_t b56 = vmlaq_lane_f32(vmlsq_lane_f32(vmulq_lane_f32(d1, k1h, 0), d3, k0h, 1), d5, k1l, 1);
+    vst1q_f32(r_at + 5 * r_step, vaddq_f32(a56, b56));
+    vst1q_f32(r_at + 6 * r_step, vsubq_f32(a56, b56));
 }
 
-// Output: o = A^T m (6 of 8).
-inline void output_1d(const float32x4_t *m, float32x4_t *o)
+// Output: o = A^T m (6 of 8), into o[0..5]. k = {2, 4, 8, 16}; 32 = 2 x 16.
+inline void output_1d(const float *m_at, size_t m_step, float32x4_t *o, float32x4_t k)
 {
-    const float32x4_t e1 = vaddq_f32(m[1], m[2]), o1 = vsubq_f32(m[1], m[2]);
-    const float32x4_t e3 = vaddq_f32(m[3], m[4]), o3 = vsubq_f32(m[3], m[4]);
-    const float32x4_t e5 = vaddq_f32(m[5], m[6]), o5 = vsubq_f32(m[5], m[6]);
-    o[0] = vmlaq_n_f32(vaddq_f32(vaddq_f32(m[0], e1), e3), e5, 32.f);
-    o[2] = vmlaq_n_f32(vmlaq_n_f32(e1, e3, 4.f), e5, 8.f);
-    o[4] = vmlaq_n_f32(vmlaq_n_f32(e1, e3, 16.f), e5, 2.f);
-    o[1] = vmlaq_n_f32(vmlaq_n_f32(o1, o3, 2.f), o5, 16.f);
-    o[3] = vmlaq_n_f32(vmlaq_n_f32(o1, o3, 8.f), o5, 4.f);
-    o[5] = vaddq_f32(vmlaq_n_f32(vaddq_f32(o1, m[7]), o3, 32.f), o5);
+    const float32x2_t kl = vget_low_f32(k), kh = vget_high_f32(k);
+    const float32x4_t m0 = vld1q_f32(m_at), m1 = vld1q_f32(m_at + m_step), m2 = vld1q_f32(m_at + 2 * m_step), m3 = vld1q_f32(m_at + 3 * m_step);
+    const float32x4_t m4 = vld1q_f32(m_at + 4 * m_step), m5 = vld1q_f32(m_at + 5 * m_step), m6 = vld1q_f32(m_at + 6 * m_step), m7 = vld1q_f32(m_at + 7 * m_step);
+    const float32x4_t e1 = vaddq_f32(m1, m2), o1 = vsubq_f32(m1, m2);
+    const float32x4_t e3 = vaddq_f32(m3, m4), o3 = vsubq_f32(m3, m4);
+    const float32x4_t e5 = vaddq_f32(m5, m6), o5 = vsubq_f32(m5, m6);
+    const float32x4_t e5x2 = vaddq_f32(e5, e5), o3x2 = vaddq_f32(o3, o3);
+    o[0] = vmlaq_lane_f32(vaddq_f32(vaddq_f32(m0, e1), e3), e5x2, kh, 1);
+    o[2] = vmlaq_lane_f32(vmlaq_lane_f32(e1, e3, kl, 1), e5, kh, 0);
+    o[4] = vaddq_f32(vmlaq_lane_f32(e1, e3, kh, 1), e5x2);
+    o[1] = vmlaq_lane_f32(vaddq_f32(o1, o3x2), o5, kh, 1);
+    o[3] = vmlaq_lane_f32(vmlaq_lane_f32(o1, o3, kh, 0), o5, kl, 1);
+    o[5] = vaddq_f32(vmlaq_lane_f32(vaddq_f32(o1, m7), o3x2, kh, 1), o5);
 }
 
 // Kernel: G (8 x 3).
@@ -168,6 +178,7 @@ void WinogradConvolution::prepare()
     {
         _bias[n] = *reinterpret_cast<const float *>(_biases->buffer() + _biases->info()->offset_element_in_bytes(Coordinates(n)));
     }
+    _weights->mark_as_unused(); // packed: the network frees the loaded copy
     _prepared = true;
 }
 
@@ -179,60 +190,66 @@ void WinogradConvolution::transform_input(size_t first_tile, size_t end_tile)
     const size_t       sx = in.strides_in_bytes()[1], sy = in.strides_in_bytes()[2];
     const uint8_t     *src             = _input->buffer() + in.offset_first_element_in_bytes();
     const size_t       position_stride = _panels * _k_blocks * 16;
+    const float        c0[4] = { 5.25f, 4.25f, 1.25f, 2.5f }, c1[4] = { 0.25f, 0.5f, 2.f, 4.f };
+    const float32x4_t  k0 = vld1q_f32(c0), k1 = vld1q_f32(c1);
+    // The pixel stride in floats, when it is one (NHWC rows of whole floats): then interior tiles are read in place.
+    const bool   strided = sx % sizeof(float) == 0 && sy % sizeof(float) == 0;
+    float        tile[kTile * kTile * 4];   // a border tile (or channel tail) gathered, zeros outside
+    float        rows[kTile * kTile * 4];   // after the pass along x: [i][b][4]
     for(size_t t = first_tile; t < end_tile; ++t)
     {
-        const int iy0      = static_cast<int>(t / _tiles_x * kOut) - static_cast<int>(_conv_info.pad_top());
-        const int ix0      = static_cast<int>(t % _tiles_x * kOut) - static_cast<int>(_conv_info.pad_left());
-        const bool inside  = iy0 >= 0 && ix0 >= 0 && iy0 + static_cast<int>(kTile) <= height && ix0 + static_cast<int>(kTile) <= width;
-        float     *v       = _v.data() + t / gemm::kRows * _k_blocks * 16 + t % gemm::kRows * 4;
+        const int  iy0    = static_cast<int>(t / _tiles_x * kOut) - static_cast<int>(_conv_info.pad_top());
+        const int  ix0    = static_cast<int>(t % _tiles_x * kOut) - static_cast<int>(_conv_info.pad_left());
+        const bool inside = strided && iy0 >= 0 && ix0 >= 0 && iy0 + static_cast<int>(kTile) <= height && ix0 + static_cast<int>(kTile) <= width;
+        float     *v      = _v.data() + t / gemm::kRows * _k_blocks * 16 + t % gemm::kRows * 4;
         for(size_t block = 0; block < _k_blocks; ++block, v += 16)
         {
-            const size_t c    = block * 4;
-            const bool   full = c + 4 <= channels;
-            float32x4_t  rows[kTile][kTile];
-            for(size_t i = 0; i < kTile; ++i)
+            const size_t c = block * 4;
+            const float *d;
+            size_t       dx, dy; // strides in floats
+            if(inside && c + 4 <= channels)
             {
-                float32x4_t d[kTile];
-                const int   iy = iy0 + static_cast<int>(i);
-                if(inside && full)
+                d  = reinterpret_cast<const float *>(src + iy0 * sy + ix0 * sx) + c;
+                dx = sx / sizeof(float);
+                dy = sy / sizeof(float);
+            }
+            else
+            {
+                for(size_t i = 0; i < kTile; ++i)
                 {
-                    const uint8_t *p = src + iy * sy + ix0 * sx + c * sizeof(float);
-                    for(size_t j = 0; j < kTile; ++j, p += sx)
-                    {
-                        d[j] = vld1q_f32(reinterpret_cast<const float *>(p));
-                    }
-                }
-                else
-                {
+                    const int iy = iy0 + static_cast<int>(i);
                     for(size_t j = 0; j < kTile; ++j)
                     {
-                        const int ix = ix0 + static_cast<int>(j);
-                        float     lanes[4] = { 0.f, 0.f, 0.f, 0.f };
-                        if(iy >= 0 && iy < height && ix >= 0 && ix < width)
+                        const int ix  = ix0 + static_cast<int>(j);
+                        float    *out = tile + (i * kTile + j) * 4;
+                        vst1q_f32(out, vdupq_n_f32(0.f));
+                        if(iy < 0 || iy >= height || ix < 0 || ix >= width)
                         {
-                            const float *p = reinterpret_cast<const float *>(src + iy * sy + ix * sx) + c;
-                            for(size_t l = 0; l < 4 && c + l < channels; ++l)
-                            {
-                                lanes[l] = p[l];
-                            }
+                            continue;
                         }
-                        d[j] = vld1q_f32(lanes);
+                        const float *p = reinterpret_cast<const float *>(src + iy * sy + ix * sx) + c;
+                        if(c + 4 <= channels)
+                        {
+                            vst1q_f32(out, vld1q_f32(p));
+                            continue;
+                        }
+                        for(size_t l = 0; l < 4 && c + l < channels; ++l)
+                        {
+                            out[l] = p[l];
+                        }
                     }
                 }
-                input_1d(d, rows[i]);
+                d  = tile;
+                dx = 4;
+                dy = kTile * 4;
+            }
+            for(size_t i = 0; i < kTile; ++i)
+            {
+                input_1d(d + i * dy, dx, rows + i * kTile * 4, 4, k0, k1);
             }
             for(size_t b = 0; b < kTile; ++b)
             {
-                float32x4_t d[kTile], r[kTile];
-                for(size_t a = 0; a < kTile; ++a)
-                {
-                    d[a] = rows[a][b];
-                }
-                input_1d(d, r);
-                for(size_t a = 0; a < kTile; ++a)
-                {
-                    vst1q_f32(v + (a * kTile + b) * position_stride, r[a]);
-                }
+                input_1d(rows + b * 4, kTile * 4, v + b * position_stride, kTile * position_stride, k0, k1);
             }
         }
     }
@@ -267,6 +284,10 @@ void WinogradConvolution::transform_output(size_t first_tile, size_t end_tile)
     const size_t       sx = out.strides_in_bytes()[1], sy = out.strides_in_bytes()[2];
     uint8_t           *dst = _output->buffer() + out.offset_first_element_in_bytes();
     const float32x4_t  lo = vdupq_n_f32(_clamp.lo), hi = vdupq_n_f32(_clamp.hi);
+    const float        constants[4] = { 2.f, 4.f, 8.f, 16.f };
+    const float32x4_t  k = vld1q_f32(constants);
+    const bool         clamp_lo = (_clamp.flags & 1) != 0, clamp_hi = (_clamp.flags & 2) != 0;
+    float              s[kTile * kOut * 4]; // after the pass along x: [a][x][4]
     for(size_t t = first_tile; t < end_tile; ++t)
     {
         const size_t oy0 = t / _tiles_x * kOut, ox0 = t % _tiles_x * kOut;
@@ -274,37 +295,47 @@ void WinogradConvolution::transform_output(size_t first_tile, size_t end_tile)
         const float *m_tile = _m.data() + t * kPositions * _filters_padded;
         for(size_t c = 0; c < filters; c += 4)
         {
-            float32x4_t s[kTile][kOut];
             for(size_t a = 0; a < kTile; ++a)
             {
-                float32x4_t m[kTile];
-                for(size_t b = 0; b < kTile; ++b)
-                {
-                    m[b] = vld1q_f32(m_tile + (a * kTile + b) * _filters_padded + c);
-                }
-                output_1d(m, s[a]);
+                float32x4_t o[kOut];
+                output_1d(m_tile + a * kTile * _filters_padded + c, _filters_padded, o, k);
+                float *row = s + a * kOut * 4;
+                vst1q_f32(row, o[0]);
+                vst1q_f32(row + 4, o[1]);
+                vst1q_f32(row + 8, o[2]);
+                vst1q_f32(row + 12, o[3]);
+                vst1q_f32(row + 16, o[4]);
+                vst1q_f32(row + 20, o[5]);
             }
             const size_t lanes = std::min<size_t>(4, filters - c);
             for(size_t x = 0; x < cols; ++x)
             {
-                float32x4_t d[kTile], o[kOut];
-                for(size_t a = 0; a < kTile; ++a)
-                {
-                    d[a] = s[a][x];
-                }
-                output_1d(d, o);
+                float32x4_t o[kOut];
+                output_1d(s + x * 4, kOut * 4, o, k);
                 uint8_t *p = dst + oy0 * sy + (ox0 + x) * sx + c * sizeof(float);
+                if(clamp_lo)
+                {
+                    o[0] = vmaxq_f32(o[0], lo), o[1] = vmaxq_f32(o[1], lo), o[2] = vmaxq_f32(o[2], lo);
+                    o[3] = vmaxq_f32(o[3], lo), o[4] = vmaxq_f32(o[4], lo), o[5] = vmaxq_f32(o[5], lo);
+                }
+                if(clamp_hi)
+                {
+                    o[0] = vminq_f32(o[0], hi), o[1] = vminq_f32(o[1], hi), o[2] = vminq_f32(o[2], hi);
+                    o[3] = vminq_f32(o[3], hi), o[4] = vminq_f32(o[4], hi), o[5] = vminq_f32(o[5], hi);
+                }
+                if(rows == kOut && lanes == 4)
+                {
+                    vst1q_f32(reinterpret_cast<float *>(p), o[0]);
+                    vst1q_f32(reinterpret_cast<float *>(p + sy), o[1]);
+                    vst1q_f32(reinterpret_cast<float *>(p + 2 * sy), o[2]);
+                    vst1q_f32(reinterpret_cast<float *>(p + 3 * sy), o[3]);
+                    vst1q_f32(reinterpret_cast<float *>(p + 4 * sy), o[4]);
+                    vst1q_f32(reinterpret_cast<float *>(p + 5 * sy), o[5]);
+                    continue;
+                }
                 for(size_t y = 0; y < rows; ++y, p += sy)
                 {
-                    float32x4_t value = o[y];
-                    if(_clamp.flags & 1)
-                    {
-                        value = vmaxq_f32(value, lo);
-                    }
-                    if(_clamp.flags & 2)
-                    {
-                        value = vminq_f32(value, hi);
-                    }
+                    const float32x4_t value = o[y];
                     if(lanes == 4)
                     {
                         vst1q_f32(reinterpret_cast<float *>(p), value);
