@@ -14,6 +14,9 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     p = commands.add_parser("tune", help="choose each convolution's ACL method by guest-instruction counts")
     p.add_argument("models", nargs="+", type=Path, help="model descriptions (YAML)")
+    p.add_argument("--candidates", metavar="METHOD/LAYOUT,...",
+                   help="measure only these (method, layout) builds, comma-separated, besides ACL's own NCHW choice "
+                        "(default: all)")
     p = commands.add_parser("report", help="our engine and its peers, counted side by side; writes the report")
     p.add_argument("--models", nargs="+", default=["squeezenet_v1_0", "squeezenet_v1_1"])
     p.add_argument("--peers", nargs="*", default=["tflite", "acl_graph", "acl_graph_nhwc", "opencv_dnn", "plain_cpp"])
@@ -24,9 +27,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     def run() -> None:
         if args.command == "tune":
-            from bench.tune import tune
+            from bench.tune import parse_candidates, tune
+            candidates = parse_candidates(args.candidates.split(",")) if args.candidates else None
             for model in args.models:
-                tune(model)
+                tune(model, candidates=candidates)
         elif args.command == "report":
             from bench.report import report
             report(args.models, args.peers, args.runs)

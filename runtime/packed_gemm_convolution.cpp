@@ -91,6 +91,9 @@ void PackedGemmConvolution::panels(size_t first, size_t end, std::vector<float> 
     const int pad_x = _conv_info.pad_left(), pad_y = _conv_info.pad_top();
     const size_t k4 = _k_blocks * 4, blocks = gemm::round_up(filters, gemm::kCols) / gemm::kCols;
 
+    const bool   dense = in_sx == channels * sizeof(float);
+    const size_t span  = _kernel_w * channels;
+
     float *panel = buffer.data();
     float *rows  = panel + k4 * gemm::kRows; // gathered im2col rows, k4 floats each
     // The next pixel's coordinates, advanced pixel by pixel (armv7-a has no integer division instruction).
@@ -119,9 +122,26 @@ void PackedGemmConvolution::panels(size_t first, size_t end, std::vector<float> 
             }
             float *gathered = rows + r * k4;
             row[r]          = gathered;
+            const int ix0 = static_cast<int>(ox) * stride_x - pad_x;
             for(size_t ky = 0; ky < _kernel_h; ++ky)
             {
                 const int iy = static_cast<int>(oy) * stride_y - pad_y + static_cast<int>(ky);
+                if(dense && iy >= 0 && iy < static_cast<int>(in_h) && ix0 >= 0 && ix0 + static_cast<int>(_kernel_w) <= static_cast<int>(in_w))
+                {
+                    // The window's row is kernel width x Cin floats back to back: vector copies.
+                    const float *from = reinterpret_cast<const float *>(src + iy * in_sy + ix0 * in_sx);
+                    size_t       i    = 0;
+                    for(; i + 4 <= span; i += 4)
+                    {
+                        vst1q_f32(gathered + i, vld1q_f32(from + i));
+                    }
+                    for(; i < span; ++i)
+                    {
+                        gathered[i] = from[i];
+                    }
+                    gathered += span;
+                    continue;
+                }
                 for(size_t kx = 0; kx < _kernel_w; ++kx, gathered += channels)
                 {
                     const int ix = static_cast<int>(ox) * stride_x - pad_x + static_cast<int>(kx);
