@@ -64,10 +64,11 @@ def test_kernels_match_numpy_in_odd_shapes(weights, methods):
         function = {"packed_gemm": "PackedGemmConvolution", "winograd63": "WinogradConvolution"}[method]
         assert f"engine::{function} {name}_{{ scratch_memory_ }};" in source
     x = np.random.default_rng(3).normal(0, 1, (5, 19, 23)).astype(np.float32)
-    ours, _ = infer(binary, x, work, "--runs", "2")
     expected = reference(arrays, x)
     assert np.abs(expected).max() > 1.0  # a result worth comparing
-    np.testing.assert_allclose(ours, expected, rtol=1e-4, atol=1e-4)
+    for threads in ("1", "3"):  # the work split among threads (panels, tiles, Winograd positions)
+        ours, _ = infer(binary, x, work, "--runs", "2", "--threads", threads)
+        np.testing.assert_allclose(ours, expected, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("layer, method, message", [
