@@ -16,6 +16,9 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     p = commands.add_parser("tune", help="choose each convolution's ACL method by guest-instruction counts")
     p.add_argument("models", nargs="+", help="model names (configs/models/NAME.yaml) or YAML files")
+    p.add_argument("--candidates", metavar="METHOD/LAYOUT,...",
+                   help="measure only these (method, layout) builds, comma-separated, besides ACL's own NCHW choice "
+                        "(default: all)")
     p = commands.add_parser("report", help="our engine and its peers, counted side by side; writes the report")
     p.add_argument("--models", nargs="+", default=["squeezenet_v1_0", "squeezenet_v1_1"],
                    help="model names or YAML files (default: %(default)s)")
@@ -40,10 +43,11 @@ def main(argv: list[str] | None = None) -> int:
 
     def run() -> None:
         if args.command == "tune":
-            from bench.tune import tune
+            from bench.tune import parse_candidates, tune
+            candidates = parse_candidates(args.candidates.split(",")) if args.candidates else None
             from bench import model_path
             for model in [model_path(m) for m in args.models]:
-                tune(model, log=log)
+                tune(model, log=log, candidates=candidates)
         elif args.command == "report":
             from bench.report import report
             report(args.models, args.peers, args.runs, log=log, update_docs=args.update_docs)

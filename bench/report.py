@@ -42,7 +42,7 @@ from neoncc.weights.pack import random_weights  # noqa: E402
 
 DOCS = PROJECT_ROOT / "docs" / "benchmarks.md"
 # Hand-written sections the regenerated page keeps: the int8 results and the notes on what was tried.
-KEPT_SECTIONS = re.compile(r"<!-- (int8|notes):begin -->.*?<!-- \1:end -->", re.S)
+KEPT_SECTIONS = re.compile(r"<!-- (int8|notes|kernels):begin -->.*?<!-- \1:end -->", re.S)
 
 
 def largest_live_set(model: Path) -> int:

@@ -1,4 +1,5 @@
-"""Choose each convolution's method (ACL's own choice, GEMM, Winograd, direct, or our pointwise matrix product)
+"""Choose each convolution's method (ACL's own choice, GEMM, Winograd, direct, or ours: the NCHW pointwise matrix
+product, the NHWC packed GEMM and Winograd F(6x6, 3x3) of runtime/)
 and each layer's layout (NCHW or NHWC) by counting: build the engine once per (method, layout) (every layer that
 method supports switched to it), count guest instructions per layer, keep per layer the cheapest, then check the
 tuned engine as a whole (with the layout conversions it implies) against the best uniform build and ACL's own
@@ -6,6 +7,7 @@ choice. The result is data, configs/tuning/<target>/<model>.yaml, which the
 build picks up; it is written only when the counts say it pays.
 
     python3 -m bench tune configs/models/squeezenet_v1_1.yaml
+    python3 -m bench tune --candidates auto/NHWC,packed_gemm/NHWC,winograd63/NHWC configs/models/squeezenet_v1_1.yaml
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import yaml
 
 from bench.engine import build, count_engine
 from neoncc import PROJECT_ROOT, ops
+from neoncc.errors import UserError
 from neoncc.frontend.yaml_model import load_yaml_model
 from neoncc.ir.graph import Node
 from neoncc.passes import optimize
@@ -33,7 +36,8 @@ def supports(method: str, node: Node) -> bool:
 
 
 CANDIDATES = [("auto", "NCHW"), ("gemm", "NCHW"), ("direct", "NCHW"), ("winograd", "NCHW"), ("pointwise", "NCHW"),
-              ("auto", "NHWC"), ("gemm", "NHWC"), ("winograd", "NHWC")]
+              ("auto", "NHWC"), ("gemm", "NHWC"), ("winograd", "NHWC"), ("packed_gemm", "NHWC"),
+              ("winograd63", "NHWC")]
 
 
 def _cheapest(node: Node, counts: dict, candidates: list[tuple[str, str]]) -> tuple[str, str]:
@@ -49,8 +53,20 @@ def _tuning_file(choices: dict[str, tuple[str, str]], convs: set[str]) -> dict:
             "layout": {n: layout for n, (_, layout) in choices.items()}}
 
 
-def tune(model: Path, log=print, target: str | None = None) -> Path | None:
+def parse_candidates(names: list[str]) -> list[tuple[str, str]]:
+    """`method/LAYOUT` names (e.g. packed_gemm/NHWC) as candidates; ACL's own NCHW choice is always measured (it is
+    the baseline every per-layer choice is compared with)."""
+    known = {f"{m}/{layout}": (m, layout) for m, layout in CANDIDATES}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise UserError(f"--candidates: unknown {', '.join(unknown)} (known: {', '.join(known)})")
+    return [("auto", "NCHW")] + [known[n] for n in names if known[n] != ("auto", "NCHW")]
+
+
+def tune(model: Path, log=print, target: str | None = None,
+         candidates: list[tuple[str, str]] | None = None) -> Path | None:
     target = target or toolchain.default_target()
+    candidates = candidates or CANDIDATES
     graph = load_yaml_model(model)
     convs = {n.name: n for n in graph.nodes if n.op == "conv"}
     others = [n.name for n in optimize(load_yaml_model(model)).nodes if n.op not in ("conv", "concat")]
@@ -59,7 +75,7 @@ def tune(model: Path, log=print, target: str | None = None) -> Path | None:
         work = Path(work)
         random_inputs(graph, 1, 0).astype("<f4").tofile(work / "input.f32")
         counts = {}
-        for method, layout in CANDIDATES:
+        for method, layout in candidates:
             chosen = {n: (method if supports(method, node) else "auto", layout) for n, node in convs.items()}
             if method != "auto" and all(m == "auto" for m, _ in chosen.values()):
                 continue

@@ -26,6 +26,15 @@ def _direct(node) -> bool:  # ACL 20.08's documented limits (its validate() has 
     return _dense(node) and kernel[0] == kernel[1] and kernel[0] in (1, 3, 5) and max(stride) <= 3
 
 
+def _plain(node) -> bool:
+    return _dense(node) and pair(node.attrs.get("dilation", 1)) == (1, 1)
+
+
+def _winograd63(node) -> bool:
+    kernel, stride = pair(node.attrs["kernel"]), pair(node.attrs.get("stride", 1))
+    return kernel == (3, 3) and stride == (1, 1) and _plain(node)
+
+
 def _winograd(node) -> bool:
     kernel, stride = pair(node.attrs["kernel"]), pair(node.attrs.get("stride", 1))
     return _dense(node) and kernel in ((3, 3), (5, 5), (3, 1), (1, 3), (5, 1), (1, 5)) and stride == (1, 1)
@@ -59,6 +68,10 @@ class Conv(Op):
                                                                       "stride <= 3"), **_CONV),
         "pointwise": Impl("engine::PointwiseConvolution", layouts=("NCHW",),       # runtime/
                           requires=(_pointwise, "a 1x1 kernel, stride 1, no padding"), **_CONV),
+        "packed_gemm": Impl("engine::PackedGemmConvolution", layouts=("NHWC",),      # runtime/
+                            requires=(_plain, "groups 1 and no dilation"), **_CONV),
+        "winograd63": Impl("engine::WinogradConvolution", layouts=("NHWC",),        # runtime/, F(6x6, 3x3)
+                           requires=(_winograd63, "a 3x3 kernel, stride 1, groups 1 and no dilation"), **_CONV),
         "qconv": Impl("engine::QuantizedConvolution", layouts=("NCHW",), precisions=("int8",),
                       requires=(_dense, "groups=1"), **_CONV),
         "depthwise": Impl("NEDepthwiseConvolutionLayer", template="depthwise", scratch=True,

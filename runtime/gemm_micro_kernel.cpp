@@ -1,0 +1,129 @@
+#include "gemm_micro_kernel.h"
+
+#include <cstring>
+
+using namespace arm_compute;
+
+namespace engine
+{
+namespace gemm
+{
+Status validate_activation(const ActivationLayerInfo &act)
+{
+    using F = ActivationLayerInfo::ActivationFunction;
+    ARM_COMPUTE_RETURN_ERROR_ON_MSG(act.enabled() && act.activation() != F::RELU && act.activation() != F::BOUNDED_RELU && act.activation() != F::LU_BOUNDED_RELU,
+                                    "only RELU, BOUNDED_RELU and LU_BOUNDED_RELU are fused");
+    return Status{};
+}
+
+Clamp clamp_of(const ActivationLayerInfo &act)
+{
+    using F = ActivationLayerInfo::ActivationFunction;
+    Clamp clamp;
+    if(!act.enabled())
+    {
+        return clamp;
+    }
+    switch(act.activation())
+    {
+        case F::RELU:
+            clamp.lo    = 0.f;
+            clamp.flags = 1;
+            break;
+        case F::BOUNDED_RELU:
+            clamp.lo    = 0.f;
+            clamp.hi    = act.a();
+            clamp.flags = 3;
+            break;
+        case F::LU_BOUNDED_RELU:
+            clamp.lo    = act.b();
+            clamp.hi    = act.a();
+            clamp.flags = 3;
+            break;
+        default:
+            ARM_COMPUTE_ERROR("unsupported activation");
+    }
+    return clamp;
+}
+
+// One step of k: B's row (8 columns) in q4-q5 times lane L of each A row (rows in q0, q1, q2, q3 = d0-d7).
+#define ENGINE_GEMM_STEP(LO0, LO1, LO2, LO3) \
+    "vld1.32 {d8-d11}, [%[b]]!\n"            \
+    "vmla.f32 q8, q4, " LO0 "\n"             \
+    "vmla.f32 q9, q5, " LO0 "\n"             \
+    "vmla.f32 q10, q4, " LO1 "\n"            \
+    "vmla.f32 q11, q5, " LO1 "\n"            \
+    "vmla.f32 q12, q4, " LO2 "\n"            \
+    "vmla.f32 q13, q5, " LO2 "\n"            \
+    "vmla.f32 q14, q4, " LO3 "\n"            \
+    "vmla.f32 q15, q5, " LO3 "\n"
+
+void micro_kernel(const float *a, const float *b, size_t k_blocks, const float *bias, float *c, size_t row_stride_bytes, const Clamp &clamp)
+{
+    const float  bounds_values[2] = { clamp.lo, clamp.hi };
+    const float *bounds           = bounds_values;
+    asm volatile(
+        "vld1.32 {d8-d11}, [%[bias]]\n"
+        "vmov q8, q4\n"
+        "vmov q9, q5\n"
+        "vmov q10, q4\n"
+        "vmov q11, q5\n"
+        "vmov q12, q4\n"
+        "vmov q13, q5\n"
+        "vmov q14, q4\n"
+        "vmov q15, q5\n"
+        "1:\n"
+        "vld1.32 {d0-d3}, [%[a]]!\n"
+        "vld1.32 {d4-d7}, [%[a]]!\n" //
+        ENGINE_GEMM_STEP("d0[0]", "d2[0]", "d4[0]", "d6[0]")
+        ENGINE_GEMM_STEP("d0[1]", "d2[1]", "d4[1]", "d6[1]")
+        ENGINE_GEMM_STEP("d1[0]", "d3[0]", "d5[0]", "d7[0]")
+        ENGINE_GEMM_STEP("d1[1]", "d3[1]", "d5[1]", "d7[1]")
+        "subs %[k], %[k], #1\n"
+        "bne 1b\n"
+        "tst %[flags], #1\n"
+        "beq 2f\n"
+        "vld1.32 {d0[], d1[]}, [%[bounds]]\n"
+        "vmax.f32 q8, q8, q0\n"
+        "vmax.f32 q9, q9, q0\n"
+        "vmax.f32 q10, q10, q0\n"
+        "vmax.f32 q11, q11, q0\n"
+        "vmax.f32 q12, q12, q0\n"
+        "vmax.f32 q13, q13, q0\n"
+        "vmax.f32 q14, q14, q0\n"
+        "vmax.f32 q15, q15, q0\n"
+        "2:\n"
+        "tst %[flags], #2\n"
+        "beq 3f\n"
+        "add %[bounds], %[bounds], #4\n"
+        "vld1.32 {d2[], d3[]}, [%[bounds]]\n"
+        "vmin.f32 q8, q8, q1\n"
+        "vmin.f32 q9, q9, q1\n"
+        "vmin.f32 q10, q10, q1\n"
+        "vmin.f32 q11, q11, q1\n"
+        "vmin.f32 q12, q12, q1\n"
+        "vmin.f32 q13, q13, q1\n"
+        "vmin.f32 q14, q14, q1\n"
+        "vmin.f32 q15, q15, q1\n"
+        "3:\n"
+        "vst1.32 {d16-d19}, [%[c]], %[stride]\n"
+        "vst1.32 {d20-d23}, [%[c]], %[stride]\n"
+        "vst1.32 {d24-d27}, [%[c]], %[stride]\n"
+        "vst1.32 {d28-d31}, [%[c]]\n"
+        : [a] "+r"(a), [b] "+r"(b), [k] "+r"(k_blocks), [c] "+r"(c), [bounds] "+r"(bounds)
+        : [bias] "r"(bias), [stride] "r"(row_stride_bytes), [flags] "r"(clamp.flags)
+        : "cc", "memory", "q0", "q1", "q2", "q3", "q4", "q5", "q8", "q9", "q10", "q11", "q12", "q13", "q14", "q15");
+}
+#undef ENGINE_GEMM_STEP
+
+void micro_kernel_partial(const float *a, const float *b, size_t k_blocks, const float *bias, float *const *rows_at, size_t rows, size_t cols, const Clamp &clamp)
+{
+    float block[kRows * kCols];
+    micro_kernel(a, b, k_blocks, bias, block, kCols * sizeof(float), clamp);
+    for(size_t r = 0; r < rows; ++r)
+    {
+        std::memcpy(rows_at[r], block + r * kCols, cols * sizeof(float));
+    }
+}
+} // namespace gemm
+} // namespace engine

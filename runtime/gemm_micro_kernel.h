@@ -1,0 +1,77 @@
+// The register-blocked float32 matrix-product kernel our own convolutions share (engine::PackedGemmConvolution,
+// engine::WinogradConvolution): C[4 x 8] = bias + A[4 x K] . B[K x 8], then an optional clamp, stored as 4 rows
+// of 8 contiguous floats at a row stride. In NHWC a row is a pixel (or a Winograd tile) and the 8 columns are
+// output channels, so each row of the block is two plain vector stores.
+//
+// Both operands are packed so that the inner loop is 2 + 4 loads and 32 multiply-accumulates (by scalar) per 4
+// steps of k, 128 products in about 40 instructions with the loop's own two:
+//  - A, a panel of 4 rows: for each block of 4 k, the 4 rows' 4 values one after the other (a[kb][row][4]);
+//    rows are activations, packed per panel at run time (a vector copy per 4 values in NHWC);
+//  - B, the weights, constant: for each block of 8 columns, K rows of 8 (b[block][k][8]), packed once.
+// K is padded with zeros to a multiple of 4 in both, columns to a multiple of 8 in B. The 8 accumulators
+// (q8-q15), one A panel block (q0-q3) and one B row (q4-q5) fit in the 16 NEON quad registers of armv7.
+#pragma once
+
+#include "arm_compute/core/Error.h"
+#include "arm_compute/core/Types.h"
+
+#include <cstddef>
+#include <limits>
+
+namespace engine
+{
+namespace gemm
+{
+constexpr size_t kRows = 4;
+constexpr size_t kCols = 8;
+
+inline size_t round_up(size_t value, size_t multiple)
+{
+    return (value + multiple - 1) / multiple * multiple;
+}
+
+/** The activation applied at the store: max(lo, min(hi, x)); which bounds apply is in flags (1: lo, 2: hi). */
+struct Clamp
+{
+    float lo{ -std::numeric_limits<float>::infinity() };
+    float hi{ std::numeric_limits<float>::infinity() };
+    unsigned flags{ 0 };
+};
+
+/** Whether the kernel's store applies this activation (none, RELU, BOUNDED_RELU, LU_BOUNDED_RELU). */
+arm_compute::Status validate_activation(const arm_compute::ActivationLayerInfo &act);
+Clamp clamp_of(const arm_compute::ActivationLayerInfo &act);
+
+/** Floats of B packed for K x N. */
+inline size_t packed_b_size(size_t k, size_t n)
+{
+    return round_up(n, kCols) / kCols * round_up(k, 4) * kCols;
+}
+
+/** Packs B[K x N] given as value(k, n); padding is zero. */
+template <typename Value>
+void pack_b(float *dst, size_t k, size_t n, Value value)
+{
+    const size_t k4 = round_up(k, 4);
+    for(size_t block = 0; block < round_up(n, kCols) / kCols; ++block)
+    {
+        for(size_t kk = 0; kk < k4; ++kk)
+        {
+            for(size_t c = 0; c < kCols; ++c, ++dst)
+            {
+                const size_t column = block * kCols + c;
+                *dst                = kk < k && column < n ? value(kk, column) : 0.f;
+            }
+        }
+    }
+}
+
+/** C rows r = 0..3 at c + r * row_stride_bytes: bias[0..7] + sum over k of A(r, k) * B(k, 0..7), clamped.
+ *  a: the packed panel (k_blocks * 16 floats), b: the packed 8-column block (k_blocks * 32 floats). */
+void micro_kernel(const float *a, const float *b, size_t k_blocks, const float *bias, float *c, size_t row_stride_bytes, const Clamp &clamp);
+
+/** Same, through a private 4 x 8 block: only rows < rows and columns < cols are written, row r at rows_at[r]. */
+void micro_kernel_partial(const float *a, const float *b, size_t k_blocks, const float *bias, float *const *rows_at, size_t rows, size_t cols,
+                          const Clamp &clamp);
+} // namespace gemm
+} // namespace engine

@@ -1,0 +1,206 @@
+#include "packed_gemm_convolution.h"
+
+#include "arm_compute/core/Error.h"
+#include "arm_compute/core/Helpers.h"
+#include "arm_compute/runtime/NEON/NEScheduler.h"
+
+#include <algorithm>
+#include <arm_neon.h>
+#include <cstring>
+
+using namespace arm_compute;
+
+namespace engine
+{
+PackedGemmConvolution::PackedGemmConvolution(std::shared_ptr<IMemoryManager> memory_manager)
+{
+    (void)memory_manager;
+}
+
+Status PackedGemmConvolution::validate(const ITensorInfo *input, const ITensorInfo *weights, const ITensorInfo *biases, const ITensorInfo *output,
+                                       const PadStrideInfo &conv_info, const ActivationLayerInfo &act)
+{
+    ARM_COMPUTE_RETURN_ERROR_ON_NULLPTR(input, weights, output);
+    ARM_COMPUTE_RETURN_ERROR_ON_MSG(input->data_type() != DataType::F32 || weights->data_type() != DataType::F32 || output->data_type() != DataType::F32
+                                        || (biases != nullptr && biases->data_type() != DataType::F32),
+                                    "float32 only");
+    ARM_COMPUTE_RETURN_ERROR_ON_MSG(input->data_layout() != DataLayout::NHWC || output->data_layout() != DataLayout::NHWC || weights->data_layout() != DataLayout::NHWC,
+                                    "NHWC only");
+    ARM_COMPUTE_RETURN_ERROR_ON_MSG(input->num_dimensions() > 3 || output->num_dimensions() > 3 || weights->num_dimensions() > 4, "one image at a time");
+    ARM_COMPUTE_RETURN_ERROR_ON_MSG(weights->dimension(0) != input->dimension(0), "weights must be Cin x kernel width x kernel height x Cout");
+    ARM_COMPUTE_RETURN_ERROR_ON_MSG(weights->dimension(3) != output->dimension(0), "output channels differ from the weights' filters");
+    ARM_COMPUTE_RETURN_ERROR_ON_MSG(biases != nullptr && (biases->num_dimensions() > 1 || biases->dimension(0) != weights->dimension(3)), "one bias per filter");
+    const size_t width  = input->dimension(1) + conv_info.pad_left() + conv_info.pad_right();
+    const size_t height = input->dimension(2) + conv_info.pad_top() + conv_info.pad_bottom();
+    ARM_COMPUTE_RETURN_ERROR_ON_MSG(width < weights->dimension(1) || height < weights->dimension(2), "kernel larger than the padded input");
+    ARM_COMPUTE_RETURN_ERROR_ON_MSG(output->dimension(1) != (width - weights->dimension(1)) / conv_info.stride().first + 1
+                                        || output->dimension(2) != (height - weights->dimension(2)) / conv_info.stride().second + 1,
+                                    "output size does not match the kernel, stride and padding (floor rounding)");
+    return gemm::validate_activation(act);
+}
+
+void PackedGemmConvolution::configure(ITensor *input, ITensor *weights, ITensor *biases, ITensor *output, const PadStrideInfo &conv_info, const ActivationLayerInfo &act)
+{
+    ARM_COMPUTE_ERROR_THROW_ON(validate(input->info(), weights->info(), biases != nullptr ? biases->info() : nullptr, output->info(), conv_info, act));
+    _input     = input;
+    _weights   = weights;
+    _biases    = biases;
+    _output    = output;
+    _conv_info = conv_info;
+    _clamp     = gemm::clamp_of(act);
+    _kernel_w  = weights->info()->dimension(1);
+    _kernel_h  = weights->info()->dimension(2);
+    _k         = _kernel_w * _kernel_h * input->info()->dimension(0);
+    _k_blocks  = gemm::round_up(_k, 4) / 4;
+    _in_place  = _kernel_w == 1 && _kernel_h == 1 && conv_info.stride() == std::make_pair(1U, 1U) && !conv_info.has_padding() && _k % 4 == 0;
+}
+
+void PackedGemmConvolution::prepare()
+{
+    if(_prepared)
+    {
+        return;
+    }
+    const ITensorInfo &w        = *_weights->info();
+    const size_t       channels = w.dimension(0), filters = w.dimension(3);
+    const uint8_t     *base     = _weights->buffer();
+    _packed_weights.assign(gemm::packed_b_size(_k, filters), 0.f);
+    gemm::pack_b(_packed_weights.data(), _k, filters, [&](size_t k, size_t n) {
+        const size_t c = k % channels, tap = k / channels;
+        return *reinterpret_cast<const float *>(base + w.offset_element_in_bytes(Coordinates(c, tap % _kernel_w, tap / _kernel_w, n)));
+    });
+    _bias.assign(gemm::round_up(filters, gemm::kCols), 0.f);
+    for(size_t n = 0; _biases != nullptr && n < filters; ++n)
+    {
+        _bias[n] = *reinterpret_cast<const float *>(_biases->buffer() + _biases->info()->offset_element_in_bytes(Coordinates(n)));
+    }
+    _weights->mark_as_unused(); // packed: the network frees the loaded copy
+    _prepared = true;
+}
+
+void PackedGemmConvolution::panels(size_t first, size_t end, std::vector<float> &buffer) const
+{
+    const ITensorInfo &in = *_input->info(), &out = *_output->info();
+    const size_t channels = in.dimension(0), in_w = in.dimension(1), in_h = in.dimension(2);
+    const size_t filters = out.dimension(0), out_w = out.dimension(1), pixels = out_w * out.dimension(2);
+    const size_t in_sx = in.strides_in_bytes()[1], in_sy = in.strides_in_bytes()[2];
+    const size_t out_sx = out.strides_in_bytes()[1], out_sy = out.strides_in_bytes()[2];
+    const uint8_t *src = _input->buffer() + in.offset_first_element_in_bytes();
+    uint8_t       *dst = _output->buffer() + out.offset_first_element_in_bytes();
+    const int stride_x = _conv_info.stride().first, stride_y = _conv_info.stride().second;
+    const int pad_x = _conv_info.pad_left(), pad_y = _conv_info.pad_top();
+    const size_t k4 = _k_blocks * 4, blocks = gemm::round_up(filters, gemm::kCols) / gemm::kCols;
+
+    const bool   dense = in_sx == channels * sizeof(float);
+    const size_t span  = _kernel_w * channels;
+
+    float *panel = buffer.data();
+    float *rows  = panel + k4 * gemm::kRows; // gathered im2col rows, k4 floats each
+    // The next pixel's coordinates, advanced pixel by pixel (armv7-a has no integer division instruction).
+    size_t next_x = first * gemm::kRows % out_w, next_y = first * gemm::kRows / out_w, ox = 0, oy = 0;
+    for(size_t p = first; p < end; ++p)
+    {
+        const float *row[gemm::kRows];
+        float       *out_row[gemm::kRows];
+        size_t       valid = 0;
+        for(size_t r = 0; r < gemm::kRows; ++r)
+        {
+            if(p * gemm::kRows + r < pixels) // past the last pixel: the last one again, never stored
+            {
+                ++valid;
+                ox = next_x, oy = next_y;
+                if(++next_x == out_w)
+                {
+                    next_x = 0, ++next_y;
+                }
+            }
+            out_row[r]      = reinterpret_cast<float *>(dst + oy * out_sy + ox * out_sx);
+            if(_in_place)
+            {
+                row[r] = reinterpret_cast<const float *>(src + oy * in_sy + ox * in_sx);
+                continue;
+            }
+            float *gathered = rows + r * k4;
+            row[r]          = gathered;
+            const int ix0 = static_cast<int>(ox) * stride_x - pad_x;
+            for(size_t ky = 0; ky < _kernel_h; ++ky)
+            {
+                const int iy = static_cast<int>(oy) * stride_y - pad_y + static_cast<int>(ky);
+                if(dense && iy >= 0 && iy < static_cast<int>(in_h) && ix0 >= 0 && ix0 + static_cast<int>(_kernel_w) <= static_cast<int>(in_w))
+                {
+                    // The window's row is kernel width x Cin floats back to back: vector copies.
+                    const float *from = reinterpret_cast<const float *>(src + iy * in_sy + ix0 * in_sx);
+                    size_t       i    = 0;
+                    for(; i + 4 <= span; i += 4)
+                    {
+                        vst1q_f32(gathered + i, vld1q_f32(from + i));
+                    }
+                    for(; i < span; ++i)
+                    {
+                        gathered[i] = from[i];
+                    }
+                    gathered += span;
+                    continue;
+                }
+                for(size_t kx = 0; kx < _kernel_w; ++kx, gathered += channels)
+                {
+                    const int ix = static_cast<int>(ox) * stride_x - pad_x + static_cast<int>(kx);
+                    if(iy < 0 || iy >= static_cast<int>(in_h) || ix < 0 || ix >= static_cast<int>(in_w))
+                    {
+                        std::fill(gathered, gathered + channels, 0.f);
+                        continue;
+                    }
+                    const float *pixel_in = reinterpret_cast<const float *>(src + iy * in_sy + ix * in_sx);
+                    for(size_t c = 0; c < channels; ++c)
+                    {
+                        gathered[c] = pixel_in[c];
+                    }
+                }
+            }
+            std::fill(gathered, rows + (r + 1) * k4, 0.f);
+        }
+        float *packed = panel;
+        for(size_t kb = 0; kb < _k_blocks; ++kb, packed += 16)
+        {
+            vst1q_f32(packed, vld1q_f32(row[0] + 4 * kb));
+            vst1q_f32(packed + 4, vld1q_f32(row[1] + 4 * kb));
+            vst1q_f32(packed + 8, vld1q_f32(row[2] + 4 * kb));
+            vst1q_f32(packed + 12, vld1q_f32(row[3] + 4 * kb));
+        }
+        const ptrdiff_t step   = reinterpret_cast<uint8_t *>(out_row[1]) - reinterpret_cast<uint8_t *>(out_row[0]);
+        const bool      evenly = valid == gemm::kRows && step > 0 && reinterpret_cast<uint8_t *>(out_row[2]) - reinterpret_cast<uint8_t *>(out_row[1]) == step
+                            && reinterpret_cast<uint8_t *>(out_row[3]) - reinterpret_cast<uint8_t *>(out_row[2]) == step;
+        const float *b = _packed_weights.data();
+        for(size_t block = 0; block < blocks; ++block, b += k4 * gemm::kCols)
+        {
+            const size_t column = block * gemm::kCols, cols = std::min(gemm::kCols, filters - column);
+            if(evenly && cols == gemm::kCols)
+            {
+                gemm::micro_kernel(panel, b, _k_blocks, _bias.data() + column, out_row[0] + column, static_cast<size_t>(step), _clamp);
+                continue;
+            }
+            float *at[gemm::kRows] = { out_row[0] + column, out_row[1] + column, out_row[2] + column, out_row[3] + column };
+            gemm::micro_kernel_partial(panel, b, _k_blocks, _bias.data() + column, at, valid, cols, _clamp);
+        }
+    }
+}
+
+void PackedGemmConvolution::run()
+{
+    prepare();
+    const ITensorInfo &out    = *_output->info();
+    const size_t       count  = gemm::round_up(out.dimension(1) * out.dimension(2), gemm::kRows) / gemm::kRows;
+    const size_t       split  = std::max<size_t>(1, std::min<size_t>(NEScheduler::get().num_threads(), count));
+    const size_t       floats = _k_blocks * 4 * gemm::kRows * (_in_place ? 1 : 2);
+    _buffers.resize(split);
+    std::vector<IScheduler::Workload> workloads;
+    for(size_t t = 0; t < split; ++t)
+    {
+        _buffers[t].resize(floats);
+        const size_t first = count * t / split, end = count * (t + 1) / split;
+        std::vector<float> *buffer = &_buffers[t];
+        workloads.emplace_back([this, first, end, buffer](const ThreadInfo &) { panels(first, end, *buffer); });
+    }
+    NEScheduler::get().run_tagged_workloads(workloads, "PackedGemmConvolution");
+}
+} // namespace engine
