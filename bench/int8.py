@@ -127,6 +127,13 @@ def measure(model: str, calibration: Path, test: list[Path], runs: int, log=prin
     return result
 
 
+def fewer_or_more(before: float, after: float) -> str:
+    """The change from before to after in words that are right both ways: '2.00x fewer' or '1.16x more'."""
+    if after <= before:
+        return f"**{before / after:.2f}x** fewer"
+    return f"**{after / before:.2f}x** more"
+
+
 def _m(value: float) -> str:
     return f"{value / 1e6:.1f} M"
 
@@ -149,8 +156,8 @@ def markdown(results: list[dict], calibration_count: int, test_count: int, stamp
         f, q, a = r["float32"], r["int8"], r["accuracy"]
         lines.append(
             f"| {r['model']} | {r['weights']} | {_m(f['conv_insns'])} → {_m(q['conv_insns'])} "
-            f"(**{f['conv_insns'] / q['conv_insns']:.2f}x** fewer) | {_m(f['insns'])} → {_m(q['insns'])} "
-            f"(**{f['insns'] / q['insns']:.2f}x** fewer) | {f['median_ms']:.0f} → {q['median_ms']:.0f} | "
+            f"({fewer_or_more(f['conv_insns'], q['conv_insns'])}) | {_m(f['insns'])} → {_m(q['insns'])} "
+            f"({fewer_or_more(f['insns'], q['insns'])}) | {f['median_ms']:.0f} → {q['median_ms']:.0f} | "
             f"{100 * a['top1_agreement']:.1f} % ({a['inputs']} inputs) | {a['cosine_mean']:.4f} / "
             f"{a['cosine_min']:.4f} | {a['logit_cosine_min']:.4f} |")
     lines += ["", "Weights: float32 " + ", ".join(f"{r['model']} {r['float32']['weights_bytes'] / 1e6:.2f} MB → "

@@ -100,7 +100,9 @@ def measure_model(name: str, peer_names: list[str], runs: int, work: Path, log) 
                  "activation_pool_bytes": report["activation_pool_bytes"], "weights_bytes": report["weights_bytes"],
                  "peak_rss_kb": report["peak_rss_kb"], "largest_live_set_bytes": largest_live_set(model),
                  "all_activations_bytes": sum(4 * math.prod(n.shape) for n in optimize(load_yaml_model(model)).nodes),
-                 "scaling_ms": {t: s["median_ms"] for t, s in scaling.items()}},
+                 "scaling_ms": {t: s["median_ms"] for t, s in scaling.items()},
+                 "scaling_range_ms": {t: [min(s["times_ms"]), max(s["times_ms"])] for t, s in scaling.items()
+                                      if s.get("times_ms")}},
         "peers": {},
     }
     for peer in peer_names:
@@ -131,28 +133,43 @@ def _charts(results: list[dict], out: Path) -> list[str]:
         fig.savefig(out / f"{r['model']}_layers.png", dpi=110)
         plt.close(fig)
         names.append(f"{r['model']}_layers.png")
-    fig, axes = plt.subplots(1, len(results), figsize=(5 * len(results), 4), squeeze=False)
-    for ax, r in zip(axes[0], results):
-        engines = {"ours": r["ours"]["instructions"], "ours, ACL's choice": r["ours"]["untuned_instructions"]}
-        engines.update({p: v["instructions"] for p, v in r["peers"].items() if v.get("instructions")})
-        ax.bar(list(engines), [v / 1e6 for v in engines.values()], color="#3b7dd8")
-        ax.set_title(f"{r['model']}: per inference")
-        ax.set_ylabel("M guest instructions")
-        ax.tick_params(axis="x", rotation=30)
+    fig, axes = plt.subplots(len(results), 1, figsize=(9, 1.2 + 0.45 * (2 + max(len(r["peers"]) for r in results))
+                                                       * len(results)), squeeze=False)
+    for ax, r in zip(axes[:, 0], results):  # horizontal bars: the engines' names stay readable, values on them
+        engines = {"ours (tuned)": r["ours"]["instructions"], "ours, ACL's own choice": r["ours"]["untuned_instructions"]}
+        engines.update({_PEER_LABELS.get(p, p): v["instructions"] for p, v in r["peers"].items() if v.get("instructions")})
+        bars = ax.barh(list(engines)[::-1], [v / 1e6 for v in engines.values()][::-1], color="#3b7dd8")
+        ax.bar_label(bars, fmt="%.1f M", padding=3, fontsize=8)
+        ax.set_xlim(0, 1.15 * max(engines.values()) / 1e6)
+        ax.set_title(f"{r['model']}: per single-thread inference (fewer is better)")
+        ax.set_xlabel("M guest instructions (qemu-arm, exact)")
     fig.tight_layout()
     fig.savefig(out / "peers.png", dpi=110)
     plt.close(fig)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
     for r in results:
         groups = r["ours"]["groups"]
-        axes[0].bar([f"{r['model']}\n{g}" for g in groups], [v / 1e6 for v in groups.values()])
+        bars = axes[0].bar([f"{r['model']}\n{g}" for g in groups], [v / 1e6 for v in groups.values()])
+        axes[0].bar_label(bars, fmt="%.1f", fontsize=7)
         scaling = r["ours"]["scaling_ms"]
-        axes[1].plot(list(scaling), list(scaling.values()), marker="o", label=r["model"])
-    axes[0].set_title("time breakdown as in the paper (M instructions)")
+        threads = [int(t) for t in scaling]
+        spread = r["ours"].get("scaling_range_ms") or {}
+        low = [scaling[t] - spread.get(t, (scaling[t], scaling[t]))[0] for t in scaling]
+        high = [spread.get(t, (scaling[t], scaling[t]))[1] - scaling[t] for t in scaling]
+        axes[1].errorbar(threads, list(scaling.values()), yerr=[low, high], marker="o", capsize=3,
+                         label=f"{r['model']} (median, min–max bars)")
+        for t, ms in zip(threads, scaling.values()):
+            axes[1].annotate(f"{ms:.0f}", (t, ms), textcoords="offset points", xytext=(6, 4), fontsize=7)
+    axes[0].set_title("time breakdown as in the paper" if all(r["model"] in PAPER_MODELS for r in results)
+                      else "time by layer group")
+    axes[0].set_ylabel("M guest instructions per inference")
     axes[0].tick_params(axis="x", labelsize=7)
-    axes[1].set_title("threads (EMULATED ms on a 2-core host)")
+    axes[1].set_title("threads (EMULATED on a 2-core host, not board times)")
     axes[1].set_xlabel("threads")
-    axes[1].legend()
+    axes[1].set_ylabel("emulated ms per inference")
+    axes[1].set_xticks([1, 2, 3, 4])
+    axes[1].set_ylim(bottom=0)
+    axes[1].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out / "groups_threads.png", dpi=110)
     plt.close(fig)
@@ -174,6 +191,9 @@ def _peer_label(peer: str, measured: dict) -> str:
         xnnpack = measured["details"].get("xnnpack")
         label += ", XNNPACK applied" if xnnpack else ", no XNNPACK in the armv7l wheel (built-in kernels)"
     return label
+
+
+PAPER_MODELS = {"squeezenet_v1_0", "squeezenet_v1_1"}  # the models the paper and the project's targets are about
 
 
 def _targets(r: dict) -> list[str]:
@@ -241,7 +261,8 @@ def _markdown(results: list[dict], charts: list[str], image_dir: str, stamp: str
                 lines.append(f"| {_peer_label(peer, p)} | {p['instructions'] / 1e6:.1f} | "
                              f"{p['instructions'] / o['instructions']:.2f}x | {p['instructions'] / r['macs']:.3f} | "
                              f"{p['emulated_ms']:.0f} | {p['max_abs_diff']:.1e} |")
-        lines += ["", "Targets:", ""] + [f"- {line}" for line in _targets(r)] + [""]
+        if r["model"] in PAPER_MODELS:  # the project's targets are about SqueezeNet, not a user's model
+            lines += ["", "Targets:", ""] + [f"- {line}" for line in _targets(r)] + [""]
         layout_line = _layout(r)
         if layout_line:
             lines += [layout_line, ""]
@@ -250,7 +271,8 @@ def _markdown(results: list[dict], charts: list[str], image_dir: str, stamp: str
                       f"activations alive at once ({live / 1e6:.2f} MB; all activations together "
                       f"{o['all_activations_bytes'] / 1e6:.2f} MB); weights {o['weights_bytes'] / 1e6:.2f} MB; "
                       f"peak RSS {o['peak_rss_kb'] / 1024:.1f} MB (emulated process).", "",
-                  "Time breakdown as in the paper (M instructions): " + ", ".join(
+                  ("Time breakdown as in the paper" if r["model"] in PAPER_MODELS else "Time by layer group")
+                  + " (M instructions): " + ", ".join(
                       f"{g} {v / 1e6:.1f} ({100 * v / o['instructions']:.0f} %)" for g, v in o["groups"].items()),
                   "", "Threads, EMULATED ms (2 host cores: no scaling beyond 2 is visible here): " + ", ".join(
                       f"{t}: {ms:.0f}" for t, ms in o["scaling_ms"].items()), "",

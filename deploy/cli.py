@@ -74,6 +74,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return _parser().parse_args(argv)
 
 
+def class_names(engine, classes: int) -> list[str] | None:
+    """The engine's class names when its label file has one per output class; a file with another count is
+    said plainly on stderr (not silently dropped) and the classes are shown by index."""
+    labels = engine.labels()
+    if labels is not None and len(labels) != classes:
+        logging.getLogger("neoncc.deploy").warning(
+            f"warning: label file {engine.manifest.get('labels')} has {len(labels)} names for {classes} output "
+            "classes; showing class indices only")
+        return None
+    return labels
+
+
 def _top5(output: np.ndarray, labels: list[str] | None) -> list[list]:
     order = np.argsort(-output, kind="stable")[:5]
     named = labels is not None and len(labels) == output.size
@@ -200,7 +212,7 @@ def _on_board(args, log, board, engine, bundle, phases, phase) -> dict:
         "runs": args.runs,
         "warmup": args.warmup,
         "batch": batch,
-        "top5": _top5(outputs[0], engine.labels()),
+        "top5": _top5(outputs[0], class_names(engine, outputs.shape[1])),
         "top1": [int(i) for i in outputs.argmax(1)],
         "times_ms": [float(t) for t in result.engine.get("times_ms", [])],
         "groups_ms": result.engine.get("groups_ms", {}),

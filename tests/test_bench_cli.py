@@ -42,4 +42,15 @@ def test_report_on_a_model_path_writes_results_and_leaves_docs_untouched():
     assert "docs/ untouched" in last
     out = ROOT / last.split("report: ", 1)[1].split("/report.md")[0]
     assert out.parent == ROOT / "results"
-    assert "tiny_passes" in (out / "report.md").read_text() and (out / "report.json").is_file()
+    text = (out / "report.md").read_text()
+    assert "tiny_passes" in text and (out / "report.json").is_file()
+    assert "Targets:" not in text and "as in the paper" not in text  # SqueezeNet's, not a user's model's
+    assert all((out / chart).stat().st_size > 0 for chart in ("peers.png", "groups_threads.png", "tiny_passes_layers.png"))
+    measured = __import__("json").loads((out / "report.json").read_text())["models"][0]["ours"]
+    assert set(measured["scaling_range_ms"]) == set(measured["scaling_ms"])  # min–max over the repeated runs
+
+
+def test_int8_wording_is_right_in_both_directions():
+    from bench.int8 import fewer_or_more
+    assert fewer_or_more(200e6, 100e6) == "**2.00x** fewer"
+    assert fewer_or_more(100e6, 116e6) == "**1.16x** more"  # int8 slower: never "0.86x fewer"

@@ -85,3 +85,14 @@ def test_deploy_keeps_the_weights_scons_built_with_and_refuses_a_swap(model, tmp
     # and other trained weights rebuild with those
     engine = build.build_engine(model, other, log=lambda line: None)
     assert engine.manifest["weights_sha256"] == sha256(other)
+
+
+def test_a_label_file_of_the_wrong_length_is_said_not_dropped(tmp_path, caplog):
+    from deploy.cli import class_names
+    labels = tmp_path / "labels.txt"
+    labels.write_text("cat\ndog\n")
+    engine = build.Engine("m", TINY, tmp_path, {"labels": str(labels)})
+    assert class_names(engine, 2) == ["cat", "dog"]
+    with caplog.at_level(logging.WARNING, logger="neoncc.deploy"):
+        assert class_names(engine, 10) is None
+    assert "has 2 names for 10 output classes" in caplog.text

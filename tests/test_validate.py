@@ -34,7 +34,8 @@ def test_engine_under_qemu_agrees_with_the_reference():
     proc = validate(str(TINY), "--random", "6", "--json")
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
-    assert report["inputs"] == 6 and report["failures"] == []
+    assert report["inputs"] == 6 and report["failures"] == [] and report["schema_version"] == 1
+    assert "validate: PyTorch reference on 6 input(s)" in proc.stderr  # progress on stderr, the result on stdout
     assert report["max_abs_error"] < 1e-5 and report["cosine_similarity"] > 0.99999
     assert report["top1_agreement"] == 1.0 and report["top5_agreement"] == 1.0
 

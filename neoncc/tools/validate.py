@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
+import sys
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -91,8 +92,11 @@ def validate(args) -> tuple[Metrics, list[str]]:
     graph = load_yaml_model(args.model)
     weights = load_npz(graph, args.weights) if args.weights else random_weights(graph, 0)
     inputs = load_inputs(args, graph)
+    progress = (lambda message: None) if args.quiet else (lambda message: print(message, file=sys.stderr, flush=True))
+    progress(f"validate: PyTorch reference on {len(inputs)} input(s)")
     from neoncc.reference import torch_graph  # PyTorch only where the reference is computed
     reference = torch_graph.run(graph, weights, inputs)
+    progress(f"validate: building the engine and running it on {f'board {args.board}' if args.board else 'qemu-arm'}")
     with tempfile.TemporaryDirectory(prefix="neoncc-validate-") as work:
         batch, output = Path(work) / "inputs.f32", Path(work) / "outputs.f32"
         inputs.astype("<f4").tofile(batch)
@@ -119,6 +123,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-cosine", type=float, default=0.9999, help="limit on cosine similarity (%(default)g)")
     p.add_argument("--min-top1", type=float, default=1.0, help="limit on top-1 agreement (%(default)g)")
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr (results stay on stdout)")
 
 
 def main(args) -> int:
