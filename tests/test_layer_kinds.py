@@ -72,3 +72,16 @@ def test_unsupported_constructs_are_refused_with_the_layer_name(tmp_path, layer,
                     "  - {name: c, type: conv, filters: 8, kernel: 1}\n  - " + layer + "\n")
     with pytest.raises(UserError, match=message):
         optimize(load_yaml_model(path))
+
+
+def test_depthwise_after_a_convolution_in_the_default_layout():
+    """MnasNet's 1x1 convolution -> 5x5 stride-2 depthwise, built as a user would (layout=auto) and checked by
+    `neoncc validate` against the PyTorch reference under qemu-arm."""
+    import json
+    import subprocess
+    import sys
+    proc = subprocess.run([sys.executable, "-m", "neoncc", "validate", str(ROOT / "tests/models/pointwise_depthwise.yaml"),
+                           "--random", "2", "--json", "-q"], cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["failures"] == [] and report["max_abs_error"] < 1e-5

@@ -45,6 +45,12 @@ def _multiplier(node) -> int:
     return node.attrs["filters"] // node.attrs.get("groups", 1)
 
 
+def _depthwise_nchw_only(node) -> bool:
+    """Depthwise convolutions that ACL 20.08 computes correctly only in NCHW (see the implementations)."""
+    kernel, stride = pair(node.attrs["kernel"]), pair(node.attrs.get("stride", 1))
+    return _multiplier(node) > 1 or (kernel != (3, 3) and stride != (1, 1))
+
+
 @register
 class Conv(Op):
     """conv: filters, kernel, stride, pad, dilation, groups (1 or the input channels: depthwise), bias, activation."""
@@ -75,12 +81,16 @@ class Conv(Op):
         "qconv": Impl("engine::QuantizedConvolution", layouts=("NCHW",), precisions=("int8",),
                       requires=(_dense, "groups=1"), **_CONV),
         "depthwise": Impl("NEDepthwiseConvolutionLayer", template="depthwise", scratch=True,
-                          precisions=("float32", "int8"), requires=(lambda n: _multiplier(n) == 1, "one filter per channel")),
-        # ACL 20.08's NHWC depthwise kernel with a depth multiplier > 1 gives wrong results once another layer has
-        # written its input (tests/test_layer_kinds.py, tiny_mobile's `dw`): those run in NCHW.
-        "depthwise_multiplier": Impl("NEDepthwiseConvolutionLayer", template="depthwise", scratch=True,
-                                     layouts=("NCHW",), precisions=("float32", "int8"),
-                                     requires=(lambda n: _multiplier(n) > 1, "a depth multiplier above 1")),
+                          precisions=("float32", "int8"),
+                          requires=(lambda n: not _depthwise_nchw_only(n), "one filter per channel, and a 3x3 kernel "
+                                                                           "or stride 1")),
+        # ACL 20.08's NHWC depthwise kernel gives wrong results, once a convolution writes its input, with a depth
+        # multiplier > 1 (tests/models/tiny_mobile.yaml's `dw`) and with a 5x5 stride-2 kernel (MnasNet; 3x3 stride 2
+        # and 5x5 stride 1 are right): those run in NCHW (tests/test_layer_kinds.py).
+        "depthwise_nchw": Impl("NEDepthwiseConvolutionLayer", template="depthwise", scratch=True,
+                               layouts=("NCHW",), precisions=("float32", "int8"),
+                               requires=(_depthwise_nchw_only, "a depth multiplier above 1, or a kernel other than "
+                                                               "3x3 with a stride above 1")),
     }
 
     @staticmethod
@@ -115,7 +125,7 @@ class Conv(Op):
 
     def default_impl(self, node, precision, strategy):
         if self.depthwise(node):
-            return "depthwise" if _multiplier(node) == 1 else "depthwise_multiplier"
+            return "depthwise_nchw" if _depthwise_nchw_only(node) else "depthwise"
         return super().default_impl(node, precision, strategy)
 
     def lower(self, node, ctx, impl):
