@@ -310,6 +310,7 @@ def ensure(board, log=print) -> Image:
                "layout": hashlib.sha256((INIT + INITTAB + repr(PROGRAMS)).encode()).hexdigest()}
     image = _image_for(request)
     if request["host_key"] is not None and image.initrd.is_file() and image.kernel.is_file():
+        os.chmod(image.initrd, 0o600)  # images made before the initramfs was written private
         return image
 
     apt = debian.PrivateApt(APT_STATE, "armhf")
@@ -331,7 +332,9 @@ def ensure(board, log=print) -> Image:
         out.mkdir()
         shutil.copyfile(kernel_root / "boot" / f"vmlinuz-{release}", out / "vmlinuz")
         archive = _cpio_newc(tree, [("dev/console", 0o600, 5, 1), ("dev/null", 0o666, 1, 3)])
-        with gzip.GzipFile(out / "initrd.gz", "wb", mtime=0) as f:
+        # The initramfs holds the board's private host key: readable by this user only.
+        fd = os.open(out / "initrd.gz", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as f:
             f.write(archive)
         recipe = {**request, "kernel": kernel_package, "kernel_release": release, "versions": versions}
         (out / "recipe.json").write_text(json.dumps(recipe, indent=2) + "\n")

@@ -150,7 +150,12 @@ void load_weights(const std::string &path, const std::vector<WeightBinding> &bin
         const uint32_t    name_size = reader.u32("the tensor table");
         const char       *name      = reinterpret_cast<const char *>(reader.take(name_size, "the tensor table"));
         const std::string found(name, name_size);
-        std::vector<unsigned int> dims(reader.u32("the tensor table"));
+        const uint32_t ndim = reader.u32("the tensor table");
+        if(ndim > 8)
+        {
+            throw Error(path + ": corrupted tensor table: tensor '" + found + "' claims " + std::to_string(ndim) + " dimensions");
+        }
+        std::vector<unsigned int> dims(ndim);
         for(unsigned int &dim : dims)
         {
             dim = reader.u32("the tensor table");

@@ -115,3 +115,11 @@ def test_unknown_board_lists_the_known_ones():
     proc = testing.deploy("--board", "no-such-board")
     assert proc.returncode == 1
     assert "unknown board 'no-such-board'" in testing.error_line(proc) and "emulated" in proc.stderr
+
+
+def test_board_image_keeps_its_host_key_private(models_board):
+    """The initramfs holds the emulated board's private host key: readable by its owner only."""
+    import stat
+    from deploy import image
+    initrds = list((image.BOARD_CACHE / "image").glob("*/initrd.gz"))
+    assert initrds and all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in initrds)

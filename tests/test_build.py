@@ -118,6 +118,17 @@ def test_corrupted_weight_file_refused(built, input_file, tmp_path):
     assert "checksum mismatch" in refused(built[0], weights, input_file, tmp_path)
 
 
+def test_damaged_tensor_table_refused_with_the_file_name(built, input_file, tmp_path):
+    """One flipped byte in a tensor's dimension count: named, not `cannot create std::vector larger than ...`."""
+    data = bytearray(built[0].with_suffix(".weights").read_bytes())
+    name_size = int.from_bytes(data[16:20], "little")  # magic (8), version and count (8), then the first name
+    data[20 + name_size + 3] ^= 0x40
+    weights = tmp_path / "ndim.weights"
+    weights.write_bytes(bytes(data))
+    message = refused(built[0], weights, input_file, tmp_path)
+    assert "ndim.weights: corrupted tensor table" in message and "dimensions" in message
+
+
 def test_foreign_file_and_other_models_weights_refused(built, input_file, tmp_path):
     assert "bad magic" in refused(built[0], input_file, input_file, tmp_path)
     tiny = build(TINY, built[1])
