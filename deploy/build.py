@@ -1,6 +1,6 @@
 """The host side of a deploy: build the engine through SCons, prepare its input, and make the bundle.
 
-The engine (build/armv7/<model>/<model>, static) and its weights come from the compiler's SConstruct; the
+The engine (build/<target>/<model>/<model>, static) and its weights come from the compiler's SConstruct; the
 bundle adds the input tensor and `supervise`, a small static helper that runs the engine on the board under
 a time limit and measures it (the board has nothing of its own to do that with).
 """
@@ -33,7 +33,7 @@ from neoncc.pipeline import content_sha256
 from neoncc.targets import toolchain
 from neoncc.tools.preprocess import image_to_tensor, write_tensor
 
-TARGET = "armv7"
+TARGET = toolchain.default_target()  # the toolchain file marked default (boards of other targets: not yet)
 MODEL_DIR = PROJECT_ROOT / "configs" / "models"
 SUPERVISE_SRC = Path(__file__).with_name("supervise.c")
 INPUTS = CACHE / "deploy" / "inputs"
@@ -257,7 +257,7 @@ def existing_engine(yaml_path: Path, precision: str = "float32", snapshot: Path 
         with build_lock():
             return _snapshot(existing_engine(yaml_path, precision, locked=True), snapshot)
     model = yaml_path.stem
-    out = PROJECT_ROOT / "build" / TARGET / (model + ("-int8" if precision == "int8" else ""))
+    out = toolchain.build_dir(PROJECT_ROOT / "build", TARGET, model, precision)
     manifest_path = out / f"{model}.json"
     for path in (out / model, out / f"{model}.weights", manifest_path):
         if not path.is_file():
