@@ -79,7 +79,7 @@ def test_generated_code_converts_once_at_each_end(squeezenet):
     assert len(re.findall(r"NEDequantizationLayer::validate\(", source)) == 1
     assert not re.search(r"NEConcatenateLayer \w+;", source) and source.count("SubTensor(&fire") == 16
     float_tensors = re.findall(r"(\w+)\.allocator\(\)->init\(TensorInfo\([^;]*DataType::F32\)", source)
-    assert sorted(float_tensors) == ["data_out_", "pool10_dequantize_out_", "prob_in_", "prob_out_"]
+    assert sorted(float_tensors) == ["data_out_", "pool10_dequantize_out_", "pool10_dequantize_vector_", "prob_out_"]
     # Fire expands share their concatenation's quantization: one QuantizationInfo per concatenated tensor.
     plan = json.loads(engines["int8"].with_suffix(".quant.json").read_text())
     for fire in range(2, 10):

@@ -26,8 +26,8 @@ def _wanted(graph: Graph, node: Node, mode: str, tuning: dict, default: str, lay
     impl = op.implementations[node.attrs["impl"]]
     if mode != "auto":
         wanted = mode.upper()
-    elif node.name in tuning.get("layout", {}):
-        wanted = tuning["layout"][node.name]
+    elif node.name in tuning.get("layout", {}) and node.attrs.get("precision", "float32") == "float32":
+        wanted = tuning["layout"][node.name]  # measured in float32: an 8-bit node follows its kernels instead
     elif node.op == "conv":
         wanted = default
     else:
