@@ -91,22 +91,9 @@ Status WinogradConvolution::validate(const ITensorInfo *input, const ITensorInfo
                                      const PadStrideInfo &conv_info, const ActivationLayerInfo &act)
 {
     ARM_COMPUTE_RETURN_ERROR_ON_NULLPTR(input, weights, output);
-    ARM_COMPUTE_RETURN_ERROR_ON_MSG(input->data_type() != DataType::F32 || weights->data_type() != DataType::F32 || output->data_type() != DataType::F32
-                                        || (biases != nullptr && biases->data_type() != DataType::F32),
-                                    "float32 only");
-    ARM_COMPUTE_RETURN_ERROR_ON_MSG(input->data_layout() != DataLayout::NHWC || output->data_layout() != DataLayout::NHWC || weights->data_layout() != DataLayout::NHWC,
-                                    "NHWC only");
-    ARM_COMPUTE_RETURN_ERROR_ON_MSG(input->num_dimensions() > 3 || output->num_dimensions() > 3 || weights->num_dimensions() > 4, "one image at a time");
-    ARM_COMPUTE_RETURN_ERROR_ON_MSG(weights->dimension(1) != 3 || weights->dimension(2) != 3, "a 3x3 kernel only");
+    ARM_COMPUTE_RETURN_ERROR_ON_MSG(weights->num_dimensions() < 3 || weights->dimension(1) != 3 || weights->dimension(2) != 3, "a 3x3 kernel only");
     ARM_COMPUTE_RETURN_ERROR_ON_MSG(conv_info.stride() != std::make_pair(1U, 1U), "stride 1 only");
-    ARM_COMPUTE_RETURN_ERROR_ON_MSG(weights->dimension(0) != input->dimension(0), "weights must be Cin x 3 x 3 x Cout");
-    ARM_COMPUTE_RETURN_ERROR_ON_MSG(weights->dimension(3) != output->dimension(0), "output channels differ from the weights' filters");
-    ARM_COMPUTE_RETURN_ERROR_ON_MSG(biases != nullptr && (biases->num_dimensions() > 1 || biases->dimension(0) != weights->dimension(3)), "one bias per filter");
-    const size_t width  = input->dimension(1) + conv_info.pad_left() + conv_info.pad_right();
-    const size_t height = input->dimension(2) + conv_info.pad_top() + conv_info.pad_bottom();
-    ARM_COMPUTE_RETURN_ERROR_ON_MSG(width < 3 || height < 3, "kernel larger than the padded input");
-    ARM_COMPUTE_RETURN_ERROR_ON_MSG(output->dimension(1) != width - 2 || output->dimension(2) != height - 2, "output size does not match the padding");
-    return gemm::validate_activation(act);
+    return gemm::validate_nhwc_convolution(input, weights, biases, output, conv_info, act);
 }
 
 void WinogradConvolution::configure(ITensor *input, ITensor *weights, ITensor *biases, ITensor *output, const PadStrideInfo &conv_info, const ActivationLayerInfo &act)
