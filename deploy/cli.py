@@ -267,6 +267,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(stream=sys.stderr, format="%(message)s",
                         level=logging.WARNING if args.quiet else logging.DEBUG if args.verbose else logging.INFO)
+    if not args.verbose:
+        logging.getLogger("paramiko").setLevel(logging.WARNING)  # its INFO lines are not ours to print
     log = logging.getLogger("neoncc.deploy").info  # progress: stderr, silenced by -q; the result: stdout
 
     def terminate(signum, frame):

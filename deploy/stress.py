@@ -152,7 +152,7 @@ def interrupt_trials(board_file: str, trials: int, model: Path = DEFAULT_MODEL, 
             delay = rng.uniform(0.0, 5.0)
             proc = subprocess.Popen([sys.executable, str(PROJECT_ROOT / "deploy.py"), "--board", str(path),
                                      "--model", str(model), "--input", str(tensor), "--runs", "20",
-                                     "--warmup", "0"], cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL,
+                                     "--warmup", "0", "--random-weights"], cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL,
                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                                     # as from a terminal, even when this runs in the background (SIGINT ignored)
                                     preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))

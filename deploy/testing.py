@@ -50,7 +50,11 @@ def running_board(path: Path):
 
 
 def deploy(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    """Run deploy.py as a user would, from the project directory."""
+    """Run deploy.py as a user would, from the project directory. Without --weights (or --no-build) it asks for
+    the seeded random weights explicitly: a build an earlier test left with trained weights must not change (or
+    refuse) what a test runs."""
+    if not {"--weights", "--no-build", "--random-weights", "--help"} & set(args):
+        args = (*args, "--random-weights")
     return subprocess.run([sys.executable, str(PROJECT_ROOT / "deploy.py"), *args], cwd=PROJECT_ROOT,
                           capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
 

@@ -43,7 +43,7 @@ def test_a_run_reports_the_hashes_it_ran_and_the_host_checks_them(board, tmp_pat
     tensor = tmp_path / "in.f32"
     np.random.default_rng(5).normal(0, 1, (3, 20, 24)).astype("<f4").tofile(tensor)
     result = testing.deploy_json("--board", str(board), "--model", str(TINY), "--input", str(tensor),
-                                 "--runs", "1", "--warmup", "0")
+                                 "--runs", "1", "--warmup", "0", "--random-weights")
     import hashlib
     assert result["input_sha256"] == hashlib.sha256(tensor.read_bytes()).hexdigest()
     assert len(result["run"]) == 16 and len(result["bundle"]) == 16
@@ -61,7 +61,8 @@ def test_sigkill_of_deploy_py_stops_the_engine_on_the_board(board, tmp_path):
     tensor = tmp_path / "batch.f32"
     np.random.default_rng(9).normal(0, 1, (400, 3, 20, 24)).astype("<f4").tofile(tensor)
     proc = subprocess.Popen([sys.executable, "deploy.py", "--board", str(board), "--model", str(TINY),
-                             "--input", str(tensor), "--runs", "100000", "--warmup", "0"], cwd=PROJECT_ROOT,
+                             "--input", str(tensor), "--runs", "100000", "--warmup", "0", "--random-weights"],
+                            cwd=PROJECT_ROOT,
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     spec = boards.load(str(board))
     try:
