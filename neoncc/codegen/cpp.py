@@ -15,6 +15,7 @@ from pathlib import Path
 import jinja2
 
 from neoncc import PROJECT_ROOT, ops
+from neoncc.codegen.names import class_name, identifier
 from neoncc.ir.graph import Graph, Node
 from neoncc.ops._common import c_float
 
@@ -24,10 +25,6 @@ PASS_THROUGH = ("dequantize", "quantize", "permute")  # a vector stays a vector 
 DATA_TYPES = {"float32": "F32", "int8": "QSYMM8_PER_CHANNEL", "uint8": "QASYMM8", "int32": "S32"}
 
 
-def identifier(name: str) -> str:
-    """A C++ name for a layer name: `_blocks.0._depthwise_conv` becomes `blocks_0_depthwise_conv` (no reserved
-    double or leading underscores)."""
-    return re.sub(r"_+", "_", re.sub(r"\W", "_", name)).strip("_")
 
 
 def include_of(function: str) -> str:
@@ -201,7 +198,7 @@ def generate(graph: Graph) -> str:
     quantized = any(t.dtype == "qasymm8" for t in graph.tensors.values())
     layouts = sorted({t.layout for t in graph.tensors.values()})
     return env.get_template("network.cpp.j2").render(
-        model=graph.name, source=source, class_name="".join(p.capitalize() for p in identifier(graph.name).split("_")),
+        model=graph.name, source=source, class_name=class_name(graph.name),
         headers=sorted({include_of(f) for f in program.functions}), tensors=program.tensors, views=program.views,
         weights=program.weights, layers=program.layers, input=program.var(graph.input_name), output=program.output,
         scales=program.scales, quantized=quantized, layouts=" and ".join(layouts))

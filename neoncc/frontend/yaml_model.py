@@ -9,13 +9,13 @@ import hashlib
 import json
 import keyword
 import math
-import re
 from pathlib import Path
 
 import jsonschema
 import yaml
 
 from neoncc import ops
+from neoncc.codegen.names import class_name, identifier
 from neoncc.errors import UserError
 from neoncc.ir.graph import Graph, Node
 from neoncc.ir.shapes import infer_shapes
@@ -95,11 +95,6 @@ def load_yaml_model(path: str | Path) -> Graph:
     return graph
 
 
-def class_name(model_name: str) -> str:
-    """The C++ class the generated engine declares for a model (the code generator uses this)."""
-    return "".join(p.capitalize() for p in re.sub(r"_+", "_", re.sub(r"\W", "_", model_name)).strip("_").split("_"))
-
-
 def _check_model_name(path: Path, root: yaml.Node, name: str) -> None:
     cls = class_name(name)
     problem = None
@@ -126,7 +121,7 @@ def _check_mangled_names(graph: Graph) -> None:
     layers must not meet there."""
     seen: dict[str, Node] = {}
     for node in graph.nodes:
-        mangled = re.sub(r"_+", "_", re.sub(r"\W", "_", node.name)).strip("_")
+        mangled = identifier(node.name)
         other = seen.get(mangled)
         if other is not None:
             raise UserError(f"{node.origin}: layer '{node.name}' would have the same C++ name ({mangled}) as layer "
