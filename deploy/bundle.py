@@ -39,16 +39,9 @@ from tqdm import tqdm
 
 from deploy.errors import DeployError
 from deploy.ssh import Connection, quote
+from neoncc.pipeline import content_sha256
 
 CHUNK = 32768
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass
@@ -60,7 +53,7 @@ class File:
     size: int = field(init=False)
 
     def __post_init__(self) -> None:
-        self.sha256 = sha256_file(self.path)
+        self.sha256 = content_sha256(self.path)
         self.size = self.path.stat().st_size
 
 

@@ -23,11 +23,20 @@ def content_sha256(path: Path | str | None) -> str | None:
         return None
     path = Path(path)
     if path.is_file():
-        return hashlib.sha256(path.read_bytes()).hexdigest()
+        return _file_digest(path).hexdigest()
     digest = hashlib.sha256()
     for member in sorted(p for p in path.iterdir() if p.is_file()):
-        digest.update(member.name.encode() + b"\0" + hashlib.sha256(member.read_bytes()).digest())
+        digest.update(member.name.encode() + b"\0" + _file_digest(member).digest())
     return digest.hexdigest()
+
+
+def _file_digest(path: Path):
+    """A file's sha256, read in 1 MiB blocks (weight files and engines need not fit in memory twice)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest
 
 
 def identity(description: dict) -> str:
