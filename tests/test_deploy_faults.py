@@ -14,9 +14,10 @@ import numpy as np
 import pytest
 
 from deploy import boards, build, stress, testing
-from deploy.bundle import Remote, sha256_file
+from deploy.bundle import Remote
 from deploy.ssh import Connection
 from neoncc import PROJECT_ROOT
+from neoncc.pipeline import content_sha256
 
 TINY = PROJECT_ROOT / "tests" / "models" / "tiny_passes.yaml"
 
@@ -88,7 +89,7 @@ def test_the_board_lock_excludes_a_second_holder(board, tmp_path):
         a, b = Remote(first), Remote(second)
         for remote, conn in ((a, first), (b, second)):
             remote._make_rundir()
-            supervise = sha256_file(build.build_supervise())  # in store/ since the deploys above
+            supervise = content_sha256(build.build_supervise())  # in store/ since the deploys above
             conn.run(f"ln -f {spec.remote_dir}/store/{supervise} {remote.rundir}/supervise")
         with a.locked():
             probe = second.run(f"{b.rundir}/supervise --lock {spec.remote_dir}/lock 2 /bin/true", check=False)
