@@ -1,6 +1,7 @@
 // The engine's command line, the same for every generated network:
 //   <model> [--weights FILE] --input IN.f32 --output OUT.f32 [--threads N] [--runs N] [--warmup N]
 //           [--json] [--profile]
+// Without --weights the engine reads <this executable>.weights (SCons builds both from the model file's name).
 // IN.f32 holds one input tensor, or several back to back (a batch along N); OUT.f32 gets one output per input.
 #include "engine.h"
 #include "tensor_io.h"
@@ -104,18 +105,17 @@ Options parse(int argc, char **argv)
     return options;
 }
 
-/** The weight file built beside the binary, found from any working directory. */
-std::string default_weights(const char *model)
+/** The weight file built beside the binary under the binary's own name (SCons names both after the model file),
+ *  found from any working directory. */
+std::string default_weights()
 {
-    char      path[4096];
-    ssize_t   size = readlink("/proc/self/exe", path, sizeof(path) - 1);
-    std::string dir = ".";
-    if(size > 0)
+    char    path[4096];
+    ssize_t size = readlink("/proc/self/exe", path, sizeof(path) - 1);
+    if(size <= 0)
     {
-        std::string exe(path, static_cast<size_t>(size));
-        dir = exe.substr(0, exe.find_last_of('/'));
+        throw UsageError("cannot locate this executable (/proc/self/exe) to find its weight file; pass --weights");
     }
-    return dir + "/" + model + ".weights";
+    return std::string(path, static_cast<size_t>(size)) + ".weights";
 }
 
 long peak_rss_kb()
@@ -321,7 +321,7 @@ int run(int argc, char **argv)
 {
     const Options options = parse(argc, argv);
     auto          network = engine::make_network();
-    const std::string weights = options.weights.empty() ? default_weights(network->name()) : options.weights;
+    const std::string weights = options.weights.empty() ? default_weights() : options.weights;
 
     const unsigned threads = options.threads ? options.threads : std::max(1U, std::thread::hardware_concurrency());
     arm_compute::Scheduler::get().set_num_threads(threads);

@@ -88,6 +88,17 @@ def test_weights_found_beside_the_binary_from_any_directory(built, tmp_path):
     assert np.fromfile(tmp_path / "out.f32", "<f4").sum() == pytest.approx(1.0, abs=1e-4)
 
 
+def test_default_weights_follow_the_file_name_not_the_model_name(tmp_path):
+    # SCons names the binary and its weights after the model file; the network inside is called tiny_passes.
+    model = tmp_path / "my_copy.yaml"
+    shutil.copy(TINY, model)
+    binary = build(model, tmp_path / "build")
+    assert binary.name == "my_copy" and (binary.parent / "my_copy.weights").is_file()
+    np.zeros((3, 20, 24), "<f4").tofile(tmp_path / "in.f32")
+    proc = run_engine(binary, "--input", str(tmp_path / "in.f32"), "--output", str(tmp_path / "out.f32"))
+    assert np.fromfile(tmp_path / "out.f32", "<f4").sum() == pytest.approx(1.0, abs=1e-4), proc.stderr
+
+
 @pytest.fixture
 def input_file(tmp_path):
     path = tmp_path / "in.f32"
