@@ -181,6 +181,9 @@ class Connection:
                 # Every SFTP request gives up when the board stops answering, instead of waiting for ever.
                 self._sftp.get_channel().settimeout(self.io_timeout)
             except (paramiko.SSHException, EOFError, OSError) as err:
+                if not self.transport.is_active():  # the session itself ended: a board rebooted or stopped
+                    raise DeployError(f"board {self.board.name}: connection to {self.where} lost before SFTP "
+                                      f"started ({err}); was the board rebooted or stopped?") from None
                 raise DeployError(f"board {self.board.name}: no SFTP service at {self.where} ({err}); the board "
                                   "needs an SFTP server (OpenSSH's sftp-server)") from None
         return self._sftp
