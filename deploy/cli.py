@@ -182,7 +182,8 @@ def _on_board(args, log, board, engine, bundle, phases, phase) -> dict:
             log(f"run: {engine.model} on {board.name}, {threads} threads, {args.warmup} warm-up, {args.runs} runs")
             result = run(conn, remote, bundle,
                          ["--threads", str(threads), "--runs", str(args.runs), "--warmup", str(args.warmup)],
-                         args.timeout if args.timeout is not None else board.run_timeout_s, log=log)
+                         args.timeout if args.timeout is not None else board.run_timeout_s, log=log,
+                         progress=sys.stderr.isatty())
             phase("run")
         finally:
             remote.cleanup()
@@ -202,7 +203,6 @@ def _on_board(args, log, board, engine, bundle, phases, phase) -> dict:
         "model": engine.model,
         "precision": args.precision,
         "weights_random": engine.weights_random,
-        "weights_sha256": engine.manifest.get("weights_sha256"),
         "build_id": engine.manifest.get("build_id"),
         "bundle": bundle.id,
         "run": remote.token,

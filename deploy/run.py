@@ -7,7 +7,10 @@ import json
 import math
 from dataclasses import dataclass
 
+import re
+
 import numpy as np
+from tqdm import tqdm
 
 from deploy.bundle import Bundle, Remote
 from deploy.errors import DeployError
@@ -18,6 +21,7 @@ PROBE = ("uname -m; grep -c '^processor' /proc/cpuinfo; "
          "if grep -qw neon /proc/cpuinfo; then echo neon; else echo no-neon; fi; "
          "sed -n 's/^MemAvailable: *\\([0-9]*\\) kB/\\1/p' /proc/meminfo")
 DISK_MARGIN = 1 << 20  # SHA256SUMS, links, the run's output
+PROGRESS = re.compile(r"neoncc-progress (\d+) (\d+)")
 
 
 @dataclass
@@ -66,8 +70,8 @@ class RunResult:
 class _Lines:
     """Reassemble streamed chunks into lines, handing each complete one on."""
 
-    def __init__(self, emit):
-        self.emit, self.buffer, self.all = emit, b"", []
+    def __init__(self, emit, on_progress=None):
+        self.emit, self.on_progress, self.buffer, self.all = emit, on_progress, b"", []
 
     def __call__(self, chunk: bytes) -> None:
         self.buffer += chunk
@@ -77,6 +81,10 @@ class _Lines:
 
     def _line(self, line: bytes) -> None:
         text = line.decode(errors="replace").rstrip()
+        progress = PROGRESS.fullmatch(text) if self.on_progress else None
+        if progress:  # the engine's `neoncc-progress DONE TOTAL` (--progress): a bar, not a log line
+            self.on_progress(int(progress[1]), int(progress[2]))
+            return
         self.all.append(text)
         self.emit(text)
 
@@ -87,7 +95,7 @@ class _Lines:
 
 
 def run(conn: Connection, remote: Remote, bundle: Bundle, engine_args: list[str], timeout_s: float,
-        log=print) -> RunResult:
+        log=print, progress: bool = False) -> RunResult:
     """Run the bundle's engine from this deploy's own run directory; its output is streamed (board: ...) as
     it comes.
 
@@ -105,15 +113,23 @@ def run(conn: Connection, remote: Remote, bundle: Bundle, engine_args: list[str]
                f"&& sha256sum {quote(*names)} && echo neoncc-run-start && "
                f"exec ./supervise {limit} stats.json ./{quote(model)} "
                f"--weights {quote(model + '.weights')} --input input.f32 --output output.f32 "
-               + quote(*engine_args) + " --json")
+               + quote(*engine_args) + " --json --progress")
+    bar = tqdm(desc=f"run on {conn.board.name}", unit="run", disable=not progress, leave=False)
+
+    def advance(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
     stdout = _Lines(lambda line: None)  # the engine's --json result; shown through the summary
-    stderr = _Lines(lambda line: log(f"board: {line}"))
+    stderr = _Lines(lambda line: log(f"board: {line}"), on_progress=advance)
     try:
         status = conn.stream(command, stdout, stderr, timeout=limit + 30)
     except KeyboardInterrupt:
         if conn.transport.is_active():  # supervise also stops the engine by itself once the session is gone
             conn.run(f"kill -TERM $(cat {quote(rundir + '/supervise.pid')})", check=False, timeout=5)
         raise
+    finally:
+        bar.close()
     stdout.flush()
     stderr.flush()
     board = conn.board.name

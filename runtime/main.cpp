@@ -1,6 +1,7 @@
 // The engine's command line, the same for every generated network:
 //   <model> [--weights FILE] --input IN.f32 --output OUT.f32 [--threads N] [--runs N] [--warmup N]
-//           [--json] [--profile]
+//           [--json] [--profile] [--progress]
+// --progress prints `neoncc-progress DONE TOTAL` on stderr after each run (warm-up runs included).
 // Without --weights the engine reads <this executable>.weights (SCons builds both from the model file's name).
 // IN.f32 holds one input tensor, or several back to back (a batch along N); OUT.f32 gets one output per input.
 #include "engine.h"
@@ -51,10 +52,11 @@ struct Options
     unsigned    warmup{ 1 };
     bool        json{ false };
     bool        profile{ false };
+    bool        progress{ false };
 };
 
 const char kUsage[] = "usage: %s [--weights FILE] --input IN.f32 --output OUT.f32 [--threads N] [--runs N] "
-                      "[--warmup N] [--json] [--profile]\n";
+                      "[--warmup N] [--json] [--profile] [--progress]\n";
 
 unsigned parse_count(const std::string &flag, const std::string &text, unsigned minimum)
 {
@@ -73,9 +75,9 @@ Options parse(int argc, char **argv)
     for(int i = 1; i < argc; ++i)
     {
         const std::string flag = argv[i];
-        if(flag == "--json" || flag == "--profile")
+        if(flag == "--json" || flag == "--profile" || flag == "--progress")
         {
-            (flag == "--json" ? options.json : options.profile) = true;
+            (flag == "--json" ? options.json : flag == "--profile" ? options.profile : options.progress) = true;
             continue;
         }
         if(i + 1 >= argc)
@@ -218,6 +220,12 @@ Measurements measure(engine::Network &network, const std::vector<engine::Layer> 
                 const std::vector<float> output = engine::copy_out(network.output());
                 m.outputs.insert(m.outputs.end(), output.begin(), output.end());
             }
+        }
+        if(options.progress)
+        {
+            // One line per finished run (warm-up included) for a host-side progress bar.
+            std::fprintf(stderr, "neoncc-progress %u %u\n", r + 1, options.warmup + options.runs);
+            std::fflush(stderr);
         }
     }
     m.cpu_ms = 1000.0 * (cpu_seconds() - cpu_start);
