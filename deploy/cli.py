@@ -212,6 +212,7 @@ def _on_board(args, log, board, engine, bundle, phases, phase) -> dict:
         "runs": args.runs,
         "warmup": args.warmup,
         "batch": batch,
+        "output": result.engine.get("output", "probabilities"),
         "top5": _top5(outputs[0], class_names(engine, outputs.shape[1])),
         "top1": [int(i) for i in outputs.argmax(1)],
         "times_ms": [float(t) for t in result.engine.get("times_ms", [])],
@@ -237,9 +238,11 @@ def format_table(r: dict, profile: bool = False) -> str:
     if r["weights_random"]:
         lines.append("NOTE: the weights are RANDOM (no trained weights were given): the top-5 below is not a "
                      "classification.")
-    lines.append("top-5:")
-    for rank, (index, prob, label) in enumerate(r["top5"], 1):
-        lines.append(f"  {rank}. class {index:4d}  p={prob:.4f}" + (f"  {label}" if label else ""))
+    probabilities = r.get("output", "probabilities") == "probabilities"
+    lines.append("top-5:" if probabilities else "top-5 (raw scores: the model ends without a softmax):")
+    for rank, (index, value, label) in enumerate(r["top5"], 1):
+        lines.append(f"  {rank}. class {index:4d}  " + (f"p={value:.4f}" if probabilities else f"score={value:.4g}")
+                     + (f"  {label}" if label else ""))
     times = r["times_ms"]
     if times:
         lines.append(f"times (ms): {', '.join(f'{t:.1f}' for t in times)}  (mean {sum(times) / len(times):.1f}, "

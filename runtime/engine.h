@@ -53,6 +53,8 @@ class Network
 public:
     virtual ~Network() = default;
     virtual const char *name() const = 0;
+    /** True when the network ends with a softmax; otherwise its outputs are raw scores (logits). */
+    virtual bool output_is_probabilities() const = 0;
     /** Validates and configures every function once, then allocates every tensor. */
     virtual void configure() = 0;
     virtual std::vector<WeightBinding> weights() = 0;

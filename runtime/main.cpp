@@ -261,7 +261,8 @@ void print_json(const engine::Network &network, const std::vector<engine::Layer>
         group_ms[layers[i].group] += stats(m.layer_ms[i]).median;
     }
     std::cout << "{\"model\": \"" << network.name() << "\", \"threads\": " << threads << ", \"runs\": " << options.runs
-              << ", \"warmup\": " << options.warmup << ", \"batch\": " << batch << ",\n \"top5\": [";
+              << ", \"warmup\": " << options.warmup << ", \"batch\": " << batch << ", \"output\": \""
+              << (network.output_is_probabilities() ? "probabilities" : "scores") << "\",\n \"top5\": [";
     const std::vector<size_t> top = top_classes(m.outputs.data(), classes, 5);
     for(size_t k = 0; k < top.size(); ++k)
     {
@@ -302,8 +303,8 @@ void print_text(const engine::Network &network, const std::vector<engine::Layer>
     {
         for(size_t k : top_classes(m.outputs.data() + b * classes, classes, batch == 1 ? 5 : 1))
         {
-            std::printf("  %sclass %4zu  p=%.6f\n", batch == 1 ? "" : ("input " + std::to_string(b) + ": ").c_str(), k,
-                        static_cast<double>(m.outputs[b * classes + k]));
+            std::printf("  %sclass %4zu  %s=%.6f\n", batch == 1 ? "" : ("input " + std::to_string(b) + ": ").c_str(), k,
+                        network.output_is_probabilities() ? "p" : "score", static_cast<double>(m.outputs[b * classes + k]));
         }
     }
     if(options.profile)

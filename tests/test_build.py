@@ -99,6 +99,20 @@ def test_default_weights_follow_the_file_name_not_the_model_name(tmp_path):
     assert np.fromfile(tmp_path / "out.f32", "<f4").sum() == pytest.approx(1.0, abs=1e-4), proc.stderr
 
 
+def test_outputs_are_labelled_probabilities_only_after_a_softmax(tmp_path):
+    logits = tmp_path / "logits.yaml"
+    text = TINY.read_text()
+    assert text.rstrip().endswith("{name: prob, type: softmax}")
+    logits.write_text(text.rstrip().rpartition("\n")[0] + "\n")  # the same network without its softmax
+    np.ones((3, 20, 24), "<f4").tofile(tmp_path / "in.f32")
+    args = ["--input", str(tmp_path / "in.f32"), "--output", str(tmp_path / "out.f32")]
+    for model, kind, mark in ((TINY, "probabilities", "p"), (logits, "scores", "score")):
+        binary = build(model, tmp_path / "build")
+        assert json.loads(run_engine(binary, *args, "--json").stdout)["output"] == kind
+        lines = re.findall(r"class +\d+  (\w+)=", run_engine(binary, *args).stdout)
+        assert lines and set(lines) == {mark}
+
+
 @pytest.fixture
 def input_file(tmp_path):
     path = tmp_path / "in.f32"

@@ -60,7 +60,7 @@ def test_deploy_runs_squeezenet_and_a_second_deploy_uploads_nothing(board, tmp_p
     out = tmp_path / "out.f32"
     first = deploy_json("--board", str(board), "--runs", "2", "--warmup", "1", "--output", str(out))
     assert first["board"] == "pytest-deploy" and first["model"] == MODEL
-    assert first["weights_random"] is True
+    assert first["weights_random"] is True and first["output"] == "probabilities"
     assert first["upload"]["files"] == 4 and first["upload"]["skipped"] == 0
     assert first["board_info"]["arch"] == "armv7l" and first["board_info"]["cores"] == 4
     assert len(first["times_ms"]) == 2 and all(t > 0 for t in first["times_ms"])

@@ -197,7 +197,8 @@ def generate(graph: Graph) -> str:
         source = graph.source
     quantized = any(t.dtype == "qasymm8" for t in graph.tensors.values())
     layouts = sorted({t.layout for t in graph.tensors.values()})
-    return env.get_template("network.cpp.j2").render(
+    last = next(n for n in reversed(graph.nodes) if n.op not in ("convert", "permute"))  # what computes the output
+    return env.get_template("network.cpp.j2").render(probabilities=last.op == "softmax",
         model=graph.name, source=source, class_name=class_name(graph.name),
         headers=sorted({include_of(f) for f in program.functions}), tensors=program.tensors, views=program.views,
         weights=program.weights, layers=program.layers, input=program.var(graph.input_name), output=program.output,
