@@ -168,3 +168,54 @@ def test_the_counter_counts_aarch64_programs_exactly(tmp_path):
     assert results[5000].total - results[1000].total == 2 * 4000
     # the header's own marker: 3 instructions (mov x0; mov x8; svc) all before its recorded point
     assert count([str(tmp_path / "counted"), "1000"], **target_options(TARGET)).markers == results[1000].markers
+
+
+def test_bench_report_for_aarch64_counts_under_qemu_aarch64():
+    """`bench report --target aarch64` on a small model with the plain C++ peer built by the aarch64 toolchain file:
+    results/<stamp>-aarch64/, counted under qemu-aarch64, the peer's output checked against ours; a peer that exists
+    only for armv7 is refused by name before any work."""
+    from test_bench_cli import TINY, bench, docs_state
+    before = docs_state()
+    refused = bench("report", "--target", TARGET, "--models", str(TINY), "--peers", "tflite")
+    assert refused.returncode == 1 and "peer tflite does not exist for aarch64" in refused.stderr
+    proc = bench("report", "--target", TARGET, "--models", str(TINY), "--peers", "plain_cpp", "--runs", "1")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert docs_state() == before
+    last = proc.stderr.strip().splitlines()[-1]
+    out = ROOT / last.split("report: ", 1)[1].split("/report.md")[0]
+    assert out.parent == ROOT / "results" and out.name.endswith("-aarch64")
+    report = json.loads((out / "report.json").read_text())
+    assert report["target"] == TARGET
+    (model,) = report["models"]
+    assert model["ours"]["instructions"] > 0 and model["peers"]["plain_cpp"]["instructions"] > 0
+    assert model["peers"]["plain_cpp"]["max_abs_diff"] <= 1e-4
+    assert "under qemu-aarch64 (-cpu cortex-a53)" in (out / "report.md").read_text()
+
+
+@pytest.fixture(scope="module")
+def aarch64_board(tmp_path_factory):
+    """A board file like configs/boards/emulated-aarch64.yaml (qemu-system-aarch64, 4x Cortex-A53), booted once."""
+    from deploy import testing
+    path = testing.board_file(tmp_path_factory.mktemp("aarch64-board"), "pytest-aarch64", template="emulated-aarch64")
+    with testing.running_board(path):
+        yield path
+
+
+def test_deployed_to_the_emulated_aarch64_board_matches_pytorch(aarch64_board, tmp_path, sample_input):
+    """deploy.py picks the target from the board's arch: the aarch64 engine, checked on the board (asimd), run
+    there, its output equal to PyTorch's within 1e-5."""
+    from deploy.testing import deploy_json
+    from torch_reference import make_model, state_npz
+    model = make_model("1_1", seed=11, sample=torch.from_numpy(sample_input))
+    state_npz(model, tmp_path / "weights.npz")
+    sample_input.astype("<f4").tofile(tmp_path / "input.f32")
+    result = deploy_json("--board", str(aarch64_board), "--model", "squeezenet_v1_1", "--weights",
+                         str(tmp_path / "weights.npz"), "--input", str(tmp_path / "input.f32"), "--output",
+                         str(tmp_path / "out.f32"), "--runs", "1", "--warmup", "0", timeout=900)
+    assert result["target"] == TARGET and result["emulated"] is True
+    assert result["board_info"]["arch"] == "aarch64" and result["board_info"]["cpu_features"] == ["asimd"]
+    assert result["board_info"]["cores"] == 4
+    with torch.no_grad():
+        expected = model(torch.from_numpy(sample_input))[0].numpy()
+    np.testing.assert_allclose(np.fromfile(tmp_path / "out.f32", "<f4"), expected, rtol=0, atol=1e-5)
+    assert elf_machine(ROOT / "build/aarch64/squeezenet_v1_1/squeezenet_v1_1") == "AArch64"
