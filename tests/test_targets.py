@@ -100,3 +100,14 @@ def test_a_binary_for_another_architecture_is_refused_before_upload(executables,
     check_executables("zuluko", right, toolchain.load("armv7"))
     with pytest.raises(UserError, match="not an ELF executable"):
         toolchain.elf_machine(tmp_path / "input.f32")
+
+
+def test_each_shipped_emulated_board_is_built_and_run_for_its_target():
+    from deploy import boards, image, vm
+    emulated = {p.stem: boards.load(p.stem) for p in (ROOT / "configs/boards").glob("*.yaml")}
+    arches = {name: image.Arch.of(board) for name, board in emulated.items() if board.emulator}
+    assert {name: (a.target, a.debian_arch, a.loader) for name, a in arches.items()} == {
+        "emulated": ("armv7", "armhf", "ld-linux-armhf.so.3"),
+        "emulated-aarch64": ("aarch64", "arm64", "ld-linux-aarch64.so.1")}
+    assert vm.Instance(emulated["emulated-aarch64"]).qemu == "qemu-system-aarch64"
+    assert vm.Instance(emulated["emulated"]).qemu == "qemu-system-arm"
