@@ -19,12 +19,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--candidates", metavar="METHOD/LAYOUT,...",
                    help="measure only these (method, layout) builds, comma-separated, besides ACL's own NCHW choice "
                         "(default: all)")
+    p.add_argument("--target", help="a file toolchains/<target>.yaml: built for it, counted under its qemu-user "
+                                    "(default: the default target); writes configs/tuning/<target>/")
     p = commands.add_parser("report", help="our engine and its peers, counted side by side; writes the report")
     p.add_argument("--models", nargs="+", default=["squeezenet_v1_0", "squeezenet_v1_1"],
                    help="model names or YAML files (default: %(default)s)")
     p.add_argument("--update-docs", action="store_true",
                    help="also rewrite docs/benchmarks.md and its charts (default: only results/<stamp>/)")
-    p.add_argument("--peers", nargs="*", default=["tflite", "acl_graph", "acl_graph_nhwc", "opencv_dnn", "plain_cpp"])
+    p.add_argument("--peers", nargs="*", default=None,
+                   help="peer engines (default: every one that exists for the target)")
+    p.add_argument("--target", help="a file toolchains/<target>.yaml: our engine and the peers built for it and "
+                                    "counted under its qemu-user (default: the default target); "
+                                    "results/<stamp>-<target>/"),
     p.add_argument("--runs", type=int, default=3, help="timed runs for the emulated wall times")
     p = commands.add_parser("int8", help="float32 against int8: accuracy on real photos and guest instructions")
     p.add_argument("models", nargs="*", default=["squeezenet_v1_1", "squeezenet_v1_0", "efficientnet_lite0"],
@@ -47,10 +53,12 @@ def main(argv: list[str] | None = None) -> int:
             candidates = parse_candidates(args.candidates.split(",")) if args.candidates else None
             from bench import model_path
             for model in [model_path(m) for m in args.models]:
-                tune(model, log=log, candidates=candidates)
+                tune(model, log=log, candidates=candidates, target=args.target)
         elif args.command == "report":
             from bench.report import report
-            report(args.models, args.peers, args.runs, log=log, update_docs=args.update_docs)
+            from bench import peers
+            names = args.peers if args.peers is not None else peers.available(args.target)
+            report(args.models, names, args.runs, log=log, update_docs=args.update_docs, target=args.target)
         elif args.command == "int8":
             from bench.int8 import int8_report
             int8_report(args.models, args.runs, log=log, update_docs=args.update_docs)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.insncount import count
+from bench.insncount import count, target_options
 from neoncc import PROJECT_ROOT
 from neoncc.errors import UserError
 from neoncc.targets import toolchain
@@ -45,10 +45,11 @@ class EngineCount:
     report: dict  # the engine's --json report (emulated times, memory)
 
 
-def count_engine(binary: Path, input_path: Path, threads: int = 1) -> EngineCount:
+def count_engine(binary: Path, input_path: Path, threads: int = 1, target: str | None = None) -> EngineCount:
+    """Counts one inference of a binary built for target (default: the default target) under its qemu-user."""
     output = Path(str(input_path) + f".{Path(binary).name}.out")
     result = count([str(binary), "--input", str(input_path), "--output", str(output), "--threads", str(threads),
-                    "--runs", "1", "--warmup", "0", "--json"])
+                    "--runs", "1", "--warmup", "0", "--json"], **target_options(target))
     report = json.loads(result.stdout)
     (per_inference,) = result.between(INFERENCE_BEGIN, INFERENCE_END, all_vcpus=True)
     by_layer = result.by_start(all_vcpus=True)

@@ -6,13 +6,17 @@ fixed environment, identical run to run. A QEMU TCG plugin of ours (bench/qemu_p
 in total and at markers the guest places with insn_marker(id) from bench/qemu_plugin/insn_marker.h.
 
     from bench.insncount import count
-    result = count(["build/engine", "--runs", "3"])        # the armhf sysroot is the default -L
+    result = count(["build/engine", "--runs", "3"])        # the default target's sysroot, qemu and -cpu
+    result = count([...], **target_options("aarch64"))      # another target's (toolchains/aarch64.yaml)
     result.total                                            # all instructions of the process
     result.between(100, 101)                                # per inference: [n1, n2, n3]
     result.by_start()                                       # per layer: {layer id: instructions}
 
     python3 -m bench.insncount build                        # fetch the QEMU header, build the plugin
-    python3 -m bench.insncount [--sysroot DIR] [--json] -- ./prog args
+    python3 -m bench.insncount [--target T] [--sysroot DIR] [--json] -- ./prog args
+
+The plugin is built once for the host and loads into any qemu-user (qemu-arm, qemu-aarch64): which emulator, -cpu
+and -L a target's programs run under come from its toolchain file (qemu_user, qemu_cpu, sysroot).
 """
 
 from __future__ import annotations
@@ -44,6 +48,13 @@ QEMU_PACKAGE = "qemu-user"
 # and ACL choose code paths by them: ACL's set-up alone differs by ~0.8 M instructions between the two.
 DEFAULT_CPU = _TARGET.spec["qemu_cpu"]
 CFLAGS = ["-O2", "-std=gnu11", "-shared", "-fPIC", "-pthread", "-Wall", "-Wextra", "-Werror"]
+
+
+def target_options(target: str | None = None) -> dict:
+    """count()'s sysroot, cpu and qemu for a target's programs, from its toolchain file (default: the default
+    target's, which are also count()'s defaults)."""
+    spec = toolchain.load(target or toolchain.default_target())
+    return {"sysroot": spec.sysroot, "cpu": spec.spec.get("qemu_cpu"), "qemu": spec.spec["qemu_user"]}
 
 
 class CountError(UserError):
@@ -214,9 +225,10 @@ def count(cmd: Sequence[str | os.PathLike], sysroot: Path | None = DEFAULT_SYSRO
 
     The guest gets exactly `env` (empty by default, like `env -i`): environment size and contents shift the stack
     and change what libc does, so counts are comparable only under the same environment, arguments and program
-    path. sysroot is qemu's -L (the project's armhf sysroot by default; None for none: static programs need
-    none). cpu is qemu's -cpu (the boards' Cortex-A7 by default; None for qemu's own default): hardware
-    capabilities change code paths and so counts.
+    path. sysroot is qemu's -L (the default target's sysroot by default, used when it exists; None for none:
+    static programs need none; an explicitly given one must exist). cpu is qemu's -cpu (the default target's qemu_cpu, the boards' Cortex-A7; None
+    for qemu's own default): hardware capabilities change code paths and so counts. qemu is the emulator
+    (another target's: target_options()).
     With check, a non-zero exit status raises CountError; stdout/stderr are captured in the Result.
     """
     with tempfile.TemporaryDirectory(prefix="insncount-") as tmp:
@@ -255,10 +267,13 @@ def main(argv: list[str] | None = None) -> int:
         prog="python3 -m bench.insncount",
         description="Count executed guest instructions of an ARM program under qemu-user "
                     "(`build` alone builds the plugin and prints its path).")
-    parser.add_argument("--sysroot", type=Path, default=DEFAULT_SYSROOT,
-                        help="qemu -L library root (default: the project's armhf sysroot)")
+    parser.add_argument("--target", default=None,
+                        help="whose qemu-user, -cpu and sysroot (a file toolchains/<target>.yaml; default: "
+                             f"{toolchain.default_target()})")
+    parser.add_argument("--sysroot", type=Path, default=None,
+                        help="qemu -L library root (default: the target's sysroot)")
     parser.add_argument("--no-sysroot", action="store_true", help="run without -L (static programs)")
-    parser.add_argument("--cpu", default=DEFAULT_CPU, help=f"qemu -cpu model (default: {DEFAULT_CPU})")
+    parser.add_argument("--cpu", default=None, help="qemu -cpu model (default: the target's qemu_cpu)")
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                         help="guest environment variable (the environment is otherwise empty)")
     parser.add_argument("--json", action="store_true", help="print the whole result as JSON")
@@ -270,7 +285,9 @@ def main(argv: list[str] | None = None) -> int:
     env = dict(item.split("=", 1) for item in args.env)
 
     def run() -> int:
-        result = count(command, None if args.no_sysroot else args.sysroot, env, cpu=args.cpu, check=False)
+        options = target_options(args.target)
+        sysroot = None if args.no_sysroot else (args.sysroot or options["sysroot"])
+        result = count(command, sysroot, env, cpu=args.cpu or options["cpu"], check=False, qemu=options["qemu"])
         sys.stderr.write(result.stdout + result.stderr)   # the guest's output; stdout carries only the counts
         if args.json:
             print(json.dumps({**asdict(result), "regions": [asdict(r) for r in result.regions()],

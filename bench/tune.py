@@ -7,6 +7,7 @@ choice. The result is data, configs/tuning/<target>/<model>.yaml, which the
 build picks up; it is written only when the counts say it pays.
 
     python3 -m bench tune configs/models/squeezenet_v1_1.yaml
+    python3 -m bench tune --target aarch64 squeezenet_v1_1            # configs/tuning/aarch64/, under qemu-aarch64
     python3 -m bench tune --candidates auto/NHWC,packed_gemm/NHWC,winograd63/NHWC configs/models/squeezenet_v1_1.yaml
 """
 
@@ -83,7 +84,7 @@ def tune(model: Path, log=print, target: str | None = None,
             (work / f"{name}.yaml").write_text(yaml.safe_dump(_tuning_file(
                 {**chosen, **{n: ("auto", layout) for n in others}}, set(convs))))
             binary = build(model, work / name, tuning=work / f"{name}.yaml", target=target)
-            counts[(method, layout)] = count_engine(binary, work / "input.f32")
+            counts[(method, layout)] = count_engine(binary, work / "input.f32", target=target)
             log(f"{graph.name}: every layer {method}, {layout}: "
                 f"{counts[(method, layout)].per_inference / 1e6:.1f} M instructions")
         best = {n: _cheapest(node, counts, [c for c in counts if supports(c[0], node)])
@@ -92,7 +93,7 @@ def tune(model: Path, log=print, target: str | None = None,
         tuning = _tuning_file(best, set(convs))
         (work / "tuned.yaml").write_text(yaml.safe_dump(tuning))
         tuned = count_engine(build(model, work / "tuned", tuning=work / "tuned.yaml", target=target),
-                             work / "input.f32")
+                             work / "input.f32", target=target)
     uniform = min(counts.values(), key=lambda c: c.per_inference)
     if uniform.per_inference < tuned.per_inference:  # the conversions cost more than the per-layer choices gain
         (choice,) = [c for c in counts if counts[c] is uniform]

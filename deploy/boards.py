@@ -32,8 +32,8 @@ _EMULATOR_SCHEMA = {
     "additionalProperties": False,
     "required": ["machine", "cpu", "memory_mb", "kernel_package", "packages", "modules"],
     "properties": {
-        "machine": {"type": "string", "description": "qemu-system-arm -M value"},
-        "cpu": {"type": "string", "description": "qemu-system-arm -cpu value, properties allowed (neon=off)"},
+        "machine": {"type": "string", "description": "qemu-system -M value (the emulator is the target's)"},
+        "cpu": {"type": "string", "description": "qemu-system -cpu value, properties allowed (neon=off)"},
         "memory_mb": {"type": "integer", "minimum": 64},
         "boot_cores": {"type": "integer", "minimum": 1,
                        "description": "cores the kernel boots with (maxcpus=); init onlines the rest"},

@@ -29,11 +29,12 @@ from deploy import CACHE
 from deploy.bundle import Bundle, File
 from deploy.errors import DeployError
 from neoncc import PROJECT_ROOT
+from neoncc.errors import UserError
 from neoncc.pipeline import content_sha256
 from neoncc.targets import toolchain
 from neoncc.tools.preprocess import image_to_tensor, write_tensor
 
-TARGET = toolchain.default_target()  # the toolchain file marked default (boards of other targets: not yet)
+TARGET = toolchain.default_target()  # the toolchain file marked default; a board's own: target_of(board)
 MODEL_DIR = PROJECT_ROOT / "configs" / "models"
 SUPERVISE_SRC = Path(__file__).with_name("supervise.c")
 INPUTS = CACHE / "deploy" / "inputs"
@@ -85,6 +86,14 @@ class Engine:
         if not path.is_file():
             raise DeployError(f"{self.dir / (self.model + '.json')}: labels file {path} does not exist")
         return [line.strip() for line in path.read_text().splitlines()]
+
+
+def target_of(board) -> str:
+    """The target a board runs: the toolchain file whose uname_machine lists the board file's arch."""
+    try:
+        return toolchain.for_machine(board.arch, f"{board.source}: arch").name
+    except UserError as err:
+        raise DeployError(str(err)) from None
 
 
 def model_yaml(name_or_path: str) -> Path:
@@ -142,18 +151,18 @@ def check_weights_file(path: Path) -> None:
         raise DeployError(f"weights file {path}: {total:,} bytes of arrays, more than {MAX_WEIGHTS_BYTES:,}")
 
 
-def _previous_weights(yaml_path: Path, precision: str) -> Path | None:
+def _previous_weights(yaml_path: Path, precision: str, target: str = TARGET) -> Path | None:
     """The trained weights the model's current build was made with (by `scons ... weights=W` or an earlier
     deploy), when it has some: deploying without --weights runs those, never random ones over them. Refused in
     one line when that file is gone or changed since."""
     try:
-        manifest = existing_engine(yaml_path, precision).manifest
+        manifest = existing_engine(yaml_path, precision, target=target).manifest
     except DeployError:
         return None  # no complete build yet
     if manifest.get("weights_random", True) or not manifest.get("weights"):
         return None
     path = Path(manifest["weights"])
-    where = f"build/{TARGET}/{yaml_path.stem}{'-int8' if precision == 'int8' else ''}"
+    where = f"build/{target}/{yaml_path.stem}{'-int8' if precision == 'int8' else ''}"
     if not path.is_file() or content_sha256(path) != manifest.get("weights_sha256"):
         state = "no longer exists" if not path.is_file() else "has changed since"
         raise DeployError(f"{where} was built with the weights {path}, which {state}; give --weights FILE "
@@ -181,20 +190,20 @@ def check_build(engine: Engine, weights: Path | None, calibration: Path | None =
 
 def build_engine(yaml_path: Path, weights: Path | None = None, log=print, precision: str = "float32",
                  calibration: Path | None = None, random_weights: bool = False,
-                 snapshot: Path | None = None) -> Engine:
-    """Run SCons for the model (it rebuilds only what changed) and check what it promised to write. Without
+                 snapshot: Path | None = None, target: str = TARGET) -> Engine:
+    """Run SCons for the model (for target, a file in toolchains/) (it rebuilds only what changed) and check what it promised to write. Without
     `weights` the build keeps the trained weights it was made with (random_weights=True replaces them).
 
     With snapshot (a directory), the engine, weights and manifest are copied there before another build can
     replace them, and the Engine returned is that copy: what a deploy bundles is what its own build wrote."""
     model = yaml_path.stem
     if weights is None and not random_weights:
-        weights = _previous_weights(yaml_path, precision)
+        weights = _previous_weights(yaml_path, precision, target)
         if weights is not None:
             log(f"build: {model} keeps the weights it was built with: {weights}")
     scons = shutil.which("scons")
     command = [scons] if scons else [sys.executable, "-m", "SCons"]
-    command += ["-Q", f"-j{os.cpu_count() or 1}", f"target={TARGET}", f"model={_project_relative(yaml_path)}"]
+    command += ["-Q", f"-j{os.cpu_count() or 1}", f"target={target}", f"model={_project_relative(yaml_path)}"]
     if weights is not None:
         if not weights.is_file():
             raise DeployError(f"weights file {weights} does not exist")
@@ -218,7 +227,7 @@ def build_engine(yaml_path: Path, weights: Path | None = None, log=print, precis
                 for line in lines[-40:]:
                     logger.warning(f"build: {line}")
             raise DeployError(f"build of {model} failed (`{' '.join(command)}` exited with {proc.returncode})")
-        engine = _snapshot(existing_engine(yaml_path, precision, locked=True), snapshot)
+        engine = _snapshot(existing_engine(yaml_path, precision, locked=True, target=target), snapshot)
     # What the build says it was made from must be what this deploy asked for.
     if weights is not None and engine.manifest.get("weights_sha256") != content_sha256(weights):
         raise DeployError(f"the build of {model} in {engine.dir} was made from other weights than {weights} "
@@ -250,14 +259,14 @@ def workdir():
 
 
 def existing_engine(yaml_path: Path, precision: str = "float32", snapshot: Path | None = None,
-                    locked: bool = False) -> Engine:
+                    locked: bool = False, target: str = TARGET) -> Engine:
     """The engine build/ holds for the model (8-bit ones in build/<target>/<model>-int8/), checked to be
     complete (and copied to snapshot, when given, while no build can change it)."""
     if not locked:
         with build_lock():
-            return _snapshot(existing_engine(yaml_path, precision, locked=True), snapshot)
+            return _snapshot(existing_engine(yaml_path, precision, locked=True, target=target), snapshot)
     model = yaml_path.stem
-    out = toolchain.build_dir(PROJECT_ROOT / "build", TARGET, model, precision)
+    out = toolchain.build_dir(PROJECT_ROOT / "build", target, model, precision)
     manifest_path = out / f"{model}.json"
     for path in (out / model, out / f"{model}.weights", manifest_path):
         if not path.is_file():
@@ -269,10 +278,10 @@ def existing_engine(yaml_path: Path, precision: str = "float32", snapshot: Path 
     return Engine(model, yaml_path, out, manifest)
 
 
-def build_supervise() -> Path:
+def build_supervise(target: str = TARGET) -> Path:
     """Cross-compile supervise.c (static) when it changed; the result sits in build/deploy/<target>/."""
-    spec = toolchain.load(TARGET).spec
-    out = PROJECT_ROOT / "build" / "deploy" / TARGET / "supervise"
+    spec = toolchain.load(target).spec
+    out = PROJECT_ROOT / "build" / "deploy" / target / "supervise"
     stamp = out.with_name("supervise.sha256")
     source_hash = hashlib.sha256(SUPERVISE_SRC.read_bytes() + repr(spec["arch_flags"]).encode()).hexdigest()
     if out.is_file() and stamp.is_file() and stamp.read_text().strip() == source_hash:
@@ -320,10 +329,10 @@ def prepare_input(engine: Engine, image: Path | None = None, tensor: Path | None
     return out
 
 
-def make_bundle(engine: Engine, input_path: Path) -> Bundle:
+def make_bundle(engine: Engine, input_path: Path, target: str = TARGET) -> Bundle:
     return Bundle(engine.model, [
         File(engine.model, engine.binary, executable=True),
         File(f"{engine.model}.weights", engine.weights),
         File("input.f32", input_path),
-        File("supervise", build_supervise(), executable=True),
+        File("supervise", build_supervise(target), executable=True),
     ])

@@ -22,11 +22,12 @@ import paramiko
 from deploy import boards, build, vm
 from deploy.bundle import Remote
 from deploy.errors import DeployError
-from deploy.run import preflight, run
+from deploy.run import check_executables, preflight, run
 from deploy.ssh import Connection, check_credentials
 from neoncc import __version__
 from neoncc.errors import UserError, program_name
 from neoncc.frontend.yaml_model import load_yaml_model
+from neoncc.targets import toolchain
 from neoncc.tools.preprocess import write_tensor
 
 
@@ -139,10 +140,11 @@ def _deploy(args: argparse.Namespace, log, work: Path) -> dict:
         raise DeployError("--calibration is only used with --precision int8")
     board = boards.load(args.board)
     check_credentials(board)  # the key and the known-hosts file, before any build
+    target = build.target_of(board)  # the toolchain file whose uname_machine lists the board's arch
     yaml_path = build.model_yaml(args.model)
     load_yaml_model(yaml_path)  # the model description's own mistakes, by file, line and field, before any build
     if args.no_build:
-        engine = build.existing_engine(yaml_path, args.precision, snapshot=work / "engine")
+        engine = build.existing_engine(yaml_path, args.precision, snapshot=work / "engine", target=target)
         build.check_build(engine, args.weights, args.calibration)
         if args.random_weights and not engine.weights_random:
             raise DeployError(f"{engine.dir}: this build has trained weights; deploy without --no-build to "
@@ -150,29 +152,30 @@ def _deploy(args: argparse.Namespace, log, work: Path) -> dict:
     else:
         engine = build.build_engine(yaml_path, args.weights, log=log, precision=args.precision,
                                     calibration=args.calibration, random_weights=args.random_weights,
-                                    snapshot=work / "engine")
+                                    snapshot=work / "engine", target=target)
     engine.labels()  # a missing labels file is found now, not after the upload and the run
     input_path = build.prepare_input(engine, image=args.image, tensor=args.input, log=log)
     if args.input is not None:  # this deploy's own copy: what it hashes is what it sends
         input_path = Path(shutil.copy(input_path, work / "input.f32"))
-    bundle = build.make_bundle(engine, input_path)
+    bundle = build.make_bundle(engine, input_path, target)
+    check_executables(board.name, bundle, toolchain.load(target))  # a binary of another architecture: refused now
     log(f"bundle {bundle.id}: {len(bundle.files)} files, {bundle.size / 2**20:.1f} MiB")
     phase("build")
     if board.emulator is not None:
         vm.Instance(board).start(log=log, progress=sys.stderr.isatty())
         phase("boot")
     try:
-        return _on_board(args, log, board, engine, bundle, phases, phase)
+        return _on_board(args, log, board, engine, bundle, phases, phase, target)
     except (OSError, EOFError, paramiko.SSHException) as err:  # the board went away mid-way
         raise DeployError(f"board {board.name}: connection lost ({err or type(err).__name__}); nothing was "
                           "switched unless the run had started, and a rerun resumes any upload") from None
 
 
-def _on_board(args, log, board, engine, bundle, phases, phase) -> dict:
+def _on_board(args, log, board, engine, bundle, phases, phase, target) -> dict:
     threads = args.threads or board.cores
     with Connection(board, trust_host_key=args.trust_host_key, log=log) as conn:
         remote = Remote(conn)
-        info = preflight(conn, remote, bundle)
+        info = preflight(conn, remote, bundle, toolchain.load(target))
         phase("connect")
         try:
             upload = remote.upload(bundle, progress=sys.stderr.isatty(), log=log)
@@ -198,6 +201,7 @@ def _on_board(args, log, board, engine, bundle, phases, phase) -> dict:
     return {
         "schema_version": SCHEMA_VERSION,
         "board": board.name,
+        "target": target,
         "emulated": board.emulator is not None,
         "host": conn.where,
         "model": engine.model,
@@ -234,7 +238,7 @@ def format_table(r: dict, profile: bool = False) -> str:
     info = r["board_info"]
     precision = " (int8)" if r.get("precision") == "int8" else ""
     lines = [f"{r['model']}{precision} on board {r['board']} ({r['host']}: {info['arch']}, {info['cores']} cores, "
-             f"NEON, {info['mem_available_kb'] // 1024} MB free)"]
+             f"{', '.join(info['cpu_features'])}, {info['mem_available_kb'] // 1024} MB free)"]
     if r["weights_random"]:
         lines.append("NOTE: the weights are RANDOM (no trained weights were given): the top-5 below is not a "
                      "classification.")

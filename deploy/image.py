@@ -1,4 +1,6 @@
-"""The emulated board's image: Debian's armhf kernel and a small initramfs built from Debian armhf packages.
+"""An emulated board's image: Debian's kernel and a small initramfs built from Debian packages of the board's
+target (armhf for armv7 boards, arm64 for aarch64 ones: the toolchain file whose uname_machine lists the board's
+arch says which, with its board_image: section).
 
 The initramfs holds busybox, dropbear (SSH), openssh's sftp-server (dropbear has no SFTP subsystem), the
 libraries they load, and the kernel modules the board needs (virtio network and RNG are modules in the armmp
@@ -31,12 +33,43 @@ from deploy import BOARD_CACHE
 from deploy.errors import DeployError
 from neoncc import PROJECT_ROOT
 from neoncc.errors import UserError
-from neoncc.targets import debian
+from neoncc.targets import debian, toolchain
 
-APT_STATE = PROJECT_ROOT / ".cache" / "apt" / "armhf"
-DEBS = APT_STATE / "debs"
+APT_ROOT = PROJECT_ROOT / ".cache" / "apt"   # one private apt state per Debian architecture: apt/<arch>/
 HOST_KEY = BOARD_CACHE / "ssh_host_ed25519_key"
-READELF = "arm-linux-gnueabihf-readelf"
+
+
+@dataclass(frozen=True)
+class Arch:
+    """What differs between boards of different targets, from the target's toolchain file."""
+
+    target: str
+    debian_arch: str
+    qemu_user: str
+    readelf: str
+    multiarch: str
+    loader: str
+
+    @classmethod
+    def of(cls, board) -> "Arch":
+        try:
+            spec = toolchain.for_machine(board.arch, f"{board.source}: arch")
+        except UserError as err:
+            raise DeployError(str(err)) from None
+        if "board_image" not in spec.spec:
+            raise DeployError(f"board {board.name}: toolchains/{spec.name}.yaml has no board_image: section, so no "
+                              "emulated board of that target can be built")
+        s = spec.spec
+        return cls(spec.name, s["sysroot"]["debian_arch"], s["qemu_user"], s["compiler_prefix"] + "readelf",
+                   s["board_image"]["multiarch"], s["board_image"]["loader"])
+
+    @property
+    def apt_state(self) -> Path:
+        return APT_ROOT / self.debian_arch
+
+    @property
+    def debs(self) -> Path:
+        return self.apt_state / "debs"
 
 # The programs the board runs, as (path in the packages, path on the board).
 PROGRAMS = [
@@ -123,13 +156,13 @@ def _atomic_write(path: Path, data: bytes) -> None:
     tmp.rename(path)
 
 
-def _ensure_host_key(rootfs: Path) -> str:
+def _ensure_host_key(rootfs: Path, arch: Arch) -> str:
     """The board's host key in dropbear's format, made once on this host with the board's own dropbearkey."""
     pub = HOST_KEY.with_suffix(".pub")
     if not (HOST_KEY.is_file() and pub.is_file()):
         HOST_KEY.parent.mkdir(parents=True, exist_ok=True)
         HOST_KEY.unlink(missing_ok=True)
-        dropbearkey = ["qemu-arm", "-L", str(rootfs), str(rootfs / "usr/bin/dropbearkey")]
+        dropbearkey = [arch.qemu_user, "-L", str(rootfs), str(rootfs / "usr/bin/dropbearkey")]
         subprocess.run([*dropbearkey, "-t", "ed25519", "-f", str(HOST_KEY)], check=True, capture_output=True)
         out = subprocess.run([*dropbearkey, "-y", "-f", str(HOST_KEY)], check=True, capture_output=True,
                              text=True).stdout
@@ -140,16 +173,16 @@ def _ensure_host_key(rootfs: Path) -> str:
     return pub.read_text().strip()
 
 
-def _download(apt: debian.PrivateApt, packages: list[str]) -> list[Path]:
+def _download(apt: debian.PrivateApt, packages: list[str], dest: Path) -> list[Path]:
     """PrivateApt.download, tolerating its epoch bug: apt-get names `1:2.0` files `1%3a2.0`, which it misses."""
     debs = []
     for package in packages:
         try:
-            debs += apt.download([package], DEBS)
+            debs += apt.download([package], dest)
         except UserError:
-            for deb in DEBS.glob(f"{package}_*%3a*.deb"):
+            for deb in dest.glob(f"{package}_*%3a*.deb"):
                 deb.rename(deb.with_name(re.sub(r"_\d+%3a", "_", deb.name)))
-            debs += apt.download([package], DEBS)
+            debs += apt.download([package], dest)
     return debs
 
 
@@ -170,19 +203,19 @@ def _kernel_package(apt: debian.PrivateApt, meta: str) -> str:
     return sorted(names)[-1]
 
 
-def _needed(elf: Path) -> list[str]:
-    out = subprocess.run([READELF, "-d", str(elf)], check=True, capture_output=True, text=True).stdout
+def _needed(elf: Path, arch: Arch) -> list[str]:
+    out = subprocess.run([arch.readelf, "-d", str(elf)], check=True, capture_output=True, text=True).stdout
     return re.findall(r"\(NEEDED\)\s+Shared library: \[([^]]+)\]", out)
 
 
-def _library_closure(rootfs: Path, programs: list[Path]) -> list[Path]:
+def _library_closure(rootfs: Path, programs: list[Path], arch: Arch) -> list[Path]:
     """Every shared library the programs load, found in the unpacked packages (paths relative to rootfs)."""
-    search = ["lib/arm-linux-gnueabihf", "usr/lib/arm-linux-gnueabihf", "lib", "usr/lib"]
+    search = [f"lib/{arch.multiarch}", f"usr/lib/{arch.multiarch}", "lib", "usr/lib"]
     found: dict[str, Path] = {}
     todo = list(programs)
     while todo:
         elf = todo.pop()
-        for soname in _needed(elf):
+        for soname in _needed(elf, arch):
             if soname in found:
                 continue
             hit = next((rootfs / d / soname for d in search if (rootfs / d / soname).exists()), None)
@@ -195,14 +228,20 @@ def _library_closure(rootfs: Path, programs: list[Path]) -> list[Path]:
 
 
 def _module_order(kernel_root: Path, wanted: list[str]) -> tuple[str, list[Path]]:
-    """The kernel release and the .ko files to insmod, dependencies first (read from each module's modinfo)."""
+    """The kernel release and the .ko files to insmod, dependencies first (read from each module's modinfo). A
+    module the kernel has built in (modules.builtin: virtio_mmio in arm64's) needs no file."""
     releases = sorted(p.name for p in (kernel_root / "lib/modules").iterdir())
     release = releases[-1]
     index = {p.stem.replace("-", "_"): p for p in (kernel_root / "lib/modules" / release).rglob("*.ko")}
+    builtin_list = kernel_root / "lib/modules" / release / "modules.builtin"
+    builtin = {Path(line).stem.replace("-", "_") for line in builtin_list.read_text().split()} \
+        if builtin_list.is_file() else set()
     order: list[Path] = []
 
     def visit(name: str) -> None:
         key = name.replace("-", "_")
+        if key in builtin and key not in index:
+            return
         if key not in index:
             raise DeployError(f"board image: kernel {release} has no module {name}")
         path = index[key]
@@ -258,7 +297,7 @@ def _install(src: Path, dest: Path, mode: int | None = None) -> None:
     os.chmod(dest, mode if mode is not None else stat.S_IMODE(src.stat().st_mode))
 
 
-def _assemble(tree: Path, rootfs: Path, kernel_root: Path, emulator: dict, client_public: str) -> str:
+def _assemble(tree: Path, rootfs: Path, kernel_root: Path, emulator: dict, client_public: str, arch: Arch) -> str:
     """Lay out the initramfs in tree; returns the kernel release."""
     for d in ["proc", "sys", "dev", "tmp", "data", "run", "etc/dropbear", "lib/modules", "root/.ssh",
               "bin", "sbin", "usr/bin", "usr/sbin", "usr/lib"]:
@@ -269,11 +308,12 @@ def _assemble(tree: Path, rootfs: Path, kernel_root: Path, emulator: dict, clien
     for src, dest in PROGRAMS:
         _install(rootfs / src, tree / dest, 0o755)
         programs.append(rootfs / src)
-    for lib in _library_closure(rootfs, programs):
+    for lib in _library_closure(rootfs, programs, arch):
         _install((rootfs / lib).resolve(), tree / lib, 0o755)
-    # Programs ask for /lib/ld-linux-armhf.so.3; Debian keeps the loader in the multiarch directory.
-    if not (tree / "lib/ld-linux-armhf.so.3").exists():
-        (tree / "lib/ld-linux-armhf.so.3").symlink_to("arm-linux-gnueabihf/ld-linux-armhf.so.3")
+    # Programs ask for /lib/<loader> (ld-linux-armhf.so.3, ld-linux-aarch64.so.1); Debian keeps it in the multiarch
+    # directory.
+    if not (tree / "lib" / arch.loader).exists():
+        (tree / "lib" / arch.loader).symlink_to(f"{arch.multiarch}/{arch.loader}")
     release, modules = _module_order(kernel_root, emulator["modules"])
     for module in modules:
         _install(module, tree / "lib/modules" / module.name, 0o644)
@@ -293,7 +333,9 @@ def _assemble(tree: Path, rootfs: Path, kernel_root: Path, emulator: dict, clien
 
 
 def _image_for(request: dict) -> Image:
-    return Image(BOARD_CACHE / "image" / hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()[:16])
+    """image/<target>-<hash of the recipe>: each target's boards keep their own image."""
+    digest = hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()[:16]
+    return Image(BOARD_CACHE / "image" / f"{request['target']}-{digest}")
 
 
 def ensure(board, log=print) -> Image:
@@ -301,10 +343,11 @@ def ensure(board, log=print) -> Image:
     emulator = board.emulator
     if emulator is None:
         raise DeployError(f"board {board.name} ({board.source}) is not an emulated board: no emulator: section")
+    arch = Arch.of(board)
     client_public = ensure_client_key(board.key_file)
     host_pub = HOST_KEY.with_suffix(".pub")
     # What the image is made of, as asked; the Debian versions it resolved to are recorded in recipe.json.
-    request = {"kernel_package": emulator["kernel_package"], "packages": emulator["packages"],
+    request = {"target": arch.target, "kernel_package": emulator["kernel_package"], "packages": emulator["packages"],
                "modules": emulator["modules"], "client_key": client_public,
                "host_key": host_pub.read_text().strip() if host_pub.is_file() else None,
                "layout": hashlib.sha256((INIT + INITTAB + repr(PROGRAMS)).encode()).hexdigest()}
@@ -313,21 +356,22 @@ def ensure(board, log=print) -> Image:
         os.chmod(image.initrd, 0o600)  # images made before the initramfs was written private
         return image
 
-    apt = debian.PrivateApt(APT_STATE, "armhf")
+    apt = debian.PrivateApt(arch.apt_state, arch.debian_arch)
     versions = _versions(apt, [emulator["kernel_package"], *emulator["packages"]])
     kernel_package = _kernel_package(apt, emulator["kernel_package"])
-    log(f"board image: building from Debian armhf packages ({kernel_package}, {', '.join(emulator['packages'])})")
-    debs = _download(apt, emulator["packages"])
-    kernel_debs = _download(apt, [kernel_package])
+    log(f"board image: building from Debian {arch.debian_arch} packages ({kernel_package}, "
+        f"{', '.join(emulator['packages'])})")
+    debs = _download(apt, emulator["packages"], arch.debs)
+    kernel_debs = _download(apt, [kernel_package], arch.debs)
     (BOARD_CACHE / "image").mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=BOARD_CACHE / "image", prefix=".build-") as tmp:
         work = Path(tmp)
         rootfs, kernel_root, tree = work / "packages", work / "kernel", work / "initramfs"
         debian.extract(debs, rootfs)
         debian.extract(kernel_debs, kernel_root)
-        request["host_key"] = _ensure_host_key(rootfs)
+        request["host_key"] = _ensure_host_key(rootfs, arch)
         image = _image_for(request)
-        release = _assemble(tree, rootfs, kernel_root, emulator, client_public)
+        release = _assemble(tree, rootfs, kernel_root, emulator, client_public, arch)
         out = work / "out"
         out.mkdir()
         shutil.copyfile(kernel_root / "boot" / f"vmlinuz-{release}", out / "vmlinuz")
@@ -340,8 +384,13 @@ def ensure(board, log=print) -> Image:
         (out / "recipe.json").write_text(json.dumps(recipe, indent=2) + "\n")
         shutil.rmtree(image.dir, ignore_errors=True)
         out.rename(image.dir)
-    for old in (BOARD_CACHE / "image").iterdir():  # images of older recipes are never booted again
-        if old != image.dir and not old.name.startswith("."):
+    # Images of this target's older recipes are never booted again (nor those made before images were per target,
+    # named by the hash alone); other targets' images stay.
+    targets = [p.stem for p in toolchain.TOOLCHAIN_DIR.glob("*.yaml")]
+    for old in (BOARD_CACHE / "image").iterdir():
+        if old == image.dir or old.name.startswith("."):
+            continue
+        if old.name.startswith(f"{arch.target}-") or not any(old.name.startswith(f"{t}-") for t in targets):
             shutil.rmtree(old, ignore_errors=True)
     log(f"board image: {image.dir.relative_to(PROJECT_ROOT)} (initramfs {image.initrd.stat().st_size // 1024} KiB)")
     return image

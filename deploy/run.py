@@ -15,11 +15,13 @@ from tqdm import tqdm
 from deploy.bundle import Bundle, Remote
 from deploy.errors import DeployError
 from deploy.ssh import Connection, quote
+from neoncc.targets.toolchain import Toolchain, elf_machine
 
-# One round trip; every line is plain POSIX/busybox, so a wrong board (an x86 PC, say) answers it too.
+# One round trip; every line is plain POSIX/busybox, so a wrong board (an x86 PC, say) answers it too. The last line
+# is /proc/cpuinfo's first `Features` line (ARM kernels' CPU flags; empty where there is none).
 PROBE = ("uname -m; grep -c '^processor' /proc/cpuinfo; "
-         "if grep -qw neon /proc/cpuinfo; then echo neon; else echo no-neon; fi; "
-         "sed -n 's/^MemAvailable: *\\([0-9]*\\) kB/\\1/p' /proc/meminfo")
+         "sed -n 's/^MemAvailable: *\\([0-9]*\\) kB/\\1/p' /proc/meminfo; "
+         "sed -n 's/^Features[[:space:]]*: *//p' /proc/cpuinfo | head -n 1")
 DISK_MARGIN = 1 << 20  # SHA256SUMS, links, the run's output
 PROGRESS = re.compile(r"neoncc-progress (\d+) (\d+)")
 
@@ -28,25 +30,44 @@ PROGRESS = re.compile(r"neoncc-progress (\d+) (\d+)")
 class BoardInfo:
     arch: str
     cores: int
-    neon: bool
+    cpu_features: list[str]   # the target's required features, all found on the board
     mem_available_kb: int
     disk_free_kb: int = 0
 
 
-def preflight(conn: Connection, remote: Remote, bundle: Bundle) -> BoardInfo:
-    """Refuse a board that cannot run the bundle, before anything is written to it."""
+def check_executables(board_name: str, bundle: Bundle, target: Toolchain) -> None:
+    """Every executable of the bundle must be built for the target's ELF machine: a binary of another architecture
+    is refused here, by name, before anything is uploaded."""
+    for file in bundle.files:
+        if file.executable:
+            machine = elf_machine(file.path)
+            if machine != target.spec["elf_machine"]:
+                raise DeployError(f"board {board_name}: {file.name} ({file.path}) is an {machine} executable, but "
+                                  f"the board runs {target.name} ({target.spec['elf_machine']}); nothing was uploaded")
+
+
+def preflight(conn: Connection, remote: Remote, bundle: Bundle, target: Toolchain) -> BoardInfo:
+    """Refuse a board that cannot run the bundle, before anything is written to it: its `uname -m` must be the
+    board file's arch, /proc/cpuinfo must list the target's cpu_features (toolchains/<target>.yaml: `neon` on
+    armv7, `asimd` on aarch64), the bundle's executables must be the target's ELF machine."""
     board = conn.board
-    lines = conn.run(PROBE).stdout.split()
-    if len(lines) < 4:
+    lines = conn.run(PROBE).stdout.split("\n")
+    try:
+        arch, cores, mem_kb = lines[0].strip(), int(lines[1]), int(lines[2])
+    except (IndexError, ValueError):
         raise DeployError(f"board {board.name}: could not read its architecture, CPU and memory "
-                          f"(got {lines!r})")
-    info = BoardInfo(arch=lines[0], cores=int(lines[1]), neon=lines[2] == "neon", mem_available_kb=int(lines[3]))
-    if info.arch != board.arch:
-        raise DeployError(f"board {board.name}: wrong architecture: {conn.where} says `uname -m` = {info.arch}, "
+                          f"(got {lines!r})") from None
+    features = lines[3].split() if len(lines) > 3 else []
+    if arch != board.arch:
+        raise DeployError(f"board {board.name}: wrong architecture: {conn.where} says `uname -m` = {arch}, "
                           f"the bundle needs {board.arch} ({board.source})")
-    if not info.neon:
-        raise DeployError(f"board {board.name}: no NEON: /proc/cpuinfo on {conn.where} does not list `neon`, "
-                          "and the engine is built for ARMv7 with NEON")
+    missing = [f for f in target.spec["cpu_features"] if f not in features]
+    if missing:
+        raise DeployError(f"board {board.name}: missing CPU features: /proc/cpuinfo on {conn.where} does not list "
+                          f"{', '.join(f'`{f}`' for f in missing)} (its Features: {' '.join(features) or 'none'}), "
+                          f"which the {target.name} engine needs (toolchains/{target.name}.yaml cpu_features)")
+    check_executables(board.name, bundle, target)
+    info = BoardInfo(arch=arch, cores=cores, cpu_features=list(target.spec["cpu_features"]), mem_available_kb=mem_kb)
     if info.mem_available_kb < board.min_free_memory_mb * 1024:
         raise DeployError(f"board {board.name}: not enough free memory: {info.mem_available_kb // 1024} MB "
                           f"available, {board.min_free_memory_mb} MB needed (min_free_memory_mb)")

@@ -22,10 +22,12 @@ from deploy import boards, vm
 from neoncc import PROJECT_ROOT
 
 
-def board_file(directory: Path, name: str, emulated: bool = True, **fields) -> Path:
-    """A board file like configs/boards/emulated.yaml with some fields replaced (emulator fields under
-    `emulator`); emulated=False drops the emulator section, making it a 'real' board at a fixed port."""
-    spec = yaml.safe_load((boards.BOARD_DIR / f"{boards.DEFAULT_BOARD}.yaml").read_text())
+def board_file(directory: Path, name: str, emulated: bool = True, template: str = boards.DEFAULT_BOARD,
+               **fields) -> Path:
+    """A board file like configs/boards/<template>.yaml (emulated.yaml by default) with some fields replaced
+    (emulator fields under `emulator`); emulated=False drops the emulator section, making it a 'real' board at a
+    fixed port."""
+    spec = yaml.safe_load((boards.BOARD_DIR / f"{template}.yaml").read_text())
     spec.update(name=name, host_key_alias=f"neoncc-{name}", known_hosts=str(directory / "known_hosts"))
     emulator = {**spec.pop("emulator"), **fields.pop("emulator", {})}
     if emulated:

@@ -1,4 +1,5 @@
-"""A running emulated board: one qemu-system-arm process per board name, on a loopback port picked at start.
+"""A running emulated board: one qemu-system process per board name (the board's target's board_image.qemu_system:
+qemu-system-arm, qemu-system-aarch64), on a loopback port picked at start.
 
 State lives in .cache/board/<name>/: qemu.pid, port, console.log (the board's serial console, kept for
 diagnosis; the previous boot's is console.prev.log) and qemu.log (qemu's own messages).
@@ -19,7 +20,6 @@ from tqdm import tqdm
 from deploy import BOARD_CACHE, image, known_hosts
 from deploy.errors import DeployError
 
-QEMU = "qemu-system-arm"
 BUSY_WAIT_S = 60
 
 
@@ -51,6 +51,12 @@ class Instance:
         self.console = self.dir / "console.log"
         self.qemu_log = self.dir / "qemu.log"
 
+    @property
+    def qemu(self) -> str:
+        """The board's emulator: its target's board_image.qemu_system."""
+        from neoncc.targets import toolchain
+        return toolchain.load(image.Arch.of(self.board).target).spec["board_image"]["qemu_system"]
+
     def pid(self) -> int | None:
         """The pid of this board's qemu if it is alive (a stale pid file, or a reused pid, gives None)."""
         try:
@@ -74,7 +80,7 @@ class Instance:
         if emu.get("boot_cores"):
             append.append(f"maxcpus={emu['boot_cores']}")
         return [
-            QEMU, "-M", emu["machine"], "-cpu", emu["cpu"], "-smp", str(self.board.cores),
+            self.qemu, "-M", emu["machine"], "-cpu", emu["cpu"], "-smp", str(self.board.cores),
             "-m", str(emu["memory_mb"]), "-kernel", str(img.kernel), "-initrd", str(img.initrd),
             "-append", " ".join(append), "-nodefaults", "-no-reboot", "-display", "none",
             "-serial", f"file:{self.console}",
@@ -119,7 +125,7 @@ class Instance:
             if started or "host forwarding" not in self.qemu_log.read_text():
                 break
         if not started:
-            raise DeployError(f"board {self.board.name}: {QEMU} failed to start:\n{self.qemu_log.read_text().strip()}")
+            raise DeployError(f"board {self.board.name}: {self.qemu} failed to start:\n{self.qemu_log.read_text().strip()}")
         self.portfile.write_text(f"{port}\n")
         self._wait_for_ssh(port, log, progress)
         return port

@@ -9,7 +9,9 @@
 //    rows are activations, packed per panel at run time (a vector copy per 4 values in NHWC);
 //  - B, the weights, constant: for each block of 8 columns, K rows of 8 (b[block][k][8]), packed once.
 // K is padded with zeros to a multiple of 4 in both, columns to a multiple of 8 in B. The 8 accumulators
-// (q8-q15), one A panel block (q0-q3) and one B row (q4-q5) fit in the 16 NEON quad registers of armv7.
+// (q8-q15), one A panel block (q0-q3) and one B row (q4-q5) fit in the 16 NEON quad registers of armv7 (inline
+// assembly); on AArch64 (`#if defined(__aarch64__)` in gemm_micro_kernel.cpp) the same block is written with
+// intrinsics (fused multiply-accumulate by lane) over its 32 registers. The packing is the same on both.
 #pragma once
 
 #include "arm_compute/core/Error.h"

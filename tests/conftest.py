@@ -1,4 +1,5 @@
-"""Shared fixtures: building engines through SCons (the user's command) and running them under qemu-arm."""
+"""Shared fixtures: building engines through SCons (the user's command) and running them under the target's
+qemu-user (qemu-arm for armv7, the default; qemu-aarch64 for aarch64): the helpers take `target=`."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ sys.path.insert(0, str(ROOT))
 from neoncc.targets import toolchain  # noqa: E402
 
 ARMV7 = toolchain.load("armv7")
+DEFAULT_TARGET = "armv7"
 
 
 def scons(*args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -25,28 +27,31 @@ def scons(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     return proc
 
 
-def build(model: Path, build_dir: Path, weights: Path | None = None, *extra: str) -> Path:
+def build(model: Path, build_dir: Path, weights: Path | None = None, *extra: str,
+          target: str = DEFAULT_TARGET) -> Path:
     """Builds like a user would (extra: more SCons variables, e.g. layout=nhwc); returns the engine binary."""
-    args = ["target=armv7", f"model={model}", f"build_dir={build_dir}", *extra]
+    args = [f"target={target}", f"model={model}", f"build_dir={build_dir}", *extra]
     if weights:
         args.append(f"weights={weights}")
     scons(*args)
-    name = Path(model).stem
-    return build_dir / "armv7" / name / name
+    name = Path(model).stem + ("-int8" if "precision=int8" in extra else "")
+    return build_dir / target / name / Path(model).stem
 
 
-def run_engine(binary: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run([*ARMV7.runner(), str(binary), *args], capture_output=True, text=True, timeout=600)
+def run_engine(binary: Path, *args: str, check: bool = True, target: str = DEFAULT_TARGET) -> subprocess.CompletedProcess:
+    proc = subprocess.run([*toolchain.load(target).runner(), str(binary), *args], capture_output=True, text=True,
+                          timeout=600)
     if check and proc.returncode != 0:
         raise AssertionError(f"engine failed ({proc.returncode}): {proc.stderr}")
     return proc
 
 
-def infer(binary: Path, tensor: np.ndarray, workdir: Path, *args: str) -> tuple[np.ndarray, dict]:
+def infer(binary: Path, tensor: np.ndarray, workdir: Path, *args: str,
+          target: str = DEFAULT_TARGET) -> tuple[np.ndarray, dict]:
     """One inference: writes the input, runs the engine with --json, returns (probabilities, report)."""
     source, result = workdir / "input.f32", workdir / "output.f32"
     tensor.astype("<f4").tofile(source)
-    proc = run_engine(binary, "--input", str(source), "--output", str(result), "--json", *args)
+    proc = run_engine(binary, "--input", str(source), "--output", str(result), "--json", *args, target=target)
     return np.fromfile(result, dtype="<f4"), json.loads(proc.stdout)
 
 

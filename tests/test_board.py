@@ -94,7 +94,7 @@ def test_board_without_neon_is_refused_before_anything_is_uploaded(tmp_path):
     with testing.running_board(path):
         proc = testing.deploy("--board", str(path), "--runs", "1", "--warmup", "0")
         assert proc.returncode == 1
-        assert "no NEON: /proc/cpuinfo" in testing.error_line(proc)
+        assert "missing CPU features: /proc/cpuinfo" in testing.error_line(proc) and "`neon`" in proc.stderr
         with Connection(boards.load(str(path))) as conn:
             assert conn.run("ls /data").stdout.split() == []  # nothing written
 

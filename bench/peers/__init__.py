@@ -1,7 +1,7 @@
 """Peer engines: other inference engines running the same network, weights and input under the same emulator.
 
-Each peer exports the YAML description + .npz weights into its own format, runs under qemu-arm -cpu cortex-a7
-with one thread, and is measured in guest instructions per inference (bench.insncount markers around the
+Each peer exports the YAML description + .npz weights into its own format, runs under the target's qemu-user
+(armv7: qemu-arm -cpu cortex-a7; a peer lists the targets it exists for) with one thread, and is measured in guest instructions per inference (bench.insncount markers around the
 inference call) and emulated wall time. Before its numbers mean anything its output must equal ours to 1e-4
 (check_agreement).
 
@@ -34,18 +34,19 @@ class PeerKind:
     name: str
     description: str
     setup: Callable[[Log], None]
-    make: Callable[[Network, Path], Peer]
+    make: Callable[..., Peer]
+    targets: tuple[str, ...] | None = None   # the targets it exists for (None: any, built by our toolchain file)
 
 
 PEERS = {kind.name: kind for kind in [
     PeerKind("tflite", "TensorFlow Lite 2.14 (PyPI tflite-runtime, armv7l wheel) in Debian's armhf Python",
-             tflite_rt.setup, tflite_rt.TFLitePeer),
+             tflite_rt.setup, tflite_rt.TFLitePeer, ("armv7",)),
     PeerKind("acl_graph", "ARM Compute Library 20.08 graph API (frontend::Stream), NEON, NCHW, static",
              acl_graph.setup, acl_graph.ACLGraphPeer),
     PeerKind("acl_graph_nhwc", "the same ACL graph API in NHWC (channels last; concatenation copies)",
              acl_graph.setup, acl_graph.ACLGraphNHWCPeer),
     PeerKind("opencv_dnn", "OpenCV 4.6 DNN (Debian armhf), ONNX import, DNN_BACKEND_OPENCV on the CPU",
-             opencv_dnn.setup, opencv_dnn.OpenCVPeer),
+             opencv_dnn.setup, opencv_dnn.OpenCVPeer, ("armv7",)),
     PeerKind("plain_cpp", "plain C++ loops generated from the same YAML (no ACL), GCC -O3 auto-vectorised, static",
              plain_cpp.setup, plain_cpp.PlainCppPeer),
 ]}
@@ -65,7 +66,20 @@ def setup(names: Iterable[str] | None = None, log: Log = log_stderr) -> None:
         kind.setup(log)
 
 
-def prepare(name: str, model_yaml: str | Path, npz: str | Path, workdir: str | Path) -> Peer:
-    """The network of model_yaml with the weights of npz, exported for one peer into workdir."""
+def available(target: str | None = None) -> list[str]:
+    """The peers that exist for a target (default: the default target)."""
+    from neoncc.targets import toolchain
+    target = target or toolchain.default_target()
+    return [k.name for k in PEERS.values() if k.targets is None or target in k.targets]
+
+
+def prepare(name: str, model_yaml: str | Path, npz: str | Path, workdir: str | Path,
+            target: str | None = None) -> Peer:
+    """The network of model_yaml with the weights of npz, exported for one peer (for target, default: the
+    default target) into workdir."""
     (kind,) = _kinds([name])
-    return kind.make(load(model_yaml, npz), Path(workdir))
+    if target is None:
+        return kind.make(load(model_yaml, npz), Path(workdir))
+    if kind.targets is not None and target not in kind.targets:
+        raise PeerError(f"peer {name} exists only for {', '.join(kind.targets)}, not {target}")
+    return kind.make(load(model_yaml, npz), Path(workdir), target)

@@ -1,4 +1,5 @@
-"""What every peer engine offers, and running one peer program under qemu-arm with or without counting.
+"""What every peer engine offers, and running one peer program under its target's qemu-user (qemu-arm for armv7,
+qemu-aarch64 for aarch64) with or without counting.
 
 A peer program (a C++ binary, or a guest Python script) is given one input tensor and runs `warmup` untimed
 inferences, then `runs` timed ones, each bracketed by insn_marker(INFERENCE_BEGIN/END) (the ids our engine uses),
@@ -23,6 +24,7 @@ import numpy as np
 from bench import insncount
 from bench.peers.network import Network
 from neoncc.errors import UserError
+from neoncc.targets import toolchain
 
 INFERENCE_BEGIN = 0x10000   # runtime/main.cpp's kInferenceBegin / kInferenceEnd
 INFERENCE_END = 0x10001
@@ -49,7 +51,8 @@ class Peer:
     name = ""
     sysroot: Path | None = None   # qemu -L for dynamically linked peers; None for static programs
 
-    def __init__(self, network: Network, workdir: Path):
+    def __init__(self, network: Network, workdir: Path, target: str | None = None):
+        self.target = target or toolchain.default_target()   # whose compiler, qemu-user and -cpu
         self.network = network
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -67,7 +70,8 @@ class Peer:
         return report
 
     def run(self, input_f32: str | Path, runs: int = 3, warmup: int = 1, count: bool = True) -> PeerResult:
-        """Run warmup + runs inferences on one NCHW float32 input under qemu-arm (-cpu cortex-a7, one thread).
+        """Run warmup + runs inferences on one NCHW float32 input under the target's qemu-user and -cpu (armv7:
+        qemu-arm -cpu cortex-a7), one thread.
 
         count=True runs under the instruction-counting plugin (a few per cent slower); count=False gives plain
         emulated wall times and no instruction counts."""
@@ -82,7 +86,7 @@ class Peer:
         with tempfile.TemporaryDirectory(prefix=f"peer-{self.name}-") as tmp:
             output = Path(tmp) / "output.f32"
             command = self.command(input_f32, output, runs, warmup)
-            stdout, stderr, counts = run_guest(command, self.sysroot, count, self.name)
+            stdout, stderr, counts = run_guest(command, self.sysroot, count, self.name, self.target)
             probabilities = np.fromfile(output, dtype="<f4") if output.is_file() else np.empty(0, np.float32)
         if probabilities.size != self.network.output_size:
             raise PeerError(f"{self.name}: wrote {probabilities.size} output values, the network has "
@@ -99,20 +103,21 @@ class Peer:
         return PeerResult(probabilities, statistics.median_low(spans) if spans else None, times, spans, details)
 
 
-def run_guest(command: list[str], sysroot: Path | None, count: bool,
-              what: str) -> tuple[str, str, insncount.Result | None]:
-    """Run an ARM program with an empty environment (counts repeat only under a fixed one); returns its stdout,
-    stderr and, with count, the counting plugin's result."""
+def run_guest(command: list[str], sysroot: Path | None, count: bool, what: str,
+              target: str | None = None) -> tuple[str, str, insncount.Result | None]:
+    """Run an ARM program of target (default: the default target) with an empty environment (counts repeat only
+    under a fixed one); returns its stdout, stderr and, with count, the counting plugin's result."""
+    options = insncount.target_options(target)
     if count:
         try:
-            result = insncount.count(command, sysroot, {}, timeout=TIMEOUT)
+            result = insncount.count(command, sysroot, {}, timeout=TIMEOUT, cpu=options["cpu"], qemu=options["qemu"])
         except insncount.CountError as error:
             raise PeerError(f"{what}: {error}") from None
         return result.stdout, result.stderr, result
-    qemu = shutil.which("qemu-arm")
+    qemu = shutil.which(options["qemu"])
     if qemu is None:
-        raise PeerError("qemu-arm not found (scripts/setup installs qemu-user)")
-    args = [qemu, "-seed", "1", "-cpu", insncount.DEFAULT_CPU, *(["-L", str(sysroot)] if sysroot else []),
+        raise PeerError(f"{options['qemu']} not found (scripts/setup installs qemu-user)")
+    args = [qemu, "-seed", "1", "-cpu", options["cpu"], *(["-L", str(sysroot)] if sysroot else []),
             *map(os.fspath, command)]
     proc = subprocess.run(args, env={}, capture_output=True, text=True, errors="replace", timeout=TIMEOUT)
     if proc.returncode != 0:

@@ -1,5 +1,5 @@
-"""Cross-building the C++ peer programs with the project's armv7 toolchain file (same compiler and flags as our
-engine), cached under a hash of everything that goes into them so a rebuild happens exactly when needed."""
+"""Cross-building the C++ peer programs with a target's toolchain file (same compiler and flags as our engine;
+the default target unless a peer is prepared for another), cached under a hash of everything that goes into them so a rebuild happens exactly when needed."""
 
 from __future__ import annotations
 
@@ -17,9 +17,13 @@ PEERS_DIR = Path(__file__).resolve().parent
 BIN = CACHE / "bin"
 
 
-def build(name: str, source: Path, compile_flags: Sequence[str], link_flags: Sequence[str], log: Log) -> Path:
-    """The ARM binary of one peer's main.cpp (with peer_cli.h and insn_marker.h on the include path)."""
-    target = toolchain.load("armv7")
+def build(name: str, source: Path, compile_flags: Sequence[str], link_flags: Sequence[str], log: Log,
+          target: str | None = None) -> Path:
+    """The ARM binary of one peer's main.cpp for target (default: the default target), with peer_cli.h and
+    insn_marker.h on the include path."""
+    target = toolchain.load(target or toolchain.default_target())
+    if target.name != toolchain.default_target():
+        name = f"{name}-{target.name}"   # each target's binary is cached on its own
     spec = target.spec
     command = [target.cxx, *spec["arch_flags"], *spec["cxxflags"], f"-I{PEERS_DIR}",
                f"-I{insncount.PLUGIN_SOURCE_DIR}", *compile_flags, str(source), *spec["linkflags"], *link_flags]
@@ -39,7 +43,7 @@ def build(name: str, source: Path, compile_flags: Sequence[str], link_flags: Seq
         if proc.returncode != 0:
             raise PeerError(f"building the {name} peer failed:\n{' '.join(command)}\n{proc.stderr[-4000:]}")
         partial.replace(binary)
-        for old in BIN.glob(f"{name}-*"):
+        for old in BIN.glob(f"{name}-" + "?" * 16):   # this name's stale builds only (not another target's)
             if old != binary:
                 old.unlink()
     return binary

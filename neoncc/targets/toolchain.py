@@ -69,6 +69,30 @@ def default_target() -> str:
     return marked[0]
 
 
+def for_machine(machine: str, where: str = "") -> Toolchain:
+    """The target whose boards say `uname -m` = machine (each file's uname_machine); where names who said it."""
+    found = [load(p.stem) for p in sorted(TOOLCHAIN_DIR.glob("*.yaml"))]
+    matching = [t for t in found if machine in t.spec["uname_machine"]]
+    if not matching:
+        known = ", ".join(f"{m} ({t.name})" for t in found for m in t.spec["uname_machine"])
+        raise UserError(f"{where + ': ' if where else ''}no target in {TOOLCHAIN_DIR} runs on `uname -m` = "
+                        f"{machine} (known: {known})")
+    return matching[0]
+
+
+ELF_MACHINES = {3: "Intel 80386", 40: "ARM", 62: "Advanced Micro Devices X86-64", 183: "AArch64", 243: "RISC-V"}
+
+
+def elf_machine(path: Path) -> str:
+    """e_machine of an ELF file as `readelf -h` names it (the toolchain files' elf_machine), read from its header."""
+    with open(path, "rb") as f:
+        header = f.read(20)
+    if len(header) < 20 or header[:4] != b"\x7fELF":
+        raise UserError(f"{path}: not an ELF executable")
+    number = int.from_bytes(header[18:20], "little" if header[5] == 1 else "big")
+    return ELF_MACHINES.get(number, f"machine {number}")
+
+
 def build_dir(root: str | Path, target: str, model: str, precision: str = "float32") -> Path:
     """Where a build of a model for a target goes: <root>/<target>/<model>[-int8]/ (SConstruct, deploy, bench)."""
     return Path(root) / target / (model + ("-int8" if precision == "int8" else ""))

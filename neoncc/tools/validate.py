@@ -66,17 +66,25 @@ def load_inputs(args, graph) -> np.ndarray:
     return random_inputs(graph, args.random, args.seed)
 
 
+def _target(args) -> str:
+    return getattr(args, "target", None) or toolchain.default_target()
+
+
+def _where(args) -> str:
+    return f"board {args.board}" if args.board else toolchain.load(_target(args)).spec["qemu_user"]
+
+
 def run_on_qemu(args, batch: Path, output: Path) -> None:
     from deploy.build import build_engine  # the same build deploy.py does
     # without --weights the reference runs the seeded random weights, so the engine must have them too
     engine = build_engine(Path(args.model).resolve(), args.weights, log=lambda line: None,
-                          random_weights=args.weights is None)
+                          random_weights=args.weights is None, target=_target(args))
     target = toolchain.load(engine.manifest["target"])
     proc = subprocess.run([*target.runner(), str(engine.binary), "--input", str(batch), "--output", str(output),
                            "--threads", str(args.threads or 1), "--runs", "1", "--warmup", "0"],
                           capture_output=True, text=True)
     if proc.returncode != 0:
-        raise UserError(f"the engine failed under qemu-arm: {proc.stderr.strip()}")
+        raise UserError(f"the engine failed under {target.spec['qemu_user']}: {proc.stderr.strip()}")
 
 
 def run_on_board(args, batch: Path, output: Path) -> None:
@@ -96,7 +104,7 @@ def validate(args) -> tuple[Metrics, list[str]]:
     progress(f"validate: PyTorch reference on {len(inputs)} input(s)")
     from neoncc.reference import torch_graph  # PyTorch only where the reference is computed
     reference = torch_graph.run(graph, weights, inputs)
-    progress(f"validate: building the engine and running it on {f'board {args.board}' if args.board else 'qemu-arm'}")
+    progress(f"validate: building the engine and running it on {_where(args)}")
     with tempfile.TemporaryDirectory(prefix="neoncc-validate-") as work:
         batch, output = Path(work) / "inputs.f32", Path(work) / "outputs.f32"
         inputs.astype("<f4").tofile(batch)
@@ -116,7 +124,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     source.add_argument("--inputs", type=Path, help="raw float32 inputs back to back (N x C x H x W)")
     source.add_argument("--random", type=int, default=10, metavar="K", help="K random inputs (default %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
-    p.add_argument("--board", help="run on this board (configs/boards/NAME.yaml); default: qemu-arm on the host")
+    p.add_argument("--board", help="run on this board (configs/boards/NAME.yaml; its target follows from its arch); "
+                                   "default: the target's qemu-user on the host")
+    p.add_argument("--target", help="without --board: the target (toolchains/<target>.yaml) whose qemu-user runs the "
+                                    f"engine (default: {toolchain.default_target()})")
     p.add_argument("--threads", type=int)
     p.add_argument("--max-abs", type=float, default=1e-4, help="limit on the max absolute error (%(default)g)")
     p.add_argument("--max-l2r", type=float, default=1e-3, help="limit on the L2 relative error (%(default)g)")
@@ -128,7 +139,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def main(args) -> int:
     metrics, failures = validate(args)
-    where = f"board {args.board}" if args.board else "qemu-arm"
+    where = _where(args)
     if args.json:
         print(json.dumps({"schema_version": 1, "model": Path(args.model).stem, "on": where, **asdict(metrics), "failures": failures}))
     else:

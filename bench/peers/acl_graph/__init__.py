@@ -24,15 +24,15 @@ SOURCE = Path(__file__).resolve().parent / "main.cpp"
 NAME = "acl_graph"
 
 
-def program(log: Log = log_stderr) -> Path:
-    """The static peer binary (built once per source/flags change). The graph library registers its NEON
-    backend from a static initialiser nothing references, hence --whole-archive."""
-    target = toolchain.load("armv7")
+def program(log: Log = log_stderr, target: str | None = None) -> Path:
+    """The static peer binary for target (built once per source/flags change). The graph library registers its
+    NEON backend from a static initialiser nothing references, hence --whole-archive."""
+    target = toolchain.load(target or toolchain.default_target())
     toolchain.ensure_sysroot(target, log)
     includes = [f"-I{d}" for d in target.include_dirs]
     libs = ["-static", f"-L{target.lib_dir}", "-Wl,--whole-archive", "-larm_compute_graph-static",
             "-Wl,--no-whole-archive", "-larm_compute-static", "-larm_compute_core-static"]
-    return cxx.build(NAME, SOURCE, includes, libs, log)
+    return cxx.build(NAME, SOURCE, includes, libs, log, target.name)
 
 
 def setup(log: Log = log_stderr) -> None:
@@ -59,9 +59,9 @@ class ACLGraphPeer(Peer):
     sysroot = None   # static binary
     layout = "NCHW"
 
-    def __init__(self, network: Network, workdir: Path):
-        super().__init__(network, workdir)
-        self.binary = program()
+    def __init__(self, network: Network, workdir: Path, target: str | None = None):
+        super().__init__(network, workdir, target)
+        self.binary = program(target=self.target)
         self.plan = self.workdir / f"{network.name}.plan"
         self.weights = self.workdir / f"{network.name}.f32"
         lines = [f"input {network.input_name} {' '.join(map(str, network.input_shape))} {self.layout}"]

@@ -82,12 +82,12 @@ class PlainCppPeer(Peer):
     name = NAME
     sysroot = None   # static binary
 
-    def __init__(self, network: Network, workdir: Path):
-        super().__init__(network, workdir)
+    def __init__(self, network: Network, workdir: Path, target: str | None = None):
+        super().__init__(network, workdir, target)
         text, count = source(network)
         program = self.workdir / f"{network.name}.cpp"
         program.write_text(text)
-        self.binary = cxx.build(f"{NAME}-{network.name}", program, FLAGS, ["-static"], log_stderr)
+        self.binary = cxx.build(f"{NAME}-{network.name}", program, FLAGS, ["-static"], log_stderr, self.target)
         self.weights = self.workdir / f"{network.name}.f32"
         convs = [layer for layer in network.layers if layer.kind == "conv"]
         blob = np.concatenate([array.ravel() for layer in convs for array in (layer.weight, layer.bias)])
