@@ -1,4 +1,4 @@
-"""python3 -m neoncc import {caffe,onnx,pytorch,acl-npy}: trained weights from another framework -> a model
+"""python3 -m neoncc import {caffe,onnx,tflite,pytorch,acl-npy}: trained weights from another framework -> a model
 description (YAML) and a weights .npz in neoncc's key format, so swapping models is a matter of files."""
 
 from __future__ import annotations
@@ -38,6 +38,11 @@ def add_parser(commands) -> None:
     p = formats.add_parser("onnx", help=".onnx model (e.g. from torch.onnx.export)")
     p.add_argument("model", type=Path)
     _outputs(p, "none", "input shape when the model's input has free dimensions")
+    p = formats.add_parser("tflite", help=".tflite model (float; e.g. MediaPipe's)")
+    p.add_argument("model", type=Path)
+    p.add_argument("--output-tensor", dest="model_output", metavar="NAME",
+                   help="which output to compute, when the model has several (the engine computes one)")
+    _outputs(p, "none", "not used: a .tflite model's input shape is fixed")
     p = formats.add_parser("pytorch", help="state_dict of torchvision's SqueezeNet 1.0 or 1.1 (.pth)")
     p.add_argument("state_dict", type=Path)
     _outputs(p, "torchvision", "input shape (default 3,224,224, torchvision's)")
@@ -56,6 +61,11 @@ def _load(args) -> ImportedModel:
     if args.format == "onnx":
         from neoncc.frontend.onnx.importer import load_onnx
         return load_onnx(args.model, name, args.input_shape, args.preprocess)
+    if args.format == "tflite":
+        from neoncc.frontend.tflite.importer import load_tflite
+        if args.input_shape:
+            raise UserError(f"{args.model}: --input-shape: a .tflite model's input shape is fixed in the file")
+        return load_tflite(args.model, name, args.model_output, args.preprocess)
     if args.format == "pytorch":
         from neoncc.frontend.pytorch.importer import load_state_dict
         return load_state_dict(args.state_dict, name, args.input_shape or (3, 224, 224), args.preprocess)
