@@ -553,6 +553,35 @@ def _needed(reader: _Reader, output: int) -> list[int]:
     return sorted(wanted)
 
 
+def _printable(text: str, limit: int = 120) -> str:
+    """A string from the model file as it may appear in a one-line comment: no line breaks or control characters."""
+    text = "".join(c if c.isprintable() else "?" for c in text)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _shorten(layers: list[dict], weights: dict[str, np.ndarray], keep: set[str]) -> None:
+    """Drops the scope the scoped layer names share (Keras's `model_1.model.`), when the names stay distinct."""
+    names = [layer["name"] for layer in layers]
+    scoped = [n.split(".")[:-1] for n in names if "." in n]
+    if not scoped:
+        return
+    common = 0
+    while common < len(scoped[0]) and all(s[common:common + 1] == [scoped[0][common]] for s in scoped):
+        common += 1
+    if not common:
+        return
+    prefix = ".".join(scoped[0][:common]) + "."
+    rename = {n: n[len(prefix):] if n.startswith(prefix) else n for n in names}
+    if len(set(rename.values())) != len(names) or set(rename.values()) & keep:
+        return
+    for layer in layers:
+        layer["name"] = rename[layer["name"]]
+        layer["input"] = [rename.get(i, i) for i in layer["input"]]
+    for key in list(weights):
+        layer, role = key.rsplit(".", 1)
+        weights[f"{rename[layer]}.{role}"] = weights.pop(key)
+
+
 def _read(path: Path):
     import tflite
     try:
@@ -614,16 +643,17 @@ def load_tflite(path: Path, name: str, output: str | None = None, preprocess: st
     if _chw(out_shape) is None:
         raise UserError(f"{path}: output '{output}' has shape {list(out_shape)}: only [1, H, W, C] and [1, N] "
                         "outputs are supported")
+    _shorten(reader.layers, reader.weights, {input_name})
     shape = _chw(tensor_in.shape)
-    description = (model.Description() or b"").decode("utf-8", "replace").strip()
+    description = _printable((model.Description() or b"").decode("utf-8", "replace").strip())
     c, h, w = _chw(out_shape)
     return ImportedModel(
         name=name, input_shape=shape, layers=reader.layers, weights=reader.weights, input_name=input_name,
         preprocess=preprocess_for(preprocess, shape),
-        source=f"TFLite: {path} (schema version {model.Version()}"
+        source=f"TFLite: {_printable(str(path), 1000)} (schema version {model.Version()}"
                f"{', ' + description if description else ''})",
         description=f"{path.stem}, output '{output}', imported from TFLite",
-        notes=[f"Input '{tensor_in.name}' {list(tensor_in.shape)} NHWC is read as NCHW {[1, *shape]}; output "
-               f"'{output}' {list(out_shape)} is written as (C, H, W) = {[c, h, w]}",
+        notes=[f"Input '{_printable(tensor_in.name)}' {list(tensor_in.shape)} NHWC is read as NCHW {[1, *shape]}; "
+               f"output '{_printable(output)}' {list(out_shape)} is written as (C, H, W) = {[c, h, w]}",
                f"Preprocessing: {preprocess}" + (" (not recorded in TFLite files: say it with --preprocess)"
                                                  if preprocess == "none" else "")])
