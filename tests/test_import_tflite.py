@@ -121,7 +121,7 @@ def test_several_outputs_need_a_choice(tmp_path, capsys):
            "choose it with --output-tensor NAME" in err
     err = refused(capsys, "tflite", MODULES / "hand_landmark/hand_landmark_lite.tflite", "--output-tensor", "nope",
                   "-o", tmp_path / "m.yaml", "--weights-out", tmp_path / "m.npz")
-    assert "--output-tensor nope: the model has no output of that name" in err
+    assert "--output-tensor nope: the model has no tensor of that name" in err
     assert list(tmp_path.iterdir()) == []
 
 

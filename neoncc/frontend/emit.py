@@ -55,6 +55,8 @@ class ImportedModel:
     input_name: str = "data"
     preprocess: dict | None = None
     notes: list[str] = field(default_factory=list)  # further header comment lines
+    # A quantized model's own 8-bit scales (neoncc/quantize/plan.py: plan_from_scales), or None.
+    quantization: dict | None = None
 
 
 def identifier(text: str, fallback: str) -> str:

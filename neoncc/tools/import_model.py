@@ -41,7 +41,11 @@ def add_parser(commands) -> None:
     p = formats.add_parser("tflite", help=".tflite model (float; e.g. MediaPipe's)")
     p.add_argument("model", type=Path)
     p.add_argument("--output-tensor", dest="model_output", metavar="NAME",
-                   help="which output to compute, when the model has several (the engine computes one)")
+                   help="which output to compute, when the model has several (the engine computes one); any tensor "
+                        "of the model may be named, to check a part of it")
+    p.add_argument("--scales-out", type=Path, metavar="FILE",
+                   help="a fully 8-bit model's own scales and zero points, for `scons precision=int8 "
+                        "int8_scales=FILE` (default: beside the description, <name>.int8.json)")
     _outputs(p, "none", "not used: a .tflite model's input shape is fixed")
     p = formats.add_parser("pytorch", help="state_dict of torchvision's SqueezeNet 1.0 or 1.1 (.pth)")
     p.add_argument("state_dict", type=Path)
@@ -85,7 +89,18 @@ def run(args) -> None:
     if not args.output.parent.is_dir():
         raise UserError(f"{args.output}: no such directory: {args.output.parent}")
     model = _load(args)
+    scales = None
+    if model.quantization is not None:
+        scales = getattr(args, "scales_out", None) or args.output.with_suffix(".int8.json")
+        if not Path(scales).parent.is_dir():
+            raise UserError(f"{scales}: no such directory: {Path(scales).parent}")
     emit.write(model, args.output, args.weights_out)
+    if scales is not None:
+        import json
+        from neoncc.codegen.cpp import write_atomically
+        write_atomically(Path(scales), json.dumps(model.quantization, indent=1) + "\n")
+        print(f"{scales}: the model's 8-bit scales ({len(model.quantization['tensors'])} tensors): build it with "
+              f"precision=int8 int8_scales={scales}")
     fires = sum(layer["type"] == "fire" for layer in model.layers)
     print(f"{args.output}: {len(model.layers)} layers ({fires} fire modules); {args.weights_out}: "
           f"{len(model.weights)} arrays; from {model.source}")

@@ -112,6 +112,15 @@ class _Reader:
         self.channel_padded: dict[int, tuple] = {}  # tensor -> (layer, before, after): zero channels added
         self.readers: dict[int, list[int]] = {}  # tensor -> the operators reading it
         self.names: set[str] = set()
+        # A fully 8-bit model's own quantization, in the terms of our int8 plan: per layer output (scale, offset)
+        # as QASYMM8 (TFLite's int8 zero point + 128: the same real values), per convolution its weights'
+        # symmetric per-channel scales, per fully connected layer its weights' (scale, offset).
+        self.scales: dict[str, list] = {}
+        self.weight_scales: dict[str, list[float]] = {}
+        self.dequantized_from: dict[int, int] = {}  # DEQUANTIZE output -> its stored input
+        self.weight_tensor = -1
+        self.input_name = ""
+        self.fc_weights: dict[str, list] = {}
         self.index, self.op = -1, ""
         for i in range(self.graph.OperatorsLength()):
             for tensor in self.graph.Operators(i).InputsAsNumpy() if self.graph.Operators(i).InputsLength() else []:
@@ -199,6 +208,7 @@ class _Reader:
         self.layers.append({"name": name, **entry, "input": inputs})
         if tensor is not None:
             self.producer[tensor] = name
+            self.record(name, tensor)
         self.ours[name] = chw if chw is not None else self.chw(tensor)
         return name
 
@@ -237,6 +247,10 @@ class _Reader:
             entry["pad"] = pads[0] if len(set(pads)) == 1 else [int(p) for p in pads]
         return entry
 
+    def weight_source(self, tensor: int) -> int:
+        """The tensor holding a weight's stored values (through a DEQUANTIZE of it)."""
+        return self.dequantized_from.get(tensor, tensor)
+
     def source(self, tensor: int) -> tuple[str, list[int] | None, tuple]:
         """A convolution's input: a layer, with the zero padding of a PAD operator it takes over."""
         if tensor in self.padded:
@@ -248,18 +262,58 @@ class _Reader:
 
     # --- the convert map: one method per builtin operator ----------------------------------------------------
 
+    def record(self, layer: str, tensor: int) -> None:
+        """An 8-bit tensor's scale and zero point, as our plan's QASYMM8 (scale, offset)."""
+        t = self.tensors[tensor]
+        if t.type not in (3, 9) or t.scale is None:
+            return
+        if t.scale.size != 1:
+            raise self.refuse(f"tensor '{t.name}' has {t.scale.size} scales: per-channel activations are not "
+                              "supported (our 8-bit activations have one scale per tensor)")
+        zero = int(t.zero_point[0]) if t.zero_point is not None else 0
+        self.scales[layer] = [float(t.scale[0]), zero + 128 if t.type == 9 else zero]
+
+    def weight_quantization(self, layer: str, tensor: int, filters: int, kind: str) -> None:
+        t = self.tensors[tensor]
+        if t.type not in (3, 9) or t.scale is None:
+            return
+        zero = np.zeros(t.scale.size, np.int64) if t.zero_point is None else t.zero_point.astype(np.int64)
+        if kind == "conv":
+            if t.type != 9 or zero.any():
+                raise self.refuse(f"weights '{t.name}' are not symmetric int8 (our 8-bit convolutions take "
+                                  "symmetric int8 weights, one scale per output channel)")
+            self.weight_scales[layer] = [float(v) for v in np.broadcast_to(t.scale, (filters,))]
+        elif t.scale.size == 1:
+            self.fc_weights[layer] = [float(t.scale[0]), int(zero[0]) + (128 if t.type == 9 else 0)]
+        else:
+            self.fc_weights[layer] = [[float(v) for v in t.scale], [int(v) for v in zero]]  # per unit
+
+    def _QUANTIZE(self, op) -> None:
+        """The float input's quantization (a fully 8-bit model with a float interface): our int8 engine
+        quantizes its input itself; any other re-quantization has no place in our plan."""
+        (tensor,), (out,) = self.inputs(op), self.outputs(op)
+        if self.tensors[tensor].type != 0 or self.producer.get(tensor) != self.input_name:
+            raise self.refuse("re-quantizing a computed tensor is not supported (only the float input's "
+                              "quantization)")
+        self.producer[out] = self.input_name
+        self.record(self.input_name, out)
+
     def _DEQUANTIZE(self, op) -> None:
         (tensor,), (out,) = self.inputs(op), self.outputs(op)
         value = self.constant(tensor)
-        if value is None:
-            raise self.refuse("dequantizing a computed tensor is not supported in a float model (only weights: "
-                              "float16 or 8-bit constants)")
-        self.constants[out] = value
+        if value is not None:
+            self.constants[out] = value  # float16 or 8-bit weights
+            self.dequantized_from[out] = tensor
+        elif self.tensors[tensor].type in (3, 9) and tensor in self.producer:
+            self.producer[out] = self.producer[tensor]  # an 8-bit result read as float: our engine's last step
+        else:
+            raise self.refuse(f"dequantizing '{self.tensors[tensor].name}' is not supported")
 
     def _CONV_2D(self, op) -> None:
         tensor_in, tensor_w, *rest = self.inputs(op)
         options = self.options(op, "Conv2DOptions")
         weight = self.required_constant(tensor_w, "kernel")  # O, H, W, I
+        self.weight_tensor = self.weight_source(tensor_w)
         source, extra, (c, h, w) = self.source(tensor_in)
         if weight.ndim != 4 or weight.shape[3] != c:
             raise self.refuse(f"kernel of shape {list(weight.shape)} for {c} input channels (grouped convolutions "
@@ -270,6 +324,7 @@ class _Reader:
         tensor_in, tensor_w, *rest = self.inputs(op)
         options = self.options(op, "DepthwiseConv2DOptions")
         weight = self.required_constant(tensor_w, "kernel")  # 1, H, W, C * multiplier
+        self.weight_tensor = self.weight_source(tensor_w)
         source, extra, (c, h, w) = self.source(tensor_in)
         if weight.ndim != 4 or weight.shape[0] != 1 or weight.shape[3] % c:
             raise self.refuse(f"depthwise kernel of shape {list(weight.shape)} for {c} input channels")
@@ -289,6 +344,7 @@ class _Reader:
             entry["activation"] = activation
         bias = self.constant(rest[0]) if rest and rest[0] >= 0 else None
         name = self.add(entry, [source], out)
+        self.weight_quantization(name, self.weight_tensor, int(weight.shape[0]), "conv")
         self.weights[f"{name}.weight"] = np.ascontiguousarray(weight, np.float32)
         self.weights[f"{name}.bias"] = (np.zeros(weight.shape[0], np.float32) if bias is None
                                         else np.ascontiguousarray(bias.ravel(), np.float32))
@@ -366,6 +422,7 @@ class _Reader:
             entry["activation"] = activation
         bias = self.constant(rest[0]) if rest and rest[0] >= 0 else None
         name = self.add(entry, [source], out)
+        self.weight_quantization(name, self.weight_source(tensor_w), int(weight.shape[0]), "fc")
         self.weights[f"{name}.weight"] = np.ascontiguousarray(weight, np.float32)
         self.weights[f"{name}.bias"] = (np.zeros(weight.shape[0], np.float32) if bias is None
                                         else np.ascontiguousarray(bias.ravel(), np.float32))
@@ -559,7 +616,7 @@ def _printable(text: str, limit: int = 120) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-def _shorten(layers: list[dict], weights: dict[str, np.ndarray], keep: set[str]) -> None:
+def _shorten(layers: list[dict], weights: dict[str, np.ndarray], keep: set[str], *by_layer: dict) -> None:
     """Drops the scope the scoped layer names share (Keras's `model_1.model.`), when the names stay distinct."""
     names = [layer["name"] for layer in layers]
     scoped = [n.split(".")[:-1] for n in names if "." in n]
@@ -580,6 +637,9 @@ def _shorten(layers: list[dict], weights: dict[str, np.ndarray], keep: set[str])
     for key in list(weights):
         layer, role = key.rsplit(".", 1)
         weights[f"{rename[layer]}.{role}"] = weights.pop(key)
+    for table in by_layer:
+        for key in list(table):
+            table[rename.get(key, key)] = table.pop(key)
 
 
 def _read(path: Path):
@@ -619,13 +679,15 @@ def load_tflite(path: Path, name: str, output: str | None = None, preprocess: st
     if output is None and len(outputs) != 1:
         raise UserError(f"{path}: the model has {len(outputs)} outputs ({', '.join(outputs)}); the engine computes "
                         "one: choose it with --output-tensor NAME")
-    if output is not None and output not in outputs:
-        raise UserError(f"{path}: --output-tensor {output}: the model has no output of that name (outputs: "
-                        f"{', '.join(outputs)})")
+    computed = {t.name: t.index for t in reader.tensors if t.data is None}  # any tensor an operator computes
+    if output is not None and output not in outputs and output not in computed:
+        raise UserError(f"{path}: --output-tensor {_printable(output)}: the model has no tensor of that name "
+                        f"(outputs: {', '.join(outputs)})")
     output = output or next(iter(outputs))
-    tensor_out = outputs[output]
+    tensor_out = outputs.get(output, computed.get(output))
     input_name = identifier(tensor_in.name, "data")
     reader.names.add(input_name)
+    reader.input_name = input_name
     reader.producer[inputs[0]] = input_name
     reader.ours[input_name] = _chw(tensor_in.shape)
     for index in _needed(reader, tensor_out):
@@ -643,7 +705,12 @@ def load_tflite(path: Path, name: str, output: str | None = None, preprocess: st
     if _chw(out_shape) is None:
         raise UserError(f"{path}: output '{output}' has shape {list(out_shape)}: only [1, H, W, C] and [1, N] "
                         "outputs are supported")
-    _shorten(reader.layers, reader.weights, {input_name})
+    _shorten(reader.layers, reader.weights, {input_name}, reader.scales, reader.weight_scales, reader.fc_weights)
+    quantization = None
+    if reader.scales:
+        quantization = {"source": f"{path.name}: the scales and zero points of its 8-bit tensors",
+                        "tensors": reader.scales, "weight_scales": reader.weight_scales,
+                        "fc_weights": reader.fc_weights}
     shape = _chw(tensor_in.shape)
     description = _printable((model.Description() or b"").decode("utf-8", "replace").strip())
     c, h, w = _chw(out_shape)
@@ -653,6 +720,7 @@ def load_tflite(path: Path, name: str, output: str | None = None, preprocess: st
         source=f"TFLite: {_printable(str(path), 1000)} (schema version {model.Version()}"
                f"{', ' + description if description else ''})",
         description=f"{path.stem}, output '{output}', imported from TFLite",
+        quantization=quantization,
         notes=[f"Input '{_printable(tensor_in.name)}' {list(tensor_in.shape)} NHWC is read as NCHW {[1, *shape]}; "
                f"output '{_printable(output)}' {list(out_shape)} is written as (C, H, W) = {[c, h, w]}",
                f"Preprocessing: {preprocess}" + (" (not recorded in TFLite files: say it with --preprocess)"
