@@ -156,3 +156,137 @@ def test_file_names_never_reach_the_model_unescaped(tmp_path):
     graph = load_yaml_model(yaml)
     assert re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", graph.name)
     assert not (tmp_path / "pwned").exists() and npz.is_file()
+
+
+# --- a fully 8-bit model: MediaPipe's hand landmark model (lite) quantized here by TFLite's own quantizer -------
+
+INT8_OUTPUT = "Identity"  # the 21 landmarks: the last fully connected layer, which our plan runs in float32
+
+
+@pytest.fixture(scope="module")
+def int8_model(tmp_path_factory):
+    """hand_landmark_lite, calibrated on photos other than the test's and fully quantized (tests/tflite_quantize.py)."""
+    from PIL import Image
+    from skimage import data
+    from tflite_quantize import quantize, widen
+    work = tmp_path_factory.mktemp("tflite-int8")
+    widen(MODULES / MODELS["hand_landmark_lite"][0], work / "hand32.tflite")
+    calibration = []
+    for image in (data.chelsea(), data.coffee(), data.rocket(), data.immunohistochemistry()):
+        for crop in (image, image[:, ::-1], image[image.shape[0] // 4:, image.shape[1] // 4:]):
+            resized = Image.fromarray(np.ascontiguousarray(crop)).resize((224, 224), Image.BILINEAR)
+            calibration.append((np.asarray(resized, np.float32) / 255.0)[None])
+    quantize(work / "hand32.tflite", work / "hand_int8.tflite", calibration)
+    return work, work / "hand_int8.tflite"
+
+
+def tensor_details(path: Path) -> dict:
+    interpreter = litert.Interpreter(model_path=str(path))
+    return {d["name"]: d for d in interpreter.get_tensor_details()}
+
+
+def litert_int8(path: Path, x: np.ndarray, tensor: str, reference: bool) -> np.ndarray:
+    """A tensor of the 8-bit model, as the integers LiteRT computed: with its default (XNNPACK) kernels, or its
+    reference kernels."""
+    kind = litert.OpResolverType.BUILTIN_REF if reference else litert.OpResolverType.AUTO
+    interpreter = litert.Interpreter(model_path=str(path), experimental_op_resolver_type=kind,
+                                     experimental_preserve_all_tensors=True)
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
+    interpreter.invoke()
+    return interpreter.get_tensor(tensor_details(path)[tensor]["index"])
+
+
+def int8_engine(tmp_path_factory, model: Path, output: str, work: Path, x: np.ndarray) -> np.ndarray:
+    """Imports the 8-bit model for one of its tensors, builds it with precision=int8 and its own scales, runs it
+    under qemu-arm."""
+    from conftest import build, infer
+    name = "q_" + re.sub(r"\W", "_", output.split(";")[0])[-40:]
+    yaml, npz = work / f"{name}.yaml", work / f"{name}.npz"
+    run_import("tflite", model, "--output-tensor", output, "-o", yaml, "--weights-out", npz)
+    scales = work / f"{name}.int8.json"
+    assert scales.is_file(), "a fully 8-bit model comes with its scales"
+    build_dir = tmp_path_factory.getbasetemp() / "import-builds"
+    build(yaml, build_dir, npz, "precision=int8", f"int8_scales={scales}")
+    binary = build_dir / "armv7" / f"{name}-int8" / name
+    actual, _ = infer(binary, x[0].transpose(2, 0, 1), work)
+    return actual
+
+
+def test_int8_model_imports_with_its_own_scales(int8_model, tmp_path):
+    """Every operator but the float interface's QUANTIZE/DEQUANTIZE is int8; the imported scales are the file's (int8
+    zero point + 128 = our QASYMM8 offset), and the plan the build makes from them keeps them."""
+    import json
+    from neoncc.pipeline import import_plan
+    from neoncc.quantize.plan import QuantPlan
+    work, model = int8_model
+    details = tensor_details(model)
+    interpreter = litert.Interpreter(model_path=str(model))
+    for op in interpreter._get_ops_details():
+        if op["op_name"] not in ("QUANTIZE", "DEQUANTIZE"):
+            types = {interpreter.get_tensor_details()[t]["dtype"] for t in [*op["inputs"], *op["outputs"]] if t >= 0}
+            assert types <= {np.int8, np.int32}, (op["op_name"], types)
+    yaml, npz = tmp_path / "hand_int8.yaml", tmp_path / "hand_int8.npz"
+    run_import("tflite", model, "--output-tensor", INT8_OUTPUT, "-o", yaml, "--weights-out", npz)
+    scales = json.loads((tmp_path / "hand_int8.int8.json").read_text())
+    quantized_input = details["input_1_int8"]["quantization"]
+    assert scales["tensors"]["input_1"] == [pytest.approx(quantized_input[0], rel=1e-7), quantized_input[1] + 128]
+    first = next(name for name in details if name.startswith("model_1/model/re_lu/Relu6;"))
+    assert scales["tensors"]["re_lu.Relu6"] == [pytest.approx(details[first]["quantization"][0], rel=1e-7),
+                                                details[first]["quantization"][1] + 128]
+    kernel = details["model_1/model/conv2d/Conv2D_dequantize"]["quantization_parameters"]["scales"]
+    assert np.allclose(scales["weight_scales"]["re_lu.Relu6"], kernel, rtol=1e-7) and len(kernel) == 24
+    import_plan(yaml, npz, 0, tmp_path / "hand_int8.int8.json", tmp_path / "plan.json")
+    plan = QuantPlan.read(tmp_path / "plan.json")
+    assert plan.method == "imported" and plan.calibration_inputs == 0 and plan.float_tail == ["Identity_int8"]
+    for layer, (scale, offset) in scales["tensors"].items():
+        if layer in plan.tensors and layer != "global_average_pooling2d.Mean":  # (it keeps its input's: a note)
+            assert plan.tensors[layer] == (pytest.approx(scale), offset), layer
+
+
+def test_int8_first_convolution_matches_litert(int8_model, tmp_path_factory):
+    """The first layer, from the quantized input: the same integers as LiteRT's default kernels but for rounding
+    ties, within one step of its reference kernels (which differ from its default ones by that much)."""
+    work, model = int8_model
+    details = tensor_details(model)
+    first = next(name for name in details if name.startswith("model_1/model/re_lu/Relu6;"))
+    x = photo(224, 224)
+    actual = int8_engine(tmp_path_factory, model, first, work, x)
+    scale, zero = details[first]["quantization"]
+    for reference in (False, True):
+        expected = as_engine_order((litert_int8(model, x, first, reference).astype(np.float64) - zero) * scale)
+        steps = np.round(np.abs(actual - expected) / scale)
+        print(f"\nint8 first convolution vs LiteRT ({'reference' if reference else 'default'} kernels): "
+              f"max {steps.max():.0f} steps, {int((steps > 0).sum())} of {steps.size} values differ")
+        assert steps.max() <= 1
+        if not reference:  # rounding ties (ours half up, XNNPACK's differs) aside, the same integers
+            assert (steps > 0).mean() < 1e-4
+
+
+def test_int8_whole_model_is_as_close_to_litert_as_its_own_kernels_are(int8_model, tmp_path_factory):
+    """Rounding differences of one step early in the network grow through it: LiteRT's own default (XNNPACK) and
+    reference kernels end up 4 steps of the output apart on this model. The engine must stay within that spread
+    (plus one step) of LiteRT's reference kernels, and as close to the float model as LiteRT's 8-bit result is."""
+    work, model = int8_model
+    x = photo(224, 224)
+    actual = int8_engine(tmp_path_factory, model, INT8_OUTPUT, work, x)
+    step = tensor_details(model)[f"{INT8_OUTPUT}_int8"]["quantization"][0]
+    default, reference = (litert_output_with(model, x, ref) for ref in (False, True))
+    floating = litert_output(work / "hand32.tflite", INT8_OUTPUT, x).ravel()
+    spread = np.abs(default - reference).max() / step
+    ours = np.abs(actual - reference).max() / step
+    print(f"\nint8 hand landmarks (step {step:.3g}): engine vs LiteRT reference kernels {ours:.2f} steps; LiteRT "
+          f"default vs reference kernels {spread:.2f} steps; mean error vs float32: engine "
+          f"{np.abs(actual - floating).mean():.3g}, LiteRT {np.abs(default - floating).mean():.3g}")
+    assert ours <= spread + 1
+    assert np.abs(actual - floating).mean() <= 1.25 * np.abs(default - floating).mean()
+
+
+def litert_output_with(path: Path, x: np.ndarray, reference: bool) -> np.ndarray:
+    kind = litert.OpResolverType.BUILTIN_REF if reference else litert.OpResolverType.AUTO
+    interpreter = litert.Interpreter(model_path=str(path), experimental_op_resolver_type=kind)
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
+    interpreter.invoke()
+    details = next(d for d in interpreter.get_output_details() if d["name"] == INT8_OUTPUT)
+    return interpreter.get_tensor(details["index"]).ravel()
