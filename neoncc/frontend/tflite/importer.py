@@ -76,11 +76,14 @@ class _Tensor:
 
 
 def _chw(shape: tuple) -> tuple | None:
-    """Our (C, H, W) of a TFLite tensor of batch 1: [1, H, W, C], [1, N] (-> N x 1 x 1)."""
+    """Our (C, H, W) of a TFLite tensor of batch 1: [1, H, W, C]; [1, N] -> N x 1 x 1; [1, A, B] -> A * B x 1 x 1,
+    its values in TFLite's (row-major) order (detection heads: A anchors of B values)."""
     if len(shape) == 4 and shape[0] == 1:
         return (shape[3], shape[1], shape[2])
     if len(shape) == 2 and shape[0] == 1:
         return (shape[1], 1, 1)
+    if len(shape) == 3 and shape[0] == 1:
+        return (shape[1] * shape[2], 1, 1)
     return None
 
 
@@ -433,10 +436,13 @@ class _Reader:
         before, after = self.shape(tensor_in), self.shape(out)
         source = self.data(tensor_in)
         c, h, w = self.ours[source]
-        if _chw(after) == (c, h, w) or (h == w == 1 and _chw(after) == (c, 1, 1)):
-            self.producer[out] = source  # a relabelling: [1, 1, 1, C] <-> [1, C]
+        if _chw(after) == (c, h, w) or (h == w == 1 and _chw(after) == (c, 1, 1)) or \
+                (len(before) < 4 and len(after) < 4 and _chw(after) == (c, h, w)):
+            self.producer[out] = source  # a relabelling: [1, 1, 1, C] <-> [1, C], [1, A, B] <-> [1, A * B]
         elif len(after) == 2 and after[0] == 1 and after[1] == c * h * w:
-            self.flat[out] = source
+            self.flat[out] = source  # for a FULLY_CONNECTED layer, which reorders its weights instead
+        elif len(after) == 3 and after[0] == 1 and after[1] * after[2] == c * h * w and len(before) == 4:
+            self.add({"type": "flatten"}, [source], out)  # NHWC memory order, as TFLite's values lie
         else:
             raise self.refuse(f"reshaping {list(before)} to {list(after)} is not supported (only flattening, or "
                               "relabelling a [1, 1, 1, C] tensor)")
@@ -458,9 +464,12 @@ class _Reader:
         inputs, (out,) = self.inputs(op), self.outputs(op)
         options = self.options(op, "ConcatenationOptions")
         rank = len(self.shape(out))
-        if _chw(self.shape(out)) is None or options.Axis() % rank != rank - 1:
+        # Channels (the last axis); or the anchors of [1, A, B] tensors, which lie one after the other in memory:
+        # a concatenation of our A * B vectors.
+        along = options.Axis() % rank if rank else -1
+        if _chw(self.shape(out)) is None or not (along == rank - 1 or (rank == 3 and along == 1)):
             raise self.refuse(f"concatenation along axis {options.Axis()} of {list(self.shape(out))} tensors is "
-                              "not supported (channels, the last axis, only)")
+                              "not supported (channels, the last axis; or axis 1 of [1, A, B] tensors)")
         layers = [self.data(t) for t in inputs]
         entry = {"type": "concat"}
         activation = self.activation(options.FusedActivationFunction())
