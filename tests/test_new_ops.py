@@ -107,3 +107,21 @@ def test_prelu_matches_numpy(tmp_path, layout):
     assert (c2 + p2 < 0).mean() > 0.2 and (dw < 0).mean() > 0.2, "the negative side must be exercised"
     expected = numpy_prelu(c2 + p2, arrays["p3.weight"])
     np.testing.assert_allclose(ours, expected.ravel(), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("layout", ["nchw", "nhwc"])
+def test_flatten_in_hwc_order_matches_numpy(tmp_path, layout):
+    """flatten: values in height, width, channel order (numpy's transpose of the convolutions' outputs)."""
+    model = ROOT / "tests/models/flatten.yaml"
+    rng = np.random.default_rng(12)
+    arrays = {p.name: rng.normal(0, 0.5, p.shape).astype(np.float32) for p in load_yaml_model(model).params}
+    np.savez(tmp_path / "w.npz", **arrays)
+    binary = build(model, tmp_path / layout, tmp_path / "w.npz", f"layout={layout}")
+    x = rng.normal(0, 1, (4, 9, 7)).astype(np.float32)
+    ours, _ = infer(binary, x, tmp_path)
+    w = {k: torch.from_numpy(v) for k, v in arrays.items()}
+    with torch.no_grad():
+        big = F.conv2d(torch.from_numpy(x)[None], w["big.weight"], w["big.bias"], padding=1)[0].numpy()
+        small = F.conv2d(torch.from_numpy(x)[None], w["small.weight"], w["small.bias"], stride=2)[0].numpy()
+    expected = np.concatenate([big.transpose(1, 2, 0).ravel(), small.transpose(1, 2, 0).ravel()])
+    np.testing.assert_allclose(ours, expected, rtol=1e-4, atol=1e-5)
