@@ -62,7 +62,8 @@ class _Tensor:
         return data.reshape(self.shape) if self.shape else data.reshape(())
 
     def dequantized(self, raw: bytes) -> np.ndarray:
-        """Values of a constant: float16 widened to float32, quantized integers scaled by its (per-axis) scales and zero points."""
+        """Values of a constant: float16 widened to float32, quantized integers scaled by its (per-axis) scales and
+        zero points, other integers (axes, paddings) as they are."""
         values = self.array(raw)
         if values.dtype in (np.float32, np.float16):
             return values.astype(np.float32)
@@ -555,7 +556,8 @@ class _Reader:
         c, h, w = self.ours[source]
         wide = self.ours[other]
         if wide != (before + c + after, h, w):
-            raise self.refuse(f"a channel-padded {[1, h, w, before + c + after]} tensor added to a {list(self.shape(b))} one")
+            raise self.refuse(f"a channel-padded {[1, h, w, before + c + after]} tensor added to a "
+                              f"{list(self.shape(b))} one")
         base = self.layer_name(out, "add")
         pieces = []
         for start, end, role in ((0, before, "before"), (before, before + c, "sum"), (before + c, wide[0], "after")):
