@@ -313,6 +313,41 @@ class _Reader:
         else:
             raise self.refuse(f"dequantizing '{self.tensors[tensor].name}' is not supported")
 
+    # Shape arithmetic (Keras's Flatten and squeeze-excitation Reshape compute their target shape at run time):
+    # evaluated here, since every shape is fixed in the file. RESHAPE itself reads its output's shape.
+
+    def _SHAPE(self, op) -> None:
+        (tensor,), (out,) = self.inputs(op), self.outputs(op)
+        self.constants[out] = np.array(self.shape(tensor), np.int64)
+
+    def _STRIDED_SLICE(self, op) -> None:
+        tensor, *rest = self.inputs(op)
+        (out,) = self.outputs(op)
+        value = self.constant(tensor)
+        begin, end, strides = (self.constant(t) for t in rest[:3])
+        options = self.options(op, "StridedSliceOptions")
+        if value is None or begin is None or end is None or strides is None:
+            raise self.refuse("slicing a computed tensor is not supported (only shape arithmetic on constants)")
+        if options is not None and (options.EllipsisMask() or options.NewAxisMask()):
+            raise self.refuse("ellipsis and new-axis masks are not supported")
+        index = []
+        for axis, (b, e, st) in enumerate(zip(begin.tolist(), end.tolist(), strides.tolist())):
+            b = None if options is not None and options.BeginMask() >> axis & 1 else int(b)
+            e = None if options is not None and options.EndMask() >> axis & 1 else int(e)
+            if options is not None and options.ShrinkAxisMask() >> axis & 1:
+                index.append(int(b or 0))
+            else:
+                index.append(slice(b, e, int(st)))
+        self.constants[out] = np.asarray(value[tuple(index)])
+
+    def _PACK(self, op) -> None:
+        (out,) = self.outputs(op)
+        values = [self.constant(t) for t in self.inputs(op)]
+        if any(v is None for v in values):
+            raise self.refuse("packing computed tensors is not supported (only shape arithmetic on constants)")
+        options = self.options(op, "PackOptions")
+        self.constants[out] = np.stack(values, axis=options.Axis() if options is not None else 0)
+
     def _CONV_2D(self, op) -> None:
         tensor_in, tensor_w, *rest = self.inputs(op)
         options = self.options(op, "Conv2DOptions")
