@@ -132,7 +132,9 @@ def test_several_outputs_need_a_choice(tmp_path, capsys):
     ("palm_detection/palm_detection_lite.tflite", "Identity_1",
      "operator 168 (RESIZE_BILINEAR): this operator is not supported (supported: ADD, "),
     ("holistic_landmark/hand_recrop.tflite", "output_crop",
-     "operator 49 (STRIDED_SLICE): this operator is not supported (supported: ADD, "),
+     "operator 49 (STRIDED_SLICE): slicing a computed tensor is not supported (only shape arithmetic on constants)"),
+    ("selfie_segmentation/selfie_segmentation.tflite", "activation_10",
+     "operator 167 (RESIZE_BILINEAR): this operator is not supported (supported: ADD, "),
 ])
 def test_unsupported_operators_are_refused_by_index_and_name(tmp_path, capsys, file, output, message):
     err = refused(capsys, "tflite", MODULES / file, "--output-tensor", output, "-o", tmp_path / "m.yaml",
