@@ -117,3 +117,20 @@ def write_plan(model: Path, npz: Path | None, seed: int, calibration: Path, out:
     graph = float_graph(model, npz, seed)
     inputs = load_calibration(calibration, graph)
     write_atomically(Path(out), make_plan(graph, inputs, method).to_json())
+
+
+def import_plan(model: Path, npz: Path | None, seed: int, scales: Path, out: Path) -> None:
+    """The 8-bit plan from the scales and zero points a quantized model came with (`neoncc import tflite` writes
+    them), instead of a calibration."""
+    from neoncc.codegen.cpp import write_atomically
+    from neoncc.errors import UserError
+    from neoncc.quantize.plan import check_supported, plan_from_scales
+    check_supported(optimize(load_yaml_model(model)))
+    try:
+        data = json.loads(Path(scales).read_text())
+    except (OSError, ValueError) as err:
+        raise UserError(f"int8_scales={scales}: not a readable scales file: {err}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("tensors"), dict):
+        raise UserError(f"int8_scales={scales}: no 'tensors' table (write the file with neoncc import tflite)")
+    graph = float_graph(model, npz, seed)
+    write_atomically(Path(out), plan_from_scales(graph, data, str(scales)).to_json())

@@ -75,7 +75,7 @@ def test_int8_agrees_with_float32_on_photos(squeezenet):
 def test_generated_code_converts_once_at_each_end(squeezenet):
     engines, _ = squeezenet
     source = engines["int8"].with_suffix(".cpp").read_text()
-    assert len(re.findall(r"NEQuantizationLayer::validate\(", source)) == 1
+    assert len(re.findall(r"engine::Quantization::validate\(", source)) == 1
     assert len(re.findall(r"NEDequantizationLayer::validate\(", source)) == 1
     assert not re.search(r"NEConcatenateLayer \w+;", source) and source.count("SubTensor(&fire") == 16
     float_tensors = re.findall(r"(\w+)\.allocator\(\)->init\(TensorInfo\([^;]*DataType::F32\)", source)
@@ -219,3 +219,52 @@ def test_residual_addition_in_8_bits_matches_float(tmp_path):
     step = plan["tensors"]["add"][0]
     error = np.abs(np.fromfile(tmp_path / "y.f32", "<f4") - expected) / step
     assert error.max() < 3 and error.mean() < 0.6  # input, weight and two requantization roundings
+
+
+def test_input_quantization_rounds_to_nearest(tmp_path):
+    """engine::Quantization (ACL 20.08's NEQuantizationLayer truncates on armv7) against numpy, on values off the
+    grid and out of range, on odd sizes: input scale and offset given with int8_scales (no calibration), a ReLU
+    (which keeps them) after it, the engine's de-quantized output."""
+    model = tmp_path / "quantize_only.yaml"
+    model.write_text("name: quantize_only\ninput: {name: data, shape: [3, 7, 13]}\nlayers:\n"
+                     "  - {name: r, type: relu}\n")
+    scale, offset = 0.05, 100
+    (tmp_path / "scales.json").write_text(json.dumps({"tensors": {"data": [scale, offset]}}))
+    scons("target=armv7", f"model={model}", f"build_dir={tmp_path}", "precision=int8",
+          f"int8_scales={tmp_path / 'scales.json'}")
+    binary = tmp_path / "armv7" / "quantize_only-int8" / "quantize_only"
+    x = np.random.default_rng(8).normal(0, 4, (3, 7, 13)).astype(np.float32)
+    x.astype("<f4").tofile(tmp_path / "x.f32")
+    run_engine(binary, "--input", str(tmp_path / "x.f32"), "--output", str(tmp_path / "y.f32"), "--runs", "1")
+    q = np.clip(np.floor(x.astype(np.float64) / scale + offset + 0.5), 0, 255)
+    assert (q == 0).any() and (q == 255).any() and (np.abs(x / scale - np.round(x / scale)) > 0.1).mean() > 0.5
+    expected = (np.maximum(q, offset) - offset) * np.float32(scale)
+    np.testing.assert_array_equal(np.fromfile(tmp_path / "y.f32", "<f4"), expected.astype(np.float32).ravel())
+
+
+def test_int8_scales_are_checked_before_building(tmp_path):
+    """int8_scales=FILE (a quantized model's own scales): a missing file, a file with calibration= too, a layer the
+    scales do not cover, and a pooling layer whose scale contradicts our plan's rule are each one clear error."""
+    model = tmp_path / "scaled.yaml"
+    model.write_text("name: scaled\ninput: {name: data, shape: [3, 8, 8]}\nlayers:\n"
+                     "  - {name: c, type: conv, filters: 4, kernel: 3, pad: 1, activation: relu}\n"
+                     "  - {name: p, type: maxpool, kernel: 2, stride: 2}\n"
+                     "  - {name: c2, type: conv, filters: 2, kernel: 1}\n")
+    common = ("target=armv7", f"model={model}", f"build_dir={tmp_path}", "precision=int8")
+    proc = scons(*common, f"int8_scales={tmp_path / 'none.json'}", check=False)
+    assert proc.returncode != 0 and f"int8_scales={tmp_path / 'none.json'}: no such file" in proc.stderr
+    scales = {"tensors": {"data": [0.02, 128], "c": [0.01, 0], "c2": [0.05, 120]},
+              "weight_scales": {"c": [0.01] * 4, "c2": [0.02] * 2}}
+    (tmp_path / "s.json").write_text(json.dumps(scales))
+    proc = scons(*common, f"int8_scales={tmp_path / 's.json'}", f"calibration={tmp_path}", check=False)
+    assert proc.returncode != 0 and "calibration= and int8_scales= exclude each other" in proc.stderr
+    del scales["tensors"]["c2"]
+    (tmp_path / "s.json").write_text(json.dumps(scales))
+    proc = scons(*common, f"int8_scales={tmp_path / 's.json'}", check=False)
+    assert proc.returncode != 0 and "layer 'c2' has no 8-bit scale" in proc.stderr
+    scales["tensors"].update(c2=[0.05, 120], p=[0.03, 0])
+    (tmp_path / "s.json").write_text(json.dumps(scales))
+    proc = scons(*common, f"int8_scales={tmp_path / 's.json'}", check=False)
+    assert proc.returncode != 0 and "layer 'p' (maxpool) is quantized with scale 0.03, offset 0, its input with " \
+                                    "0.01, 0: our 8-bit 'maxpool' keeps its input's quantization" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "armv7" / "scaled-int8" / "scaled").exists()

@@ -80,3 +80,48 @@ def test_max_pooling_odd_shapes_match_numpy(tmp_path, layout):
     c = numpy_max_pool(b, (2, 2), (3, 3), (0, 0), shapes["c"][1:])
     e = numpy_max_pool(c, (3, 3), (2, 2), (1, 1), shapes["e"][1:])
     np.testing.assert_array_equal(ours.reshape(shapes["e"]), e)
+
+
+def numpy_prelu(x: np.ndarray, slope: np.ndarray) -> np.ndarray:
+    return np.where(x >= 0, x, slope[:, None, None] * x)
+
+
+@pytest.mark.parametrize("layout", ["nchw", "nhwc"])
+def test_prelu_matches_numpy(tmp_path, layout):
+    """A slope per channel (ACL's NEPReluLayer broadcasting them) against numpy; the convolutions by PyTorch."""
+    model = ROOT / "tests/models/prelu.yaml"
+    rng = np.random.default_rng(11)
+    arrays = {p.name: rng.normal(0, 0.5, p.shape).astype(np.float32) for p in load_yaml_model(model).params}
+    np.savez(tmp_path / "w.npz", **arrays)
+    binary = build(model, tmp_path / layout, tmp_path / "w.npz", f"layout={layout}")
+    x = rng.normal(0, 1, (5, 11, 9)).astype(np.float32)
+    ours, _ = infer(binary, x, tmp_path)
+    w = {k: torch.from_numpy(v) for k, v in arrays.items()}
+    with torch.no_grad():
+        c1 = F.conv2d(torch.from_numpy(x)[None], w["c1.weight"], w["c1.bias"], padding=1)[0].numpy()
+        p1 = numpy_prelu(c1, arrays["p1.weight"])
+        dw = F.conv2d(F.pad(torch.from_numpy(p1)[None], (0, 1, 0, 1)), w["dw.weight"], w["dw.bias"], stride=2,
+                      groups=7)[0].numpy()
+        p2 = numpy_prelu(dw, arrays["p2.weight"])
+        c2 = F.conv2d(torch.from_numpy(p2)[None], w["c2.weight"], w["c2.bias"])[0].numpy()
+    assert (c2 + p2 < 0).mean() > 0.2 and (dw < 0).mean() > 0.2, "the negative side must be exercised"
+    expected = numpy_prelu(c2 + p2, arrays["p3.weight"])
+    np.testing.assert_allclose(ours, expected.ravel(), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("layout", ["nchw", "nhwc"])
+def test_flatten_in_hwc_order_matches_numpy(tmp_path, layout):
+    """flatten: values in height, width, channel order (numpy's transpose of the convolutions' outputs)."""
+    model = ROOT / "tests/models/flatten.yaml"
+    rng = np.random.default_rng(12)
+    arrays = {p.name: rng.normal(0, 0.5, p.shape).astype(np.float32) for p in load_yaml_model(model).params}
+    np.savez(tmp_path / "w.npz", **arrays)
+    binary = build(model, tmp_path / layout, tmp_path / "w.npz", f"layout={layout}")
+    x = rng.normal(0, 1, (4, 9, 7)).astype(np.float32)
+    ours, _ = infer(binary, x, tmp_path)
+    w = {k: torch.from_numpy(v) for k, v in arrays.items()}
+    with torch.no_grad():
+        big = F.conv2d(torch.from_numpy(x)[None], w["big.weight"], w["big.bias"], padding=1)[0].numpy()
+        small = F.conv2d(torch.from_numpy(x)[None], w["small.weight"], w["small.bias"], stride=2)[0].numpy()
+    expected = np.concatenate([big.transpose(1, 2, 0).ravel(), small.transpose(1, 2, 0).ravel()])
+    np.testing.assert_allclose(ours, expected, rtol=1e-4, atol=1e-5)

@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 import jinja2
+import numpy as np
 
 from neoncc import PROJECT_ROOT, ops
 from neoncc.codegen.names import class_name, identifier
@@ -106,15 +107,20 @@ class _Program:
                              "info": self._info(tensor, (channels,))})
         return var
 
-    def bind_constants(self, node: Node, roles: tuple[str, ...]) -> dict[str, str]:
-        """Declares a node's trained tensors, in the order of its parameters, under the template's role names."""
+    def bind_constants(self, node: Node, roles: tuple[str, ...],
+                       views: dict[str, tuple[int, ...]] | None = None) -> dict[str, str]:
+        """Declares a node's trained tensors, in the order of its parameters, under the template's role names.
+        `views` gives a role's tensor another shape of the same elements, as ACL must see it (e.g. a per-channel
+        vector (C,) as C x 1 x 1, to broadcast it over an NCHW tensor); the weight file keeps the array's shape."""
         names = {}
         for role, param in zip(roles, node.params):
             constant = self.graph.constants[param.name]
             dims = constant.array.shape
+            seen = (views or {}).get(role, dims)
+            assert int(np.prod(seen)) == constant.array.size, f"{param.name}: {seen} is not a view of {dims}"
             var = f"{identifier(node.name)}_{role}_"
             self.weights.append({"var": var, "name": param.name, "dims": list(dims),
-                                 "info": self._constant_info(node, constant, acl_shape(dims))})
+                                 "info": self._constant_info(node, constant, acl_shape(seen))})
             names[role] = var
         return names
 

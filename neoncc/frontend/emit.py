@@ -56,6 +56,8 @@ class ImportedModel:
     preprocess: dict | None = None
     notes: list[str] = field(default_factory=list)  # further header comment lines
     labels: Path | None = None  # a class-name file; the description refers to it relative to itself
+    # A quantized model's own 8-bit scales (neoncc/quantize/plan.py: plan_from_scales), or None.
+    quantization: dict | None = None
 
 
 def identifier(text: str, fallback: str) -> str:

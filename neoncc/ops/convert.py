@@ -20,7 +20,8 @@ class Quantize(_Convert):
     """quantize: float32 to QASYMM8 (the quantize pass puts one at the input)."""
 
     name, doc, quant = "quantize", "float32 to QASYMM8, once for the whole network", "own"
-    implementations = {"acl": Impl("NEQuantizationLayer", template="convert", precisions=("int8",))}
+    # Ours rounds to nearest; ACL 20.08's NEQuantizationLayer truncates on armv7 (runtime/quantization.h).
+    implementations = {"engine": Impl("engine::Quantization", template="convert", precisions=("int8",))}
 
     def summary(self, node):
         return self.doc

@@ -158,3 +158,65 @@ def int32(values: np.ndarray, name: str) -> np.ndarray:
     if np.abs(values).max(initial=0) >= 2 ** 31:
         raise UserError(f"'{name}': bias too large for int32 at this layer's scales (calibration range too small?)")
     return values.astype(np.int32)
+
+
+def plan_from_scales(graph: Graph, scales: dict, source: str) -> QuantPlan:
+    """The plan of a model that came quantized (`neoncc import tflite` of a fully 8-bit model): its own scales and
+    zero points, no calibration. `scales` holds per layer output (scale, offset), per convolution its symmetric
+    per-channel weight scales, per fully connected layer its weights' (scale, offset). Where our plan's rules
+    decide instead (ops that keep their input's quantization, convolutions writing into a concatenation), they
+    apply, and the model's own value must agree with them to half a step, else the layer is named."""
+    check_supported(graph)
+    tensors, weight_scales = scales.get("tensors", {}), scales.get("weight_scales", {})
+    fc_weights = scales.get("fc_weights", {})
+
+    def own(name: str) -> tuple[float, int]:
+        if name not in tensors:
+            raise UserError(f"{source}: layer '{name}' has no 8-bit scale (the model's quantization does not cover "
+                            "it); build it with precision=float32")
+        scale, offset = tensors[name]
+        if not (float(scale) > 0 and 0 <= int(offset) <= 255):
+            raise UserError(f"{source}: layer '{name}': scale {scale}, offset {offset} is not a QASYMM8 "
+                            "quantization (scale > 0, offset 0..255)")
+        return float(scale), int(offset)
+
+    plan = QuantPlan(graph.name, "imported", None, 0)
+    plan.float_tail = float_tail(graph)
+    plan.tensors[graph.input_name] = own(graph.input_name)
+    shares = {p.output: n.output for n in graph.nodes if n.op == "concat" for p in map(graph.producer, n.inputs)
+              if p is not None and p.op == "conv" and len(graph.consumers(p.output)) == 1}
+    for node in graph.nodes:
+        if node.name in plan.float_tail:
+            continue
+        if node.output in shares or _quant(node) == "inherit":
+            ruled = own(shares[node.output]) if node.output in shares else plan.tensors[node.inputs[0]]
+            if node.output in tensors:
+                mine = own(node.output)
+                readers = graph.consumers(node.output)
+                differs = abs(mine[0] - ruled[0]) > 0.5 * ruled[0] / 255 or abs(mine[1] - ruled[1]) > 1
+                if differs and readers and all(r.name in plan.float_tail for r in readers):
+                    # Read only by the float tail, after the de-quantization: the value is the same up to the
+                    # rounding of this one tensor (at its input's step instead of its own).
+                    import sys
+                    print(f"note: {source}: layer '{node.name}' ({node.op}) keeps its input's quantization "
+                          f"(scale {ruled[0]:.6g}) where the model has its own ({mine[0]:.6g}); it is read only by "
+                          "the float32 layers after the de-quantization", file=sys.stderr)
+                elif differs:
+                    raise UserError(f"{source}: layer '{node.name}' ({node.op}) is quantized with scale {mine[0]:.6g}, "
+                                    f"offset {mine[1]}, its input with {ruled[0]:.6g}, {ruled[1]}: our 8-bit "
+                                    f"'{node.op}' keeps its input's quantization")
+            plan.tensors[node.output] = ruled
+        else:
+            plan.tensors[node.output] = own(node.output)
+        if node.op == "conv":
+            if node.name not in weight_scales:
+                raise UserError(f"{source}: convolution '{node.name}' has no 8-bit weight scales")
+            plan.weight_scales[node.name] = [float(s) for s in weight_scales[node.name]]
+        elif node.op == "fc":
+            found = fc_weights.get(node.name)
+            if found is None or isinstance(found[0], list):
+                raise UserError(f"{source}: fully connected layer '{node.name}' runs in 8 bits here, which takes one "
+                                "weight scale and zero point for the layer (ACL 20.08's QASYMM8 fully connected "
+                                "layer); the model has " + ("none" if found is None else "one per output unit"))
+            plan.fc_weights[node.name] = (float(found[0]), int(found[1]))
+    return plan

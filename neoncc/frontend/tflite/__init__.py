@@ -1,0 +1,1 @@
+"""TFLite frontend: .tflite flatbuffers (read with the `tflite` schema package) -> model description + weights."""

@@ -1,0 +1,24 @@
+// float32 -> QASYMM8 with rounding to nearest: the 8-bit engine's one quantization of its input.
+// ACL 20.08's NEQuantizationLayer truncates on armv7 (vcvtq_s32_f32; only its aarch64 path rounds, vcvtnq), so half
+// of all inputs land one step low, and a first convolution with large weights turns that into errors of ten steps
+// and more against TFLite, which rounds (found comparing a fully 8-bit TFLite model layer by layer).
+#pragma once
+
+#include "arm_compute/core/Types.h"
+#include "arm_compute/runtime/IFunction.h"
+#include "arm_compute/runtime/Tensor.h"
+
+namespace engine
+{
+class Quantization : public arm_compute::IFunction
+{
+public:
+    static arm_compute::Status validate(const arm_compute::ITensorInfo *input, const arm_compute::ITensorInfo *output);
+    void configure(arm_compute::ITensor *input, arm_compute::ITensor *output);
+    void run() override;
+
+private:
+    arm_compute::ITensor *_input{ nullptr };
+    arm_compute::ITensor *_output{ nullptr };
+};
+} // namespace engine
