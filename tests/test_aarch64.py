@@ -93,12 +93,13 @@ def test_digits_trained_here_match_pytorch_on_the_held_out_set(build_dir, tmp_pa
 
 
 def test_int8_squeezenet_agrees_with_float32_on_photos(build_dir, tmp_path):
-    """Like the armv7 8-bit test, on every other test photo (the emulator's time): top-1 agreement, and the
-    centred log-probabilities (the logits up to a constant; random weights give a flat softmax) nearly parallel."""
+    """Like the armv7 8-bit test, on every fourth test photo (14 of 56: the emulator's time): top-1 agreement, and
+    the centred log-probabilities (the logits up to a constant; random weights give a flat softmax) nearly
+    parallel."""
     model = ROOT / "configs/models/squeezenet_v1_1.yaml"
     calibration = tmp_path / "calibration"
     write_photo_set(calibration, "calibration")
-    test = write_photo_set(tmp_path / "test", "test")[::2]
+    test = write_photo_set(tmp_path / "test", "test")[::4]
     photo_tensors(model, test).astype("<f4").tofile(tmp_path / "test.f32")
     engines = {"float32": build(model, build_dir, None, target=TARGET),
                "int8": build(model, build_dir, None, "precision=int8", f"calibration={calibration}", target=TARGET)}
@@ -109,7 +110,7 @@ def test_int8_squeezenet_agrees_with_float32_on_photos(build_dir, tmp_path):
                    "--runs", "1", "--warmup", "0", target=TARGET)
         outputs[precision] = np.fromfile(tmp_path / f"{precision}.f32", "<f4").reshape(len(test), 1000)
     reference, ours = outputs["float32"], outputs["int8"]
-    assert (reference.argmax(1) == ours.argmax(1)).mean() >= 0.96
+    assert (reference.argmax(1) == ours.argmax(1)).mean() >= 0.92   # at most one of the 14
     cosine = lambda a, b: (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))  # noqa: E731
     assert cosine(reference, ours).min() >= 0.99
     logs = [np.log(x) - np.log(x).mean(1, keepdims=True) for x in (reference, ours)]
