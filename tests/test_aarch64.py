@@ -93,12 +93,13 @@ def test_digits_trained_here_match_pytorch_on_the_held_out_set(build_dir, tmp_pa
 
 
 def test_int8_squeezenet_agrees_with_float32_on_photos(build_dir, tmp_path):
-    """Like the armv7 8-bit test, on every other test photo (the emulator's time): top-1 agreement, and the
-    centred log-probabilities (the logits up to a constant; random weights give a flat softmax) nearly parallel."""
+    """Like the armv7 8-bit test, on every fourth test photo (14 of 56: the emulator's time): top-1 agreement, and
+    the centred log-probabilities (the logits up to a constant; random weights give a flat softmax) nearly
+    parallel."""
     model = ROOT / "configs/models/squeezenet_v1_1.yaml"
     calibration = tmp_path / "calibration"
     write_photo_set(calibration, "calibration")
-    test = write_photo_set(tmp_path / "test", "test")[::2]
+    test = write_photo_set(tmp_path / "test", "test")[::4]
     photo_tensors(model, test).astype("<f4").tofile(tmp_path / "test.f32")
     engines = {"float32": build(model, build_dir, None, target=TARGET),
                "int8": build(model, build_dir, None, "precision=int8", f"calibration={calibration}", target=TARGET)}
@@ -109,7 +110,7 @@ def test_int8_squeezenet_agrees_with_float32_on_photos(build_dir, tmp_path):
                    "--runs", "1", "--warmup", "0", target=TARGET)
         outputs[precision] = np.fromfile(tmp_path / f"{precision}.f32", "<f4").reshape(len(test), 1000)
     reference, ours = outputs["float32"], outputs["int8"]
-    assert (reference.argmax(1) == ours.argmax(1)).mean() >= 0.96
+    assert (reference.argmax(1) == ours.argmax(1)).mean() >= 0.92   # at most one of the 14
     cosine = lambda a, b: (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))  # noqa: E731
     assert cosine(reference, ours).min() >= 0.99
     logs = [np.log(x) - np.log(x).mean(1, keepdims=True) for x in (reference, ours)]
@@ -170,15 +171,32 @@ def test_the_counter_counts_aarch64_programs_exactly(tmp_path):
     assert count([str(tmp_path / "counted"), "1000"], **target_options(TARGET)).markers == results[1000].markers
 
 
-def test_bench_report_for_aarch64_counts_under_qemu_aarch64():
-    """`bench report --target aarch64` on a small model with the plain C++ peer built by the aarch64 toolchain file:
+# A small fire network of only the layer kinds every peer takes (bench/peers/network.py), on 3-channel photos.
+SMALL_FIRE = """name: small_fire
+input: {name: data, shape: [3, 35, 35]}
+preprocess: {resize: 40, crop: 35, channel_order: BGR, mean: [104, 117, 123], scale: 1.0}
+layers:
+  - {name: conv1, type: conv, filters: 16, kernel: 3, stride: 2, activation: relu}
+  - {name: pool1, type: maxpool, kernel: 3, stride: 2, rounding: ceil}
+  - {name: fire2, type: fire, squeeze: 8, expand: 16}
+  - {name: conv10, type: conv, filters: 10, kernel: 1, activation: relu}
+  - {name: pool10, type: global_avgpool}
+  - {name: prob, type: softmax}
+"""
+
+
+def test_bench_report_for_aarch64_counts_under_qemu_aarch64(tmp_path):
+    """`bench report --target aarch64` on a small fire network with the plain C++ peer built by the aarch64
+    toolchain file:
     results/<stamp>-aarch64/, counted under qemu-aarch64, the peer's output checked against ours; a peer that exists
     only for armv7 is refused by name before any work."""
-    from test_bench_cli import TINY, bench, docs_state
+    from test_bench_cli import bench, docs_state
+    model = tmp_path / "small_fire.yaml"
+    model.write_text(SMALL_FIRE)
     before = docs_state()
-    refused = bench("report", "--target", TARGET, "--models", str(TINY), "--peers", "tflite")
+    refused = bench("report", "--target", TARGET, "--models", str(model), "--peers", "tflite")
     assert refused.returncode == 1 and "peer tflite does not exist for aarch64" in refused.stderr
-    proc = bench("report", "--target", TARGET, "--models", str(TINY), "--peers", "plain_cpp", "--runs", "1")
+    proc = bench("report", "--target", TARGET, "--models", str(model), "--peers", "plain_cpp", "--runs", "1")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert docs_state() == before
     last = proc.stderr.strip().splitlines()[-1]
