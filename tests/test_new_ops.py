@@ -82,6 +82,19 @@ def test_max_pooling_odd_shapes_match_numpy(tmp_path, layout):
     np.testing.assert_array_equal(ours.reshape(shapes["e"]), e)
 
 
+def run_small_model(file: str, layout: str, seed: int, input_shape: tuple, work) -> tuple:
+    """tests/models/<file> with seeded random weights, built in a layout and run on a random input under qemu-arm:
+    (our output, the input, the weights as arrays, the weights as tensors)."""
+    model = ROOT / "tests/models" / file
+    rng = np.random.default_rng(seed)
+    arrays = {p.name: rng.normal(0, 0.5, p.shape).astype(np.float32) for p in load_yaml_model(model).params}
+    np.savez(work / "w.npz", **arrays)
+    binary = build(model, work / layout, work / "w.npz", f"layout={layout}")
+    x = rng.normal(0, 1, input_shape).astype(np.float32)
+    ours, _ = infer(binary, x, work)
+    return ours, x, arrays, {k: torch.from_numpy(v) for k, v in arrays.items()}
+
+
 def numpy_prelu(x: np.ndarray, slope: np.ndarray) -> np.ndarray:
     return np.where(x >= 0, x, slope[:, None, None] * x)
 
@@ -89,14 +102,7 @@ def numpy_prelu(x: np.ndarray, slope: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize("layout", ["nchw", "nhwc"])
 def test_prelu_matches_numpy(tmp_path, layout):
     """A slope per channel (ACL's NEPReluLayer broadcasting them) against numpy; the convolutions by PyTorch."""
-    model = ROOT / "tests/models/prelu.yaml"
-    rng = np.random.default_rng(11)
-    arrays = {p.name: rng.normal(0, 0.5, p.shape).astype(np.float32) for p in load_yaml_model(model).params}
-    np.savez(tmp_path / "w.npz", **arrays)
-    binary = build(model, tmp_path / layout, tmp_path / "w.npz", f"layout={layout}")
-    x = rng.normal(0, 1, (5, 11, 9)).astype(np.float32)
-    ours, _ = infer(binary, x, tmp_path)
-    w = {k: torch.from_numpy(v) for k, v in arrays.items()}
+    ours, x, arrays, w = run_small_model("prelu.yaml", layout, 11, (5, 11, 9), tmp_path)
     with torch.no_grad():
         c1 = F.conv2d(torch.from_numpy(x)[None], w["c1.weight"], w["c1.bias"], padding=1)[0].numpy()
         p1 = numpy_prelu(c1, arrays["p1.weight"])
@@ -112,14 +118,7 @@ def test_prelu_matches_numpy(tmp_path, layout):
 @pytest.mark.parametrize("layout", ["nchw", "nhwc"])
 def test_flatten_in_hwc_order_matches_numpy(tmp_path, layout):
     """flatten: values in height, width, channel order (numpy's transpose of the convolutions' outputs)."""
-    model = ROOT / "tests/models/flatten.yaml"
-    rng = np.random.default_rng(12)
-    arrays = {p.name: rng.normal(0, 0.5, p.shape).astype(np.float32) for p in load_yaml_model(model).params}
-    np.savez(tmp_path / "w.npz", **arrays)
-    binary = build(model, tmp_path / layout, tmp_path / "w.npz", f"layout={layout}")
-    x = rng.normal(0, 1, (4, 9, 7)).astype(np.float32)
-    ours, _ = infer(binary, x, tmp_path)
-    w = {k: torch.from_numpy(v) for k, v in arrays.items()}
+    ours, x, _, w = run_small_model("flatten.yaml", layout, 12, (4, 9, 7), tmp_path)
     with torch.no_grad():
         big = F.conv2d(torch.from_numpy(x)[None], w["big.weight"], w["big.bias"], padding=1)[0].numpy()
         small = F.conv2d(torch.from_numpy(x)[None], w["small.weight"], w["small.bias"], stride=2)[0].numpy()

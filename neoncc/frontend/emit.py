@@ -60,6 +60,24 @@ class ImportedModel:
     quantization: dict | None = None
 
 
+def scale_shift(scale: np.ndarray, shift: np.ndarray) -> tuple[dict, dict[str, np.ndarray]]:
+    """y = scale * x + shift per channel as a layer: `affine` (alpha, beta) when every channel has the same ones,
+    else a `batchnorm` with neutral statistics. Returns the layer entry (no name, no input) and its weights keyed
+    by role (weight, bias, running_mean, running_var)."""
+    if np.all(scale == scale[0]) and np.all(shift == shift[0]):
+        entry = {"type": "affine"}
+        if scale[0] != 1:
+            entry["alpha"] = float(np.float32(scale[0]))
+        if shift[0] != 0:
+            entry["beta"] = float(np.float32(shift[0]))
+        return entry, {}
+    eps = 1e-5  # the batchnorm layer's default: its weight is scaled so that weight / sqrt(1 + eps) = scale
+    return {"type": "batchnorm"}, {"weight": (scale * np.sqrt(1.0 + eps)).astype(np.float32),
+                                   "bias": shift.astype(np.float32),
+                                   "running_mean": np.zeros(len(scale), np.float32),
+                                   "running_var": np.ones(len(scale), np.float32)}
+
+
 def identifier(text: str, fallback: str) -> str:
     """A layer name our schema accepts, from a framework's name (`fire2/squeeze1x1` -> `fire2.squeeze1x1`,
     `/fire2/Concat` -> `fire2.Concat`)."""

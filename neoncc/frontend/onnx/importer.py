@@ -17,7 +17,7 @@ import onnx
 from onnx import numpy_helper, shape_inference
 
 from neoncc.errors import UserError
-from neoncc.frontend.emit import ImportedModel, identifier, unique
+from neoncc.frontend.emit import ImportedModel, identifier, scale_shift, unique
 from neoncc.frontend.emit import preprocess as preprocess_for
 
 SUPPORTED = ("Conv (dense or depthwise), BatchNormalization, Relu, Clip, LeakyRelu, PRelu (one slope), Sigmoid, "
@@ -555,20 +555,12 @@ class _Reader:
             self.weights[f"{source}.bias"] = (b * scale + shift).astype(np.float32)
             self.producer[node.output[0]] = source
             return
-        if np.all(scale == scale[0]) and np.all(shift == shift[0]):
-            entry = {"type": "affine"}
-            if scale[0] != 1:
-                entry["alpha"] = float(np.float32(scale[0]))
-            if shift[0] != 0:
-                entry["beta"] = float(np.float32(shift[0]))
+        entry, arrays = scale_shift(scale, shift)
+        if not arrays:
             self.add(node, entry, [source])
             return
-        eps = 1e-5
-        name = self.add(node, {"type": "batchnorm"}, [source], identifier(_module_path(node), "affine"))
-        self.weights[f"{name}.weight"] = (scale * np.sqrt(1.0 + eps)).astype(np.float32)
-        self.weights[f"{name}.bias"] = shift.astype(np.float32)
-        self.weights[f"{name}.running_mean"] = np.zeros(len(scale), np.float32)
-        self.weights[f"{name}.running_var"] = np.ones(len(scale), np.float32)
+        name = self.add(node, entry, [source], identifier(_module_path(node), "affine"))
+        self.weights.update({f"{name}.{role}": array for role, array in arrays.items()})
 
     def binary(self, node, kind: str) -> None:
         a, b = self.data_input(node, 0), self.data_input(node, 1)

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from neoncc.errors import UserError
-from neoncc.frontend.emit import ImportedModel, identifier, unique
+from neoncc.frontend.emit import ImportedModel, identifier, scale_shift, unique
 from neoncc.frontend.emit import preprocess as preprocess_for
 
 _ACTIVATIONS = {0: None, 1: "relu", 3: "relu6"}  # tflite.ActivationFunctionType: NONE, RELU, RELU6
@@ -622,19 +622,9 @@ class _Reader:
             raise self.refuse(f"a constant of shape {list(value.shape)} is not supported (a scalar or one value per "
                               "channel)")
         scale, shift = (np.ones(c), vector) if kind == "add" else (vector, np.zeros(c))
-        if np.all(scale == scale[0]) and np.all(shift == shift[0]):
-            entry = {"type": "affine"}
-            if scale[0] != 1:
-                entry["alpha"] = float(np.float32(scale[0]))
-            if shift[0] != 0:
-                entry["beta"] = float(np.float32(shift[0]))
-            return self.add(entry, [source], out)
-        eps = 1e-5
-        name = self.add({"type": "batchnorm"}, [source], out)
-        self.weights[f"{name}.weight"] = (scale * np.sqrt(1.0 + eps)).astype(np.float32)
-        self.weights[f"{name}.bias"] = shift.astype(np.float32)
-        self.weights[f"{name}.running_mean"] = np.zeros(c, np.float32)
-        self.weights[f"{name}.running_var"] = np.ones(c, np.float32)
+        entry, arrays = scale_shift(scale, shift)
+        name = self.add(entry, [source], out)
+        self.weights.update({f"{name}.{role}": array for role, array in arrays.items()})
         return name
 
 
