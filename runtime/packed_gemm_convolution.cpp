@@ -74,6 +74,7 @@ void PackedGemmConvolution::panels(size_t first, size_t end, std::vector<float> 
     const int stride_x = _conv_info.stride().first, stride_y = _conv_info.stride().second;
     const int pad_x = _conv_info.pad_left(), pad_y = _conv_info.pad_top();
     const size_t k4 = _k_blocks * 4, blocks = gemm::round_up(filters, gemm::kCols) / gemm::kCols;
+    const size_t whole_blocks = filters / gemm::kCols;
 
     const bool   dense = in_sx == channels * sizeof(float);
     const size_t span  = _kernel_w * channels;
@@ -154,15 +155,17 @@ void PackedGemmConvolution::panels(size_t first, size_t end, std::vector<float> 
         const ptrdiff_t step   = reinterpret_cast<uint8_t *>(out_row[1]) - reinterpret_cast<uint8_t *>(out_row[0]);
         const bool      evenly = valid == gemm::kRows && step > 0 && reinterpret_cast<uint8_t *>(out_row[2]) - reinterpret_cast<uint8_t *>(out_row[1]) == step
                             && reinterpret_cast<uint8_t *>(out_row[3]) - reinterpret_cast<uint8_t *>(out_row[2]) == step;
-        const float *b = _packed_weights.data();
-        for(size_t block = 0; block < blocks; ++block, b += k4 * gemm::kCols)
+        const float *b     = _packed_weights.data();
+        size_t       block = 0;
+        if(evenly && whole_blocks > 0) // every whole block of 8 columns in one call, stored from the registers
+        {
+            gemm::micro_kernel(panel, b, _k_blocks, _bias.data(), out_row[0], static_cast<size_t>(step), _clamp, whole_blocks);
+            block = whole_blocks;
+            b += whole_blocks * k4 * gemm::kCols;
+        }
+        for(; block < blocks; ++block, b += k4 * gemm::kCols)
         {
             const size_t column = block * gemm::kCols, cols = std::min(gemm::kCols, filters - column);
-            if(evenly && cols == gemm::kCols)
-            {
-                gemm::micro_kernel(panel, b, _k_blocks, _bias.data() + column, out_row[0] + column, static_cast<size_t>(step), _clamp);
-                continue;
-            }
             float *at[gemm::kRows] = { out_row[0] + column, out_row[1] + column, out_row[2] + column, out_row[3] + column };
             gemm::micro_kernel_partial(panel, b, _k_blocks, _bias.data() + column, at, valid, cols, _clamp);
         }

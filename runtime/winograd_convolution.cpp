@@ -256,10 +256,7 @@ void WinogradConvolution::multiply(size_t first_position, size_t end_position)
             const float *a = _v.data() + (xi * _panels + panel) * _k_blocks * 16;
             const float *b = _u.data() + xi * per_position;
             float       *m = _m.data() + (panel * gemm::kRows * kPositions + xi) * _filters_padded;
-            for(size_t block = 0; block < blocks; ++block, b += _k_blocks * 4 * gemm::kCols)
-            {
-                gemm::micro_kernel(a, b, _k_blocks, bias + block * gemm::kCols, m + block * gemm::kCols, row_stride, none);
-            }
+            gemm::micro_kernel(a, b, _k_blocks, bias, m, row_stride, none, blocks);
         }
     }
 }
