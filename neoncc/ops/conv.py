@@ -75,9 +75,10 @@ class Conv(Op):
         "pointwise": Impl("engine::PointwiseConvolution", layouts=("NCHW",),       # runtime/
                           requires=(_pointwise, "a 1x1 kernel, stride 1, no padding"), **_CONV),
         "packed_gemm": Impl("engine::PackedGemmConvolution", layouts=("NHWC",),      # runtime/
-                            requires=(_plain, "groups 1 and no dilation"), **_CONV),
+                            requires=(_plain, "groups 1 and no dilation"), strided_output=True, **_CONV),
         "winograd63": Impl("engine::WinogradConvolution", layouts=("NHWC",),        # runtime/, F(6x6, 3x3)
-                           requires=(_winograd63, "a 3x3 kernel, stride 1, groups 1 and no dilation"), **_CONV),
+                           requires=(_winograd63, "a 3x3 kernel, stride 1, groups 1 and no dilation"),
+                           strided_output=True, **_CONV),
         "qconv": Impl("engine::QuantizedConvolution", layouts=("NCHW",), precisions=("int8",),
                       requires=(_dense, "groups=1"), **_CONV),
         "depthwise": Impl("NEDepthwiseConvolutionLayer", template="depthwise", scratch=True,
