@@ -12,6 +12,28 @@ using namespace arm_compute;
 
 namespace engine
 {
+namespace
+{
+inline void copy_floats(float *dst, const float *src, size_t n)
+{
+    for(; n >= 8; n -= 8, src += 8, dst += 8)
+    {
+        const float32x4_t lo = vld1q_f32(src), hi = vld1q_f32(src + 4);
+        vst1q_f32(dst, lo);
+        vst1q_f32(dst + 4, hi);
+    }
+    if(n >= 4)
+    {
+        vst1q_f32(dst, vld1q_f32(src));
+        n -= 4, src += 4, dst += 4;
+    }
+    for(; n > 0; --n)
+    {
+        *dst++ = *src++;
+    }
+}
+} // namespace
+
 PackedGemmConvolution::PackedGemmConvolution(std::shared_ptr<IMemoryManager> memory_manager)
 {
     (void)memory_manager;
@@ -108,6 +130,18 @@ void PackedGemmConvolution::panels(size_t first, size_t end, std::vector<float> 
             float *gathered = rows + r * k4;
             row[r]          = gathered;
             const int ix0 = static_cast<int>(ox) * stride_x - pad_x;
+            const int iy0 = static_cast<int>(oy) * stride_y - pad_y;
+            if(dense && ix0 >= 0 && iy0 >= 0 && ix0 + static_cast<int>(_kernel_w) <= static_cast<int>(in_w)
+               && iy0 + static_cast<int>(_kernel_h) <= static_cast<int>(in_h))
+            {
+                // The whole window inside: kernel height runs of kernel width x Cin floats (e.g. conv1: 3 x 9).
+                const uint8_t *from = src + iy0 * in_sy + ix0 * in_sx;
+                for(size_t ky = 0; ky < _kernel_h; ++ky, from += in_sy, gathered += span)
+                {
+                    copy_floats(gathered, reinterpret_cast<const float *>(from), span);
+                }
+                continue;
+            }
             for(size_t ky = 0; ky < _kernel_h; ++ky)
             {
                 const int iy = static_cast<int>(oy) * stride_y - pad_y + static_cast<int>(ky);
@@ -142,7 +176,7 @@ void PackedGemmConvolution::panels(size_t first, size_t end, std::vector<float> 
                     }
                 }
             }
-            std::fill(gathered, rows + (r + 1) * k4, 0.f);
+            // rows[k, k4) stay zero from the buffer's allocation: nothing writes there
         }
         float *packed = panel;
         for(size_t kb = 0; kb < _k_blocks; ++kb, packed += 16)
