@@ -35,6 +35,11 @@ def _winograd63(node) -> bool:
     return kernel == (3, 3) and stride == (1, 1) and _plain(node)
 
 
+def _rgb3x3s2(node) -> bool:
+    kernel, stride = pair(node.attrs["kernel"]), pair(node.attrs.get("stride", 1))
+    return kernel == (3, 3) and stride == (2, 2) and _plain(node) and bool(node.params) and node.params[0].shape[1] == 3
+
+
 def _winograd(node) -> bool:
     kernel, stride = pair(node.attrs["kernel"]), pair(node.attrs.get("stride", 1))
     return _dense(node) and kernel in ((3, 3), (5, 5), (3, 1), (1, 3), (5, 1), (1, 5)) and stride == (1, 1)
@@ -79,6 +84,9 @@ class Conv(Op):
         "winograd63": Impl("engine::WinogradConvolution", layouts=("NHWC",),        # runtime/, F(6x6, 3x3)
                            requires=(_winograd63, "a 3x3 kernel, stride 1, groups 1 and no dilation"),
                            strided_output=True, **_CONV),
+        "direct3x3s2": Impl("engine::DirectConvolution3x3s2", layouts=("NHWC",),  # runtime/, e.g. conv1
+                            requires=(_rgb3x3s2, "a 3x3 kernel, stride 2, 3 input channels, groups 1 and no dilation"),
+                            strided_output=True, **_CONV),
         "qconv": Impl("engine::QuantizedConvolution", layouts=("NCHW",), precisions=("int8",),
                       requires=(_dense, "groups=1"), **_CONV),
         "depthwise": Impl("NEDepthwiseConvolutionLayer", template="depthwise", scratch=True,
