@@ -103,6 +103,43 @@ void PackedGemmConvolution::panels(size_t first, size_t end, std::vector<float> 
 
     float *panel = buffer.data();
     float *rows  = panel + k4 * gemm::kRows; // gathered im2col rows, k4 floats each
+    // A 1x1 convolution over planes stored row after row (input and output: pixel p at p x the pixel stride; a
+    // channel view of a wider tensor included): whole panels need no coordinates, 4 input rows at a fixed stride
+    // are packed and the 4 output rows are evenly spaced.
+    if(_in_place && in_sy == in_w * in_sx && out_sy == out_w * out_sx && whole_blocks > 0)
+    {
+        const size_t full = std::min(end, pixels / gemm::kRows);
+        for(; first < full; ++first)
+        {
+            const uint8_t *from = src + first * gemm::kRows * in_sx;
+            const float   *r0 = reinterpret_cast<const float *>(from), *r1 = reinterpret_cast<const float *>(from + in_sx);
+            const float   *r2 = reinterpret_cast<const float *>(from + 2 * in_sx), *r3 = reinterpret_cast<const float *>(from + 3 * in_sx);
+            float         *packed = panel;
+            for(size_t kb = 0; kb < _k_blocks; ++kb, packed += 16, r0 += 4, r1 += 4, r2 += 4, r3 += 4)
+            {
+                const float32x4_t v0 = vld1q_f32(r0), v1 = vld1q_f32(r1), v2 = vld1q_f32(r2), v3 = vld1q_f32(r3);
+                vst1q_f32(packed, v0);
+                vst1q_f32(packed + 4, v1);
+                vst1q_f32(packed + 8, v2);
+                vst1q_f32(packed + 12, v3);
+            }
+            float *out_row = reinterpret_cast<float *>(dst + first * gemm::kRows * out_sx);
+            gemm::micro_kernel(panel, _packed_weights.data(), _k_blocks, _bias.data(), out_row, out_sx, _clamp, whole_blocks);
+            if(whole_blocks < blocks)
+            {
+                const size_t column = whole_blocks * gemm::kCols;
+                float *at[gemm::kRows] = { out_row + column, reinterpret_cast<float *>(reinterpret_cast<uint8_t *>(out_row) + out_sx) + column,
+                                           reinterpret_cast<float *>(reinterpret_cast<uint8_t *>(out_row) + 2 * out_sx) + column,
+                                           reinterpret_cast<float *>(reinterpret_cast<uint8_t *>(out_row) + 3 * out_sx) + column };
+                gemm::micro_kernel_partial(panel, _packed_weights.data() + whole_blocks * k4 * gemm::kCols, _k_blocks, _bias.data() + column, at,
+                                           gemm::kRows, filters - column, _clamp);
+            }
+        }
+        if(first >= end)
+        {
+            return;
+        }
+    }
     // The next pixel's coordinates, advanced pixel by pixel (armv7-a has no integer division instruction).
     size_t next_x = first * gemm::kRows % out_w, next_y = first * gemm::kRows / out_w, ox = 0, oy = 0;
     for(size_t p = first; p < end; ++p)
