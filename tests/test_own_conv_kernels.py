@@ -1,4 +1,5 @@
-"""Our NHWC convolution kernels (engine::PackedGemmConvolution, engine::WinogradConvolution), cross-built and run
+"""Our NHWC convolution kernels (engine::PackedGemmConvolution, engine::WinogradConvolution with F(6x6, 3x3) and
+F(4x4, 3x3), engine::DirectConvolution3x3s2), cross-built and run
 under qemu-arm in a network of odd shapes (tests/models/odd_convs.yaml), against convolutions written here with
 plain numpy; and refused by name where they cannot run."""
 
@@ -52,7 +53,8 @@ def weights(tmp_path_factory):
 @pytest.mark.parametrize("methods", [
     {name: "packed_gemm" for name in CONVS},
     {name: "winograd63" if name in THREE_BY_THREE_STRIDE_1 else "packed_gemm" for name in CONVS},
-], ids=["packed_gemm", "winograd63"])
+    {name: "winograd43" if name in THREE_BY_THREE_STRIDE_1 else "packed_gemm" for name in CONVS},
+], ids=["packed_gemm", "winograd63", "winograd43"])
 def test_kernels_match_numpy_in_odd_shapes(weights, methods):
     work, arrays = weights
     kind = "-".join(sorted(set(methods.values())))
@@ -61,7 +63,8 @@ def test_kernels_match_numpy_in_odd_shapes(weights, methods):
     binary = build(MODEL, work / kind, work / "w.npz", "layout=nhwc", f"tuning={tuning}")
     source = binary.with_suffix(".cpp").read_text()
     for name, method in methods.items():
-        function = {"packed_gemm": "PackedGemmConvolution", "winograd63": "WinogradConvolution"}[method]
+        function = {"packed_gemm": "PackedGemmConvolution", "winograd63": "WinogradConvolution",
+                    "winograd43": "WinogradConvolution43"}[method]
         assert f"engine::{function} {name}_{{ scratch_memory_ }};" in source
     x = np.random.default_rng(3).normal(0, 1, (5, 19, 23)).astype(np.float32)
     expected = reference(arrays, x)
@@ -74,6 +77,7 @@ def test_kernels_match_numpy_in_odd_shapes(weights, methods):
 @pytest.mark.parametrize("layer, method, message", [
     ("dil", "packed_gemm", "'packed_gemm' needs groups 1 and no dilation"),
     ("c0", "winograd63", "'winograd63' needs a 3x3 kernel, stride 1, groups 1 and no dilation"),
+    ("c0", "winograd43", "'winograd43' needs a 3x3 kernel, stride 1, groups 1 and no dilation"),
 ])
 def test_refused_where_they_cannot_run(tmp_path, layer, method, message):
     tuning = tmp_path / "tuning.yaml"
