@@ -78,7 +78,9 @@ Clamp clamp_of(const ActivationLayerInfo &act)
 // AArch64: the same 4 x 8 block and packing, in intrinsics; the compiler allocates the 32 128-bit registers (8
 // accumulators, 4 A rows of 4 k, 2 B halves per step, double-buffered across the unrolled steps) and emits
 // fused multiply-accumulates by lane (fmla v.4s, v.4s, v.s[lane]).
-void micro_kernel(const float *a, const float *b, size_t k_blocks, const float *bias, float *c, size_t row_stride_bytes, const Clamp &clamp)
+namespace
+{
+void block_4x8(const float *a, const float *b, size_t k_blocks, const float *bias, float *c, size_t row_stride_bytes, const Clamp &clamp)
 {
     const float32x4_t bias_lo = vld1q_f32(bias), bias_hi = vld1q_f32(bias + 4);
     float32x4_t       c0l = bias_lo, c0h = bias_hi, c1l = bias_lo, c1h = bias_hi;
@@ -128,76 +130,143 @@ void micro_kernel(const float *a, const float *b, size_t k_blocks, const float *
     row += row_stride_bytes;
     vst1q_f32(reinterpret_cast<float *>(row), c3l), vst1q_f32(reinterpret_cast<float *>(row) + 4, c3h);
 }
-#else
-// One step of k: B's row (8 columns) in q4-q5 times lane L of each A row (rows in q0, q1, q2, q3 = d0-d7).
-#define ENGINE_GEMM_STEP(LO0, LO1, LO2, LO3) \
-    "vld1.32 {d8-d11}, [%[b]]!\n"            \
-    "vmla.f32 q8, q4, " LO0 "\n"             \
-    "vmla.f32 q9, q5, " LO0 "\n"             \
-    "vmla.f32 q10, q4, " LO1 "\n"            \
-    "vmla.f32 q11, q5, " LO1 "\n"            \
-    "vmla.f32 q12, q4, " LO2 "\n"            \
-    "vmla.f32 q13, q5, " LO2 "\n"            \
-    "vmla.f32 q14, q4, " LO3 "\n"            \
-    "vmla.f32 q15, q5, " LO3 "\n"
+} // namespace
 
-void micro_kernel(const float *a, const float *b, size_t k_blocks, const float *bias, float *c, size_t row_stride_bytes, const Clamp &clamp)
+void micro_kernel(const float *a, const float *b, size_t k_blocks, const float *bias, float *c, size_t row_stride_bytes, const Clamp &clamp, size_t blocks)
 {
-    const float  bounds_values[2] = { clamp.lo, clamp.hi };
-    const float *bounds           = bounds_values;
-    asm volatile(
-        "vld1.32 {d8-d11}, [%[bias]]\n"
-        "vmov q8, q4\n"
-        "vmov q9, q5\n"
-        "vmov q10, q4\n"
-        "vmov q11, q5\n"
-        "vmov q12, q4\n"
-        "vmov q13, q5\n"
-        "vmov q14, q4\n"
-        "vmov q15, q5\n"
-        "1:\n"
-        "vld1.32 {d0-d3}, [%[a]]!\n"
-        "vld1.32 {d4-d7}, [%[a]]!\n" //
-        ENGINE_GEMM_STEP("d0[0]", "d2[0]", "d4[0]", "d6[0]")
-        ENGINE_GEMM_STEP("d0[1]", "d2[1]", "d4[1]", "d6[1]")
-        ENGINE_GEMM_STEP("d1[0]", "d3[0]", "d5[0]", "d7[0]")
-        ENGINE_GEMM_STEP("d1[1]", "d3[1]", "d5[1]", "d7[1]")
-        "subs %[k], %[k], #1\n"
-        "bne 1b\n"
-        "tst %[flags], #1\n"
-        "beq 2f\n"
-        "vld1.32 {d0[], d1[]}, [%[bounds]]\n"
-        "vmax.f32 q8, q8, q0\n"
-        "vmax.f32 q9, q9, q0\n"
-        "vmax.f32 q10, q10, q0\n"
-        "vmax.f32 q11, q11, q0\n"
-        "vmax.f32 q12, q12, q0\n"
-        "vmax.f32 q13, q13, q0\n"
-        "vmax.f32 q14, q14, q0\n"
-        "vmax.f32 q15, q15, q0\n"
-        "2:\n"
-        "tst %[flags], #2\n"
-        "beq 3f\n"
-        "add %[bounds], %[bounds], #4\n"
-        "vld1.32 {d2[], d3[]}, [%[bounds]]\n"
-        "vmin.f32 q8, q8, q1\n"
-        "vmin.f32 q9, q9, q1\n"
-        "vmin.f32 q10, q10, q1\n"
-        "vmin.f32 q11, q11, q1\n"
-        "vmin.f32 q12, q12, q1\n"
-        "vmin.f32 q13, q13, q1\n"
-        "vmin.f32 q14, q14, q1\n"
-        "vmin.f32 q15, q15, q1\n"
-        "3:\n"
-        "vst1.32 {d16-d19}, [%[c]], %[stride]\n"
-        "vst1.32 {d20-d23}, [%[c]], %[stride]\n"
-        "vst1.32 {d24-d27}, [%[c]], %[stride]\n"
-        "vst1.32 {d28-d31}, [%[c]]\n"
-        : [a] "+r"(a), [b] "+r"(b), [k] "+r"(k_blocks), [c] "+r"(c), [bounds] "+r"(bounds)
-        : [bias] "r"(bias), [stride] "r"(row_stride_bytes), [flags] "r"(clamp.flags)
-        : "cc", "memory", "q0", "q1", "q2", "q3", "q4", "q5", "q8", "q9", "q10", "q11", "q12", "q13", "q14", "q15");
+    for(size_t n = 0; n < blocks; ++n) // B's packed blocks follow each other, 4 * kCols floats per k block
+    {
+        block_4x8(a, b + n * k_blocks * 4 * kCols, k_blocks, bias + n * kCols, c + n * kCols, row_stride_bytes, clamp);
+    }
 }
-#undef ENGINE_GEMM_STEP
+#else
+// The product of one k block (4 steps of k): the A panel block (4 rows x 4 k) in q0-q3 (row r's k values in
+// d(2r), d(2r+1)), B's 4 rows of 8 columns in q4-q7 two rows at a time; 3 loads (vldmia) for 32
+// multiply-accumulates into q8-q15 (row r: q(8+2r) columns 0-3, q(9+2r) columns 4-7).
+#define ENGINE_GEMM_HALF(L0, L1, L2, L3, H0, H1, H2, H3) \
+    "vldmia %[b]!, {d8-d15}\n"                           \
+    "vmla.f32 q8, q4, " L0 "\n"                          \
+    "vmla.f32 q9, q5, " L0 "\n"                          \
+    "vmla.f32 q10, q4, " L1 "\n"                         \
+    "vmla.f32 q11, q5, " L1 "\n"                         \
+    "vmla.f32 q12, q4, " L2 "\n"                         \
+    "vmla.f32 q13, q5, " L2 "\n"                         \
+    "vmla.f32 q14, q4, " L3 "\n"                         \
+    "vmla.f32 q15, q5, " L3 "\n"                         \
+    "vmla.f32 q8, q6, " H0 "\n"                          \
+    "vmla.f32 q9, q7, " H0 "\n"                          \
+    "vmla.f32 q10, q6, " H1 "\n"                         \
+    "vmla.f32 q11, q7, " H1 "\n"                         \
+    "vmla.f32 q12, q6, " H2 "\n"                         \
+    "vmla.f32 q13, q7, " H2 "\n"                         \
+    "vmla.f32 q14, q6, " H3 "\n"                         \
+    "vmla.f32 q15, q7, " H3 "\n"
+#define ENGINE_GEMM_K_BLOCK                                                              \
+    "vldmia %[a]!, {d0-d7}\n" /* */                                                      \
+    ENGINE_GEMM_HALF("d0[0]", "d2[0]", "d4[0]", "d6[0]", "d0[1]", "d2[1]", "d4[1]", "d6[1]") \
+    ENGINE_GEMM_HALF("d1[0]", "d3[0]", "d5[0]", "d7[0]", "d1[1]", "d3[1]", "d5[1]", "d7[1]")
+
+// One 4 x 8 block: the accumulators start from the bias, an odd k block first, then two per loop iteration (72
+// instructions per 8 steps of k, 256 multiply-accumulates), the clamp, 4 row stores at the row stride.
+#define ENGINE_GEMM_BLOCK(CLAMP)                                                                                       \
+    asm volatile("vld1.32 {d16-d19}, [%[bias]]\n"                                                                     \
+                 "vmov q10, q8\n"                                                                                     \
+                 "vmov q11, q9\n"                                                                                     \
+                 "vmov q12, q8\n"                                                                                     \
+                 "vmov q13, q9\n"                                                                                     \
+                 "vmov q14, q8\n"                                                                                     \
+                 "vmov q15, q9\n"                                                                                     \
+                 "tst %[k], #1\n"                                                                                     \
+                 "beq 1f\n" ENGINE_GEMM_K_BLOCK "1:\n"                                                                \
+                 "lsrs %[k], %[k], #1\n"                                                                              \
+                 "beq 3f\n"                                                                                           \
+                 "2:\n" ENGINE_GEMM_K_BLOCK ENGINE_GEMM_K_BLOCK "subs %[k], %[k], #1\n"                               \
+                 "bne 2b\n"                                                                                           \
+                 "3:\n" CLAMP "vst1.32 {d16-d19}, [%[c]], %[stride]\n"                                                \
+                 "vst1.32 {d20-d23}, [%[c]], %[stride]\n"                                                             \
+                 "vst1.32 {d24-d27}, [%[c]], %[stride]\n"                                                             \
+                 "vst1.32 {d28-d31}, [%[c]]\n"                                                                        \
+                 : [a] "+r"(a_at), [b] "+r"(b), [k] "+r"(k), [c] "+r"(c_at)                                         \
+                 : [bias] "r"(bias), [stride] "r"(row_stride_bytes), [lo] "r"(bounds), [hi] "r"(bounds + 1)          \
+                 : "cc", "memory", "q0", "q1", "q2", "q3", "q4", "q5", "q6", "q7", "q8", "q9", "q10", "q11", "q12", "q13", \
+                   "q14", "q15")
+
+#define ENGINE_GEMM_MAX                   \
+    "vld1.32 {d0[], d1[]}, [%[lo]]\n"     \
+    "vmax.f32 q8, q8, q0\n"               \
+    "vmax.f32 q9, q9, q0\n"               \
+    "vmax.f32 q10, q10, q0\n"             \
+    "vmax.f32 q11, q11, q0\n"             \
+    "vmax.f32 q12, q12, q0\n"             \
+    "vmax.f32 q13, q13, q0\n"             \
+    "vmax.f32 q14, q14, q0\n"             \
+    "vmax.f32 q15, q15, q0\n"
+#define ENGINE_GEMM_MIN                   \
+    "vld1.32 {d2[], d3[]}, [%[hi]]\n"     \
+    "vmin.f32 q8, q8, q1\n"               \
+    "vmin.f32 q9, q9, q1\n"               \
+    "vmin.f32 q10, q10, q1\n"             \
+    "vmin.f32 q11, q11, q1\n"             \
+    "vmin.f32 q12, q12, q1\n"             \
+    "vmin.f32 q13, q13, q1\n"             \
+    "vmin.f32 q14, q14, q1\n"             \
+    "vmin.f32 q15, q15, q1\n"
+
+namespace
+{
+/** blocks consecutive 8-column blocks with one clamp kind (the flags of Clamp, fixed per instantiation). */
+template <unsigned Flags>
+void blocks_with(const float *a, const float *b, size_t k_blocks, const float *bias, float *c, size_t row_stride_bytes, const float *bounds, size_t blocks)
+{
+    for(size_t n = 0; n < blocks; ++n, bias += kCols, c += kCols)
+    {
+        const float *a_at = a;
+        float       *c_at = c;
+        size_t       k    = k_blocks;
+        if(Flags == 0)
+        {
+            ENGINE_GEMM_BLOCK("");
+        }
+        else if(Flags == 1)
+        {
+            ENGINE_GEMM_BLOCK(ENGINE_GEMM_MAX);
+        }
+        else if(Flags == 2)
+        {
+            ENGINE_GEMM_BLOCK(ENGINE_GEMM_MIN);
+        }
+        else
+        {
+            ENGINE_GEMM_BLOCK(ENGINE_GEMM_MAX ENGINE_GEMM_MIN);
+        }
+    }
+}
+} // namespace
+#undef ENGINE_GEMM_MIN
+#undef ENGINE_GEMM_MAX
+#undef ENGINE_GEMM_BLOCK
+#undef ENGINE_GEMM_K_BLOCK
+#undef ENGINE_GEMM_HALF
+
+void micro_kernel(const float *a, const float *b, size_t k_blocks, const float *bias, float *c, size_t row_stride_bytes, const Clamp &clamp, size_t blocks)
+{
+    const float bounds[2] = { clamp.lo, clamp.hi };
+    switch(clamp.flags & 3)
+    {
+        case 0:
+            blocks_with<0>(a, b, k_blocks, bias, c, row_stride_bytes, bounds, blocks);
+            break;
+        case 1:
+            blocks_with<1>(a, b, k_blocks, bias, c, row_stride_bytes, bounds, blocks);
+            break;
+        case 2:
+            blocks_with<2>(a, b, k_blocks, bias, c, row_stride_bytes, bounds, blocks);
+            break;
+        default:
+            blocks_with<3>(a, b, k_blocks, bias, c, row_stride_bytes, bounds, blocks);
+            break;
+    }
+}
 #endif
 
 void micro_kernel_partial(const float *a, const float *b, size_t k_blocks, const float *bias, float *const *rows_at, size_t rows, size_t cols, const Clamp &clamp)

@@ -3,15 +3,18 @@
 // of 8 contiguous floats at a row stride. In NHWC a row is a pixel (or a Winograd tile) and the 8 columns are
 // output channels, so each row of the block is two plain vector stores.
 //
-// Both operands are packed so that the inner loop is 2 + 4 loads and 32 multiply-accumulates (by scalar) per 4
-// steps of k, 128 products in about 40 instructions with the loop's own two:
+// Both operands are packed so that the inner loop is 3 loads (vldmia: the panel block, then B's rows two by two)
+// and 32 multiply-accumulates (by scalar) per 4 steps of k; unrolled twice, 256 products cost 72 instructions with
+// the loop's own two (0.28 per product; the bias start, clamp and stores add about 25 per block):
 //  - A, a panel of 4 rows: for each block of 4 k, the 4 rows' 4 values one after the other (a[kb][row][4]);
 //    rows are activations, packed per panel at run time (a vector copy per 4 values in NHWC);
 //  - B, the weights, constant: for each block of 8 columns, K rows of 8 (b[block][k][8]), packed once.
 // K is padded with zeros to a multiple of 4 in both, columns to a multiple of 8 in B. The 8 accumulators
-// (q8-q15), one A panel block (q0-q3) and one B row (q4-q5) fit in the 16 NEON quad registers of armv7 (inline
-// assembly); on AArch64 (`#if defined(__aarch64__)` in gemm_micro_kernel.cpp) the same block is written with
-// intrinsics (fused multiply-accumulate by lane) over its 32 registers. The packing is the same on both.
+// (q8-q15), one A panel block (q0-q3) and two B rows (q4-q7) fill the 16 NEON quad registers of armv7 (inline
+// assembly). One call runs several column blocks with the same panel (the loop over blocks is C++; the clamp kind
+// is a template parameter, so no block tests it). On AArch64 (`#if defined(__aarch64__)` in gemm_micro_kernel.cpp)
+// the same block is written with intrinsics (fused multiply-accumulate by lane) over its 32 registers; the packing
+// is the same on both.
 #pragma once
 
 #include "arm_compute/core/Error.h"
@@ -75,9 +78,12 @@ void pack_b(float *dst, size_t k, size_t n, Value value)
     }
 }
 
-/** C rows r = 0..3 at c + r * row_stride_bytes: bias[0..7] + sum over k of A(r, k) * B(k, 0..7), clamped.
- *  a: the packed panel (k_blocks * 16 floats), b: the packed 8-column block (k_blocks * 32 floats). */
-void micro_kernel(const float *a, const float *b, size_t k_blocks, const float *bias, float *c, size_t row_stride_bytes, const Clamp &clamp);
+/** C rows r = 0..3 at c + r * row_stride_bytes: bias[0..7] + sum over k of A(r, k) * B(k, 0..7), clamped; then
+ *  the next blocks - 1 blocks of 8 columns (B's next packed blocks, bias and c 8 floats further each) with the
+ *  same panel. a: the packed panel (k_blocks * 16 floats), b: the packed 8-column blocks (k_blocks * 32 floats
+ *  each). */
+void micro_kernel(const float *a, const float *b, size_t k_blocks, const float *bias, float *c, size_t row_stride_bytes, const Clamp &clamp,
+                  size_t blocks = 1);
 
 /** Same, through a private 4 x 8 block: only rows < rows and columns < cols are written, row r at rows_at[r]. */
 void micro_kernel_partial(const float *a, const float *b, size_t k_blocks, const float *bias, float *const *rows_at, size_t rows, size_t cols,

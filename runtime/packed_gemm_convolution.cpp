@@ -12,6 +12,28 @@ using namespace arm_compute;
 
 namespace engine
 {
+namespace
+{
+inline void copy_floats(float *dst, const float *src, size_t n)
+{
+    for(; n >= 8; n -= 8, src += 8, dst += 8)
+    {
+        const float32x4_t lo = vld1q_f32(src), hi = vld1q_f32(src + 4);
+        vst1q_f32(dst, lo);
+        vst1q_f32(dst + 4, hi);
+    }
+    if(n >= 4)
+    {
+        vst1q_f32(dst, vld1q_f32(src));
+        n -= 4, src += 4, dst += 4;
+    }
+    for(; n > 0; --n)
+    {
+        *dst++ = *src++;
+    }
+}
+} // namespace
+
 PackedGemmConvolution::PackedGemmConvolution(std::shared_ptr<IMemoryManager> memory_manager)
 {
     (void)memory_manager;
@@ -74,12 +96,50 @@ void PackedGemmConvolution::panels(size_t first, size_t end, std::vector<float> 
     const int stride_x = _conv_info.stride().first, stride_y = _conv_info.stride().second;
     const int pad_x = _conv_info.pad_left(), pad_y = _conv_info.pad_top();
     const size_t k4 = _k_blocks * 4, blocks = gemm::round_up(filters, gemm::kCols) / gemm::kCols;
+    const size_t whole_blocks = filters / gemm::kCols;
 
     const bool   dense = in_sx == channels * sizeof(float);
     const size_t span  = _kernel_w * channels;
 
     float *panel = buffer.data();
     float *rows  = panel + k4 * gemm::kRows; // gathered im2col rows, k4 floats each
+    // A 1x1 convolution over planes stored row after row (input and output: pixel p at p x the pixel stride; a
+    // channel view of a wider tensor included): whole panels need no coordinates, 4 input rows at a fixed stride
+    // are packed and the 4 output rows are evenly spaced.
+    if(_in_place && in_sy == in_w * in_sx && out_sy == out_w * out_sx && whole_blocks > 0)
+    {
+        const size_t full = std::min(end, pixels / gemm::kRows);
+        for(; first < full; ++first)
+        {
+            const uint8_t *from = src + first * gemm::kRows * in_sx;
+            const float   *r0 = reinterpret_cast<const float *>(from), *r1 = reinterpret_cast<const float *>(from + in_sx);
+            const float   *r2 = reinterpret_cast<const float *>(from + 2 * in_sx), *r3 = reinterpret_cast<const float *>(from + 3 * in_sx);
+            float         *packed = panel;
+            for(size_t kb = 0; kb < _k_blocks; ++kb, packed += 16, r0 += 4, r1 += 4, r2 += 4, r3 += 4)
+            {
+                const float32x4_t v0 = vld1q_f32(r0), v1 = vld1q_f32(r1), v2 = vld1q_f32(r2), v3 = vld1q_f32(r3);
+                vst1q_f32(packed, v0);
+                vst1q_f32(packed + 4, v1);
+                vst1q_f32(packed + 8, v2);
+                vst1q_f32(packed + 12, v3);
+            }
+            float *out_row = reinterpret_cast<float *>(dst + first * gemm::kRows * out_sx);
+            gemm::micro_kernel(panel, _packed_weights.data(), _k_blocks, _bias.data(), out_row, out_sx, _clamp, whole_blocks);
+            if(whole_blocks < blocks)
+            {
+                const size_t column = whole_blocks * gemm::kCols;
+                float *at[gemm::kRows] = { out_row + column, reinterpret_cast<float *>(reinterpret_cast<uint8_t *>(out_row) + out_sx) + column,
+                                           reinterpret_cast<float *>(reinterpret_cast<uint8_t *>(out_row) + 2 * out_sx) + column,
+                                           reinterpret_cast<float *>(reinterpret_cast<uint8_t *>(out_row) + 3 * out_sx) + column };
+                gemm::micro_kernel_partial(panel, _packed_weights.data() + whole_blocks * k4 * gemm::kCols, _k_blocks, _bias.data() + column, at,
+                                           gemm::kRows, filters - column, _clamp);
+            }
+        }
+        if(first >= end)
+        {
+            return;
+        }
+    }
     // The next pixel's coordinates, advanced pixel by pixel (armv7-a has no integer division instruction).
     size_t next_x = first * gemm::kRows % out_w, next_y = first * gemm::kRows / out_w, ox = 0, oy = 0;
     for(size_t p = first; p < end; ++p)
@@ -107,6 +167,18 @@ void PackedGemmConvolution::panels(size_t first, size_t end, std::vector<float> 
             float *gathered = rows + r * k4;
             row[r]          = gathered;
             const int ix0 = static_cast<int>(ox) * stride_x - pad_x;
+            const int iy0 = static_cast<int>(oy) * stride_y - pad_y;
+            if(dense && ix0 >= 0 && iy0 >= 0 && ix0 + static_cast<int>(_kernel_w) <= static_cast<int>(in_w)
+               && iy0 + static_cast<int>(_kernel_h) <= static_cast<int>(in_h))
+            {
+                // The whole window inside: kernel height runs of kernel width x Cin floats (e.g. conv1: 3 x 9).
+                const uint8_t *from = src + iy0 * in_sy + ix0 * in_sx;
+                for(size_t ky = 0; ky < _kernel_h; ++ky, from += in_sy, gathered += span)
+                {
+                    copy_floats(gathered, reinterpret_cast<const float *>(from), span);
+                }
+                continue;
+            }
             for(size_t ky = 0; ky < _kernel_h; ++ky)
             {
                 const int iy = static_cast<int>(oy) * stride_y - pad_y + static_cast<int>(ky);
@@ -141,7 +213,7 @@ void PackedGemmConvolution::panels(size_t first, size_t end, std::vector<float> 
                     }
                 }
             }
-            std::fill(gathered, rows + (r + 1) * k4, 0.f);
+            // rows[k, k4) stay zero from the buffer's allocation: nothing writes there
         }
         float *packed = panel;
         for(size_t kb = 0; kb < _k_blocks; ++kb, packed += 16)
@@ -154,15 +226,17 @@ void PackedGemmConvolution::panels(size_t first, size_t end, std::vector<float> 
         const ptrdiff_t step   = reinterpret_cast<uint8_t *>(out_row[1]) - reinterpret_cast<uint8_t *>(out_row[0]);
         const bool      evenly = valid == gemm::kRows && step > 0 && reinterpret_cast<uint8_t *>(out_row[2]) - reinterpret_cast<uint8_t *>(out_row[1]) == step
                             && reinterpret_cast<uint8_t *>(out_row[3]) - reinterpret_cast<uint8_t *>(out_row[2]) == step;
-        const float *b = _packed_weights.data();
-        for(size_t block = 0; block < blocks; ++block, b += k4 * gemm::kCols)
+        const float *b     = _packed_weights.data();
+        size_t       block = 0;
+        if(evenly && whole_blocks > 0) // every whole block of 8 columns in one call, stored from the registers
+        {
+            gemm::micro_kernel(panel, b, _k_blocks, _bias.data(), out_row[0], static_cast<size_t>(step), _clamp, whole_blocks);
+            block = whole_blocks;
+            b += whole_blocks * k4 * gemm::kCols;
+        }
+        for(; block < blocks; ++block, b += k4 * gemm::kCols)
         {
             const size_t column = block * gemm::kCols, cols = std::min(gemm::kCols, filters - column);
-            if(evenly && cols == gemm::kCols)
-            {
-                gemm::micro_kernel(panel, b, _k_blocks, _bias.data() + column, out_row[0] + column, static_cast<size_t>(step), _clamp);
-                continue;
-            }
             float *at[gemm::kRows] = { out_row[0] + column, out_row[1] + column, out_row[2] + column, out_row[3] + column };
             gemm::micro_kernel_partial(panel, b, _k_blocks, _bias.data() + column, at, valid, cols, _clamp);
         }

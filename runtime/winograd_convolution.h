@@ -31,8 +31,9 @@ namespace engine
 class WinogradConvolution : public arm_compute::IFunction
 {
 public:
-    /** The memory manager is accepted for the generated code's uniformity; the transformed tiles are private. */
-    explicit WinogradConvolution(std::shared_ptr<arm_compute::IMemoryManager> memory_manager = nullptr);
+    /** The memory manager is accepted for the generated code's uniformity; the transformed tiles are private.
+     *  output_tile: 6 for F(6x6, 3x3), 4 for F(4x4, 3x3) (engine::WinogradConvolution43). */
+    explicit WinogradConvolution(std::shared_ptr<arm_compute::IMemoryManager> memory_manager = nullptr, size_t output_tile = 6);
 
     static arm_compute::Status validate(const arm_compute::ITensorInfo *input, const arm_compute::ITensorInfo *weights, const arm_compute::ITensorInfo *biases,
                                         const arm_compute::ITensorInfo *output, const arm_compute::PadStrideInfo &conv_info,
@@ -44,9 +45,13 @@ public:
     void run() override;
 
 private:
+    template <size_t Tile>
     void transform_input(size_t first_tile, size_t end_tile);
     void multiply(size_t first_position, size_t end_position);
+    template <size_t Tile>
     void transform_output(size_t first_tile, size_t end_tile);
+
+    size_t _tile, _out; // input tile (8 or 6) and output tile (6 or 4)
 
     arm_compute::ITensor      *_input{ nullptr };
     arm_compute::ITensor      *_weights{ nullptr };
@@ -59,7 +64,7 @@ private:
     std::vector<float> _u;       // 64 packed B matrices
     std::vector<float> _bias;    // padded to a multiple of 8
     std::vector<float> _zeros;   // the start of the other 63 positions
-    std::vector<float> _v;       // [64][panel][k block][4 tiles][4 channels]
-    std::vector<float> _m;       // [tile][64][filters padded]
+    std::vector<float> _v;       // [positions (64 or 36)][panel][k block][4 tiles][4 channels]
+    std::vector<float> _m;       // [tile][positions][filters padded]
 };
 } // namespace engine

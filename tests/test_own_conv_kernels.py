@@ -1,4 +1,5 @@
-"""Our NHWC convolution kernels (engine::PackedGemmConvolution, engine::WinogradConvolution), cross-built and run
+"""Our NHWC convolution kernels (engine::PackedGemmConvolution, engine::WinogradConvolution with F(6x6, 3x3) and
+F(4x4, 3x3), engine::DirectConvolution3x3s2), cross-built and run
 under qemu-arm in a network of odd shapes (tests/models/odd_convs.yaml), against convolutions written here with
 plain numpy; and refused by name where they cannot run."""
 
@@ -52,7 +53,8 @@ def weights(tmp_path_factory):
 @pytest.mark.parametrize("methods", [
     {name: "packed_gemm" for name in CONVS},
     {name: "winograd63" if name in THREE_BY_THREE_STRIDE_1 else "packed_gemm" for name in CONVS},
-], ids=["packed_gemm", "winograd63"])
+    {name: "winograd43" if name in THREE_BY_THREE_STRIDE_1 else "packed_gemm" for name in CONVS},
+], ids=["packed_gemm", "winograd63", "winograd43"])
 def test_kernels_match_numpy_in_odd_shapes(weights, methods):
     work, arrays = weights
     kind = "-".join(sorted(set(methods.values())))
@@ -61,7 +63,8 @@ def test_kernels_match_numpy_in_odd_shapes(weights, methods):
     binary = build(MODEL, work / kind, work / "w.npz", "layout=nhwc", f"tuning={tuning}")
     source = binary.with_suffix(".cpp").read_text()
     for name, method in methods.items():
-        function = {"packed_gemm": "PackedGemmConvolution", "winograd63": "WinogradConvolution"}[method]
+        function = {"packed_gemm": "PackedGemmConvolution", "winograd63": "WinogradConvolution",
+                    "winograd43": "WinogradConvolution43"}[method]
         assert f"engine::{function} {name}_{{ scratch_memory_ }};" in source
     x = np.random.default_rng(3).normal(0, 1, (5, 19, 23)).astype(np.float32)
     expected = reference(arrays, x)
@@ -74,6 +77,7 @@ def test_kernels_match_numpy_in_odd_shapes(weights, methods):
 @pytest.mark.parametrize("layer, method, message", [
     ("dil", "packed_gemm", "'packed_gemm' needs groups 1 and no dilation"),
     ("c0", "winograd63", "'winograd63' needs a 3x3 kernel, stride 1, groups 1 and no dilation"),
+    ("c0", "winograd43", "'winograd43' needs a 3x3 kernel, stride 1, groups 1 and no dilation"),
 ])
 def test_refused_where_they_cannot_run(tmp_path, layer, method, message):
     tuning = tmp_path / "tuning.yaml"
@@ -81,3 +85,31 @@ def test_refused_where_they_cannot_run(tmp_path, layer, method, message):
     proc = scons("target=armv7", f"model={ROOT / 'tests/models/new_ops.yaml'}", f"build_dir={tmp_path}",
                  f"tuning={tuning}", check=False)
     assert proc.returncode != 0 and message in proc.stderr and "tuning.yaml" in proc.stderr
+
+
+def test_direct_3x3_stride_2_matches_numpy(tmp_path):
+    """engine::DirectConvolution3x3s2 (3-channel images), writing channel ranges of a concat, against numpy."""
+    model = ROOT / "tests/models/rgb_convs.yaml"
+    rng = np.random.default_rng(17)
+    arrays = {p.name: rng.normal(0, 0.5, p.shape).astype(np.float32) for p in load_yaml_model(model).params}
+    np.savez(tmp_path / "w.npz", **arrays)
+    tuning = tmp_path / "direct.yaml"
+    tuning.write_text("conv_method:\n  a: direct3x3s2\n  b: direct3x3s2\n")
+    binary = build(model, tmp_path / "b", tmp_path / "w.npz", "layout=nhwc", f"tuning={tuning}")
+    source = binary.with_suffix(".cpp").read_text()
+    assert source.count("engine::DirectConvolution3x3s2 ") == 2 and "NEConcatenateLayer" not in source
+    x = np.random.default_rng(18).normal(0, 1, (3, 17, 23)).astype(np.float32)
+    a = np.maximum(numpy_conv(x, arrays["a.weight"], arrays["a.bias"], stride=(2, 2), pad=(1, 2, 0, 1)), 0)
+    b = np.clip(numpy_conv(x, arrays["b.weight"], arrays["b.bias"], stride=(2, 2), pad=(1, 1, 0, 1)), 0, 6)
+    expected = np.concatenate([a, b])
+    assert expected.shape == (29, 9, 11) and np.abs(expected).max() > 1.0
+    for threads in ("1", "3"):
+        ours, _ = infer(binary, x, tmp_path, "--threads", threads)
+        np.testing.assert_allclose(ours.reshape(expected.shape), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_direct_3x3_stride_2_refuses_other_convolutions(tmp_path):
+    tuning = tmp_path / "tuning.yaml"
+    tuning.write_text("conv_method:\n  c1: direct3x3s2\n")  # 5 input channels
+    proc = scons("target=armv7", f"model={MODEL}", f"build_dir={tmp_path}", f"tuning={tuning}", check=False)
+    assert proc.returncode != 0 and "'direct3x3s2' needs a 3x3 kernel, stride 2, 3 input channels" in proc.stderr

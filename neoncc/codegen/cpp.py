@@ -142,8 +142,10 @@ class _Program:
         view = self.graph.tensor(tensor).view_of
         if view:
             parent, channel = view
-            self.views.append({"var": self.var(tensor), "parent": self.var(parent), "shape": acl_shape(shape),
-                               "channel": channel})
+            layout = self.graph.tensor(parent).layout
+            coordinates = f"{channel}, 0, 0" if layout == "NHWC" else f"0, 0, {channel}"  # ACL's order, fastest first
+            self.views.append({"var": self.var(tensor), "parent": self.var(parent), "shape": acl_shape(shape, layout),
+                               "coordinates": coordinates})
             self.parent[self.var(tensor)] = self.var(parent)
             return
         self.tensors.append({"var": self.var(tensor), "shape": acl_shape(shape), "comment": comment,

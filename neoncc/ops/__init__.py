@@ -41,6 +41,9 @@ class Impl:
     precisions: tuple[str, ...] = ("float32",)
     scratch: bool = False   # its constructor takes the network's scratch memory manager
     extra: tuple[str, ...] = ()  # further C++ functions the template declares (their headers are included)
+    # It writes its output at any pixel strides, so its output can be a channel range of a wider NHWC tensor (a
+    # copy-free concat in NHWC; ACL's own kernels need NCHW for that).
+    strided_output: bool = False
     # Which nodes it runs (None: any): a test of the node, and what it needs in words, for refusals.
     requires: tuple[Callable[[Any], bool], str] | None = None
 

@@ -35,6 +35,11 @@ def _winograd63(node) -> bool:
     return kernel == (3, 3) and stride == (1, 1) and _plain(node)
 
 
+def _rgb3x3s2(node) -> bool:
+    kernel, stride = pair(node.attrs["kernel"]), pair(node.attrs.get("stride", 1))
+    return kernel == (3, 3) and stride == (2, 2) and _plain(node) and bool(node.params) and node.params[0].shape[1] == 3
+
+
 def _winograd(node) -> bool:
     kernel, stride = pair(node.attrs["kernel"]), pair(node.attrs.get("stride", 1))
     return _dense(node) and kernel in ((3, 3), (5, 5), (3, 1), (1, 3), (5, 1), (1, 5)) and stride == (1, 1)
@@ -75,9 +80,16 @@ class Conv(Op):
         "pointwise": Impl("engine::PointwiseConvolution", layouts=("NCHW",),       # runtime/
                           requires=(_pointwise, "a 1x1 kernel, stride 1, no padding"), **_CONV),
         "packed_gemm": Impl("engine::PackedGemmConvolution", layouts=("NHWC",),      # runtime/
-                            requires=(_plain, "groups 1 and no dilation"), **_CONV),
+                            requires=(_plain, "groups 1 and no dilation"), strided_output=True, **_CONV),
         "winograd63": Impl("engine::WinogradConvolution", layouts=("NHWC",),        # runtime/, F(6x6, 3x3)
-                           requires=(_winograd63, "a 3x3 kernel, stride 1, groups 1 and no dilation"), **_CONV),
+                           requires=(_winograd63, "a 3x3 kernel, stride 1, groups 1 and no dilation"),
+                           strided_output=True, **_CONV),
+        "winograd43": Impl("engine::WinogradConvolution43", layouts=("NHWC",),      # runtime/, F(4x4, 3x3)
+                           requires=(_winograd63, "a 3x3 kernel, stride 1, groups 1 and no dilation"),
+                           strided_output=True, **_CONV),
+        "direct3x3s2": Impl("engine::DirectConvolution3x3s2", layouts=("NHWC",),  # runtime/, e.g. conv1
+                            requires=(_rgb3x3s2, "a 3x3 kernel, stride 2, 3 input channels, groups 1 and no dilation"),
+                            strided_output=True, **_CONV),
         "qconv": Impl("engine::QuantizedConvolution", layouts=("NCHW",), precisions=("int8",),
                       requires=(_dense, "groups=1"), **_CONV),
         "depthwise": Impl("NEDepthwiseConvolutionLayer", template="depthwise", scratch=True,

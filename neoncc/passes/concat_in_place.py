@@ -1,23 +1,33 @@
 """The fire module's concat without a copy: each convolution feeding a channel concat writes straight into its
-channel range of the concatenated tensor (an ACL sub-tensor, which only exists along channels in NCHW).
+channel range of the concatenated tensor (an ACL sub-tensor). ACL's own kernels can write such a range only in NCHW
+(sub-tensors cannot be cut along ACL's first dimension for them); in NHWC a channel range is a run of each pixel's
+channels, which our kernels that write at any pixel strides (`Impl.strided_output`: the packed GEMM and Winograd
+convolutions) fill as well.
 
 The rewrite: the concat node goes away; its producers' output tensors become views (channel ranges) of a tensor
 that carries the concat's name, which its consumers read as before. A producer qualifies when it is a convolution
-whose output feeds nothing but this concat, and everything is NCHW; otherwise the concat stays a real
-NEConcatenateLayer.
+whose output feeds nothing but this concat, and everything is NCHW, or everything is NHWC and each producer's kernel
+writes at any strides; otherwise the concat stays a real NEConcatenateLayer.
 """
 
-from neoncc.ir.graph import Graph, Tensor
+from neoncc import ops
+from neoncc.ir.graph import Graph, Node, Tensor
+
+
+def _writes_views(graph: Graph, producer: Node | None, layout: str) -> bool:
+    """Whether the producer can write a channel range of a tensor in this layout."""
+    if producer is None or producer.op != "conv" or graph.tensor(producer.output).view_of is not None \
+            or graph.tensor(producer.output).layout != layout or len(graph.consumers(producer.output)) != 1:
+        return False
+    return layout == "NCHW" or ops.get("conv").implementations[producer.attrs["impl"]].strided_output
 
 
 def run(graph: Graph) -> Graph:
     for concat in [n for n in graph.nodes if n.op == "concat"]:
         producers = [graph.producer(t) for t in concat.inputs]
-        if len(set(concat.inputs)) != len(concat.inputs) or graph.tensor(concat.output).layout != "NCHW" \
-                or concat.output == graph.output or not all(
-                p is not None and p.op == "conv" and graph.tensor(p.output).view_of is None
-                and graph.tensor(p.output).layout == "NCHW" and len(graph.consumers(p.output)) == 1
-                for p in producers):
+        layout = graph.tensor(concat.output).layout
+        if len(set(concat.inputs)) != len(concat.inputs) or concat.output == graph.output \
+                or not all(_writes_views(graph, p, layout) for p in producers):
             continue
         parent = graph.tensor(concat.output)
         offset = 0

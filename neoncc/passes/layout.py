@@ -44,6 +44,13 @@ def _wanted(graph: Graph, node: Node, mode: str, tuning: dict, default: str, lay
     return impl.layouts[0]
 
 
+def _permute_impl(node: Node) -> str:
+    """The permute op's first kernel that runs this conversion in its precision (the registry's order)."""
+    precision = node.attrs.get("precision") or "float32"
+    return next(key for key, impl in ops.get("permute").implementations.items()
+                if precision in impl.precisions and impl.accepts(node))
+
+
 def run(graph: Graph, mode: str = "nchw", tuning: dict | None = None, default: str = "NCHW") -> Graph:
     if mode not in MODES:
         raise UserError(f"layout={mode}: expected one of {', '.join(MODES)}")
@@ -60,9 +67,10 @@ def run(graph: Graph, mode: str = "nchw", tuning: dict | None = None, default: s
                 inputs.append(tensor)
                 continue
             if (tensor, layout) not in converted:
-                permute = Node(f"{tensor}.to_{layout.lower()}", "permute", [tensor], {"to": layout, "impl": "acl", "layout": layout},
+                permute = Node(f"{tensor}.to_{layout.lower()}", "permute", [tensor], {"to": layout, "layout": layout},
                                shape=graph.shape_of(tensor), origin=node.origin)
                 permute.attrs["precision"] = node.attrs.get("precision", "float32")
+                permute.attrs["impl"] = _permute_impl(permute)
                 graph.nodes.insert(graph.nodes.index(node), permute)
                 source = graph.tensor(tensor)
                 target = graph.tensor(permute.output)
