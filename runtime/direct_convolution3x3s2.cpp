@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include <arm_neon.h>
+
 using namespace arm_compute;
 
 namespace engine
@@ -16,6 +18,50 @@ namespace
 constexpr size_t kChannels = 3, kPixels = 4, kRowFloats = 27; // a window row of 4 outputs: 9 input pixels x 3 channels
 constexpr size_t kTaps = 3 * 3 * kChannels;                      // rows of B per block of 8 filters
 
+#if defined(__aarch64__)
+/** AArch64 form (intrinsics): the same blocks of 4 output pixels x 8 filters, accumulated tap by tap: pixel p's
+ *  value of tap k in window row ky is float 6 p + k of that row (stride 2, 3 channels), B's row ky * 9 + k. */
+template <unsigned Flags>
+void group(const float *row, size_t row_stride_bytes, const float *b, const float *bias, float *out, size_t out_stride_bytes, const float *bounds,
+           size_t blocks)
+{
+    for(size_t j = 0; j < blocks; ++j, bias += gemm::kCols, out += gemm::kCols, b += kTaps * gemm::kCols)
+    {
+        float32x4_t acc[kPixels][2];
+        for(size_t p = 0; p < kPixels; ++p)
+        {
+            acc[p][0] = vld1q_f32(bias);
+            acc[p][1] = vld1q_f32(bias + 4);
+        }
+        const uint8_t *r = reinterpret_cast<const uint8_t *>(row);
+        for(size_t ky = 0; ky < 3; ++ky, r += row_stride_bytes)
+        {
+            const float *x = reinterpret_cast<const float *>(r);
+            for(size_t k = 0; k < 9; ++k)
+            {
+                const float      *taps = b + (ky * 9 + k) * gemm::kCols;
+                const float32x4_t lo = vld1q_f32(taps), hi = vld1q_f32(taps + 4);
+                for(size_t p = 0; p < kPixels; ++p)
+                {
+                    acc[p][0] = vfmaq_n_f32(acc[p][0], lo, x[6 * p + k]);
+                    acc[p][1] = vfmaq_n_f32(acc[p][1], hi, x[6 * p + k]);
+                }
+            }
+        }
+        for(size_t p = 0; p < kPixels; ++p)
+        {
+            for(float32x4_t &v : acc[p])
+            {
+                v = (Flags & 1) ? vmaxq_f32(v, vdupq_n_f32(bounds[0])) : v;
+                v = (Flags & 2) ? vminq_f32(v, vdupq_n_f32(bounds[1])) : v;
+            }
+            float *o = reinterpret_cast<float *>(reinterpret_cast<uint8_t *>(out) + p * out_stride_bytes);
+            vst1q_f32(o, acc[p][0]);
+            vst1q_f32(o + 4, acc[p][1]);
+        }
+    }
+}
+#else
 // Two rows of B (k, k + 1: q4-q5 and q6-q7) into the accumulators of two pixels, each taking its input value from a
 // lane of d0-d7.
 #define ENGINE_D3_PAIR(ACC0, ACC1, ACC2, ACC3, P0K0, P1K0, P0K1, P1K1) \
@@ -124,6 +170,7 @@ void group(const float *row, size_t row_stride_bytes, const float *b, const floa
 #undef ENGINE_D3_ROW
 #undef ENGINE_D3_LAST
 #undef ENGINE_D3_PAIR
+#endif
 
 void run_group(unsigned flags, const float *row, size_t row_stride_bytes, const float *b, const float *bias, float *out, size_t out_stride_bytes,
                const float *bounds, size_t blocks)

@@ -78,6 +78,7 @@ void window_max(const uint8_t *src, size_t in_sx, size_t in_sy, int x0, int x1, 
 size_t row_3x3s2(const uint8_t *r0, size_t in_sx, size_t in_sy, uint8_t *o0, size_t out_sx, size_t count, size_t channels)
 {
     size_t c = 0;
+#if !defined(__aarch64__) // armv7 inline assembly; AArch64 takes every channel through the intrinsics loop below
     for(; c + 8 <= channels; c += 8)
     {
         const float *p0 = reinterpret_cast<const float *>(r0 + c * sizeof(float));
@@ -120,6 +121,7 @@ size_t row_3x3s2(const uint8_t *r0, size_t in_sx, size_t in_sy, uint8_t *o0, siz
             : [step] "r"(in_sx), [out_step] "r"(out_sx)
             : "cc", "memory", "q0", "q1", "q2", "q3", "q4", "q5", "q6", "q7", "q8", "q9");
     }
+#endif
     for(; c + 4 <= channels; c += 4)
     {
         const float *p0 = reinterpret_cast<const float *>(r0 + c * sizeof(float));

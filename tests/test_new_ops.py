@@ -66,16 +66,16 @@ def numpy_max_pool(x: np.ndarray, kernel, stride, pad, out_hw) -> np.ndarray:
     return out
 
 
-@pytest.mark.parametrize("layout", ["nhwc", "nchw"])
-def test_max_pooling_odd_shapes_match_numpy(tmp_path, layout):
+@pytest.mark.parametrize("layout, target", [("nhwc", "armv7"), ("nchw", "armv7"), ("nhwc", "aarch64")])
+def test_max_pooling_odd_shapes_match_numpy(tmp_path, layout, target):
     model = ROOT / "tests/models/max_pools.yaml"
     shapes = {n.name: n.shape for n in load_yaml_model(model).nodes}
     assert shapes == {"b": (7, 17, 6), "c": (7, 6, 2), "e": (7, 4, 2)}  # ONNX's rule drops c's last column
-    binary = build(model, tmp_path / layout, None, f"layout={layout}")
+    binary = build(model, tmp_path / layout, None, f"layout={layout}", target=target)
     if layout == "nhwc":
         assert binary.with_suffix(".cpp").read_text().count("engine::MaxPoolingNhwc ") == 3
     x = np.random.default_rng(4).normal(0, 1, (7, 17, 12)).astype(np.float32)
-    ours, _ = infer(binary, x, tmp_path)
+    ours, _ = infer(binary, x, tmp_path, target=target)
     b = numpy_max_pool(x, (2, 3), (1, 2), (1, 1), shapes["b"][1:])
     c = numpy_max_pool(b, (2, 2), (3, 3), (0, 0), shapes["c"][1:])
     e = numpy_max_pool(c, (3, 3), (2, 2), (1, 1), shapes["e"][1:])

@@ -87,7 +87,8 @@ def test_refused_where_they_cannot_run(tmp_path, layer, method, message):
     assert proc.returncode != 0 and message in proc.stderr and "tuning.yaml" in proc.stderr
 
 
-def test_direct_3x3_stride_2_matches_numpy(tmp_path):
+@pytest.mark.parametrize("target", ["armv7", "aarch64"])  # inline assembly on armv7, intrinsics on AArch64
+def test_direct_3x3_stride_2_matches_numpy(tmp_path, target):
     """engine::DirectConvolution3x3s2 (3-channel images), writing channel ranges of a concat, against numpy."""
     model = ROOT / "tests/models/rgb_convs.yaml"
     rng = np.random.default_rng(17)
@@ -95,7 +96,7 @@ def test_direct_3x3_stride_2_matches_numpy(tmp_path):
     np.savez(tmp_path / "w.npz", **arrays)
     tuning = tmp_path / "direct.yaml"
     tuning.write_text("conv_method:\n  a: direct3x3s2\n  b: direct3x3s2\n")
-    binary = build(model, tmp_path / "b", tmp_path / "w.npz", "layout=nhwc", f"tuning={tuning}")
+    binary = build(model, tmp_path / "b", tmp_path / "w.npz", "layout=nhwc", f"tuning={tuning}", target=target)
     source = binary.with_suffix(".cpp").read_text()
     assert source.count("engine::DirectConvolution3x3s2 ") == 2 and "NEConcatenateLayer" not in source
     x = np.random.default_rng(18).normal(0, 1, (3, 17, 23)).astype(np.float32)
@@ -104,7 +105,7 @@ def test_direct_3x3_stride_2_matches_numpy(tmp_path):
     expected = np.concatenate([a, b])
     assert expected.shape == (29, 9, 11) and np.abs(expected).max() > 1.0
     for threads in ("1", "3"):
-        ours, _ = infer(binary, x, tmp_path, "--threads", threads)
+        ours, _ = infer(binary, x, tmp_path, "--threads", threads, target=target)
         np.testing.assert_allclose(ours.reshape(expected.shape), expected, rtol=1e-4, atol=1e-4)
 
 
