@@ -46,8 +46,8 @@ class OpenCVPeer(Peer):
     name = NAME
     sysroot = sysroot.SYSROOT
 
-    def __init__(self, network: Network, workdir: Path):
-        super().__init__(network, workdir)
+    def __init__(self, network: Network, workdir: Path, target: str | None = None):
+        super().__init__(network, workdir, target)  # armhf only: prepare() refuses other targets first
         self.binary = program()
         self.model_path = self.workdir / f"{network.name}.onnx"
         self.model_path.write_bytes(onnx_model.write(network))

@@ -58,8 +58,8 @@ class TFLitePeer(Peer):
     name = "tflite"
     sysroot = sysroot.SYSROOT
 
-    def __init__(self, network: Network, workdir: Path):
-        super().__init__(network, workdir)
+    def __init__(self, network: Network, workdir: Path, target: str | None = None):
+        super().__init__(network, workdir, target)  # armhf only: prepare() refuses other targets first
         setup()
         self.model_path = self.workdir / f"{network.name}.tflite"
         self.model_path.write_bytes(model.write(network))
