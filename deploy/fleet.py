@@ -104,7 +104,10 @@ def load_fleet(path: Path) -> tuple[str, list[boards.Board]]:
         else:
             relative = path.parent / entry
             is_path = entry.endswith((".yaml", ".yml")) or "/" in entry
-            board = boards.load(str(relative) if is_path and not Path(entry).is_absolute() else entry)
+            try:
+                board = boards.load(str(relative) if is_path and not Path(entry).is_absolute() else entry)
+            except DeployError as err:
+                raise DeployError(f"{path}: field boards[{i}]: {err}") from None
         clash = next((b for b in fleet if b.name == board.name), None)
         if clash is not None:
             raise DeployError(f"{path}: field boards[{i}]: board name '{board.name}' is listed twice (also "
@@ -260,7 +263,18 @@ def run_fleet(args, log) -> tuple[dict, int]:
     todo = [b for b in fleet if "status" not in rows[b.name]]
     builds: dict[str, dict] = {}
     timeout = args.fleet_timeout or default_timeout(fleet, args)
-    with build.workdir() as work:
+    workers = args.workers or max(1, min(len(todo), os.cpu_count() or 1))
+    slots = max(1, math.ceil(len(todo) / workers))
+    t0 = time.monotonic()
+    # The cluster first: an unreachable scheduler is said before anything is built.
+    with cluster.client(args.scheduler, workers=workers, threads_per_worker=slots, resources={RESOURCE: slots},
+                        log=log) as client, build.workdir() as work:
+        cluster_info = {"scheduler": client.scheduler.address, "local": cluster.address_from(args.scheduler) is None,
+                        "workers": len(client.scheduler_info()["workers"]), "start_s": round(time.monotonic() - t0, 3)}
+        if todo and not cluster.workers_offering(client, RESOURCE):
+            raise DeployError(f"scheduler {cluster_info['scheduler']}: no worker offers the resource {RESOURCE}, "
+                              f"so no board task could start; start workers with `dask worker ADDRESS "
+                              f"--resources {RESOURCE}=N` (N: how many boards one worker drives at once)")
         prepared = {}
         for target in sorted({targets[b.name] for b in todo}):
             t0 = time.monotonic()
@@ -270,60 +284,47 @@ def run_fleet(args, log) -> tuple[dict, int]:
             builds[target] = {"bundle": bundle.id, "files": len(bundle.files), "bytes": bundle.size,
                               "build_id": engine.manifest.get("build_id"), "weights_random": engine.weights_random,
                               "seconds": round(time.monotonic() - t0, 3)}
-        workers = args.workers or max(1, min(len(todo), os.cpu_count() or 1))
-        slots = max(1, math.ceil(len(todo) / workers))
         t0 = time.monotonic()
-        with cluster.client(args.scheduler, workers=workers, threads_per_worker=slots,
-                            resources={RESOURCE: slots}, log=log) as client:
-            cluster_info = {"scheduler": client.scheduler.address,
-                            "local": cluster.address_from(args.scheduler) is None,
-                            "workers": len(client.scheduler_info()["workers"]),
-                            "start_s": round(time.monotonic() - t0, 3)}
-            if todo and not cluster.workers_offering(client, RESOURCE):
-                raise DeployError(f"scheduler {cluster_info['scheduler']}: no worker offers the resource {RESOURCE}, "
-                                  f"so no board task could start; start workers with `dask worker ADDRESS "
-                                  f"--resources {RESOURCE}=N` (N boards driven at once per worker)")
-            t0 = time.monotonic()
-            data = {target: client.scatter(contents(bundle), broadcast=True)
-                    for target, (_, bundle, _) in prepared.items()}
-            cluster_info["scatter_s"] = round(time.monotonic() - t0, 3)
-            futures = {}
-            for b in todo:
-                engine, bundle, _ = prepared[targets[b.name]]
-                futures[b.name] = client.submit(board_task, b.spec, str(b.source), args, engine, Shipment.of(bundle),
-                                                data[targets[b.name]], resources={RESOURCE: 1}, pure=False,
-                                                key=f"board-{b.name}-{os.urandom(4).hex()}")
-            log(f"fleet {name}: {len(futures)} board tasks submitted")
+        data = {target: client.scatter(contents(bundle), broadcast=True)
+                for target, (_, bundle, _) in prepared.items()}
+        cluster_info["scatter_s"] = round(time.monotonic() - t0, 3)
+        futures = {}
+        for b in todo:
+            engine, bundle, _ = prepared[targets[b.name]]
+            futures[b.name] = client.submit(board_task, b.spec, str(b.source), args, engine, Shipment.of(bundle),
+                                            data[targets[b.name]], resources={RESOURCE: 1}, pure=False,
+                                            key=f"board-{b.name}-{os.urandom(4).hex()}")
+        log(f"fleet {name}: {len(futures)} board tasks submitted")
+        try:
+            done, not_done = wait(list(futures.values()), timeout=timeout, return_when="ALL_COMPLETED") \
+                if futures else (set(), set())
+        except KeyboardInterrupt:
+            client.cancel(list(futures.values()), force=True)
+            raise
+        except TimeoutError:
+            done = {f for f in futures.values() if f.done()}
+            not_done = {f for f in futures.values() if not f.done()}
+        for board_name, future in futures.items():
+            row = rows[board_name]
+            if future in not_done:
+                future.cancel(force=True)
+                row.update(status="failed", kind="timeout",
+                           error=f"board {board_name}: no answer from its worker within {timeout:.0f} s "
+                                 "(--fleet-timeout)")
+                continue
             try:
-                done, not_done = wait(list(futures.values()), timeout=timeout, return_when="ALL_COMPLETED") \
-                    if futures else (set(), set())
-            except KeyboardInterrupt:
-                client.cancel(list(futures.values()), force=True)
-                raise
-            except TimeoutError:
-                done = {f for f in futures.values() if f.done()}
-                not_done = {f for f in futures.values() if not f.done()}
-            for board_name, future in futures.items():
-                row = rows[board_name]
-                if future in not_done:
-                    future.cancel(force=True)
-                    row.update(status="failed", kind="timeout",
-                               error=f"board {board_name}: no answer from its worker within {timeout:.0f} s "
-                                     "(--fleet-timeout)")
-                    continue
-                try:
-                    answer = future.result()
-                except Exception as err:  # the task itself died (its worker too, more than the retries allow)
-                    row.update(status="failed", kind="worker lost", error=f"board {board_name}: {type(err).__name__}: {err}")
-                    continue
-                output = answer.pop("output", None)
-                row.update(answer)
-                if row["status"] == "ok":
-                    row["agreement"] = agreement(output, prepared[row["target"]][2], args.precision)
-                    log(f"fleet: board {board_name}: ok in {row['seconds']:.1f} s"
-                        f"{'' if row['agreement']['agrees'] else ' but DISAGREES with the host reference'}")
-                else:
-                    log(f"fleet: board {board_name}: {row['kind']}: {row['error']}")
+                answer = future.result()
+            except Exception as err:  # the task itself died (its worker too, more than the retries allow)
+                row.update(status="failed", kind="worker lost", error=f"board {board_name}: {type(err).__name__}: {err}")
+                continue
+            output = answer.pop("output", None)
+            row.update(answer)
+            if row["status"] == "ok":
+                row["agreement"] = agreement(output, prepared[row["target"]][2], args.precision)
+                log(f"fleet: board {board_name}: ok in {row['seconds']:.1f} s"
+                    f"{'' if row['agreement']['agrees'] else ' but DISAGREES with the host reference'}")
+            else:
+                log(f"fleet: board {board_name}: {row['kind']}: {row['error']}")
     ordered = [rows[b.name] for b in fleet]
     for row in ordered:
         if row["status"] == "ok" and not row["agreement"]["agrees"]:
