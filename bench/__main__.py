@@ -53,8 +53,13 @@ def _tune(args, log) -> None:
                 print(f"{model.stem}: serial {serial_s:.1f} s, {run.description} {dask_s:.1f} s, ratio "
                       f"{dask_s / serial_s:.2f}; tuning files {'identical' if same else 'DIFFERENT'}")
                 if not same:
-                    raise UserError(f"{model.stem}: the Dask run's tuning file differs from the serial run's; "
-                                    "nothing was written")
+                    import difflib
+                    diff = [line for line in difflib.unified_diff(
+                        serial_out.read_text().splitlines() if serial_out.is_file() else [],
+                        dask_out.read_text().splitlines() if dask_out.is_file() else [], lineterm="", n=0)
+                        if line[:1] in "+-" and line[:3] not in ("+++", "---")]
+                    raise UserError(f"{model.stem}: the Dask run's tuning file differs from the serial run's "
+                                    f"({'; '.join(diff[:4])}); nothing was written")
                 if dask_out.is_file():
                     target = args.output or PROJECT_ROOT / "configs" / "tuning" / toolchain.default_target() / \
                         f"{load_yaml_model(model).name}.yaml"
