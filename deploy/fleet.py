@@ -65,8 +65,8 @@ FLEET_SCHEMA = {
 
 # A board's fault, from deploy's one-line errors, as the kind shown in the status column (first match wins).
 FAULTS = [
-    ("unreachable", r"unreachable|unknown host |no SSH server answers"),
     ("host key", r"unknown host key|HOST KEY CHANGED"),
+    ("unreachable", r"unreachable|unknown host |no SSH server answers"),
     ("login refused", r"authentication refused|authentication with|no key to log in|key file"),
     ("wrong architecture", r"wrong architecture|no NEON|no target for"),
     ("timeout", r"time limit|no end of|no answer from its worker|may be hung|no SSH answer within"),

@@ -180,3 +180,27 @@ def test_a_board_stopped_mid_run_is_a_clear_failure_and_the_other_board_still_re
     assert stopped["error"].startswith(f"board {NAMES[1]}: ") and "lost" in stopped["error"]
     assert f"error: 1 of 2 boards failed: {NAMES[1]} (connection lost)" in stderr
     assert ended < 120, f"the fleet took {ended:.0f} s after the board was stopped"
+
+
+def _pin(args) -> None:
+    from deploy import known_hosts
+    path, names, key = args
+    for name in names:
+        known_hosts.pin(path, name, key)
+
+
+def test_boards_started_at_once_keep_each_others_host_key_pins(tmp_path):
+    """A fleet boots its emulated boards at once, each pinning its host key in the same known-hosts file."""
+    import multiprocessing
+
+    import paramiko
+
+    from deploy import known_hosts
+    key = paramiko.Ed25519Key.generate() if hasattr(paramiko.Ed25519Key, "generate") else None
+    line = (PROJECT_ROOT / ".cache/board/ssh_host_ed25519_key.pub").read_text().strip() if key is None else \
+        f"{key.get_name()} {key.get_base64()}"
+    path = tmp_path / "known_hosts"
+    with multiprocessing.get_context("spawn").Pool(8) as pool:
+        pool.map(_pin, [(path, [f"board-{p}-{i}" for i in range(25)], line) for p in range(8)])
+    missing = [f"board-{p}-{i}" for p in range(8) for i in range(25) if not known_hosts.lookup(path, f"board-{p}-{i}")]
+    assert not missing
