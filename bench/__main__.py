@@ -108,8 +108,19 @@ def main(argv: list[str] | None = None) -> int:
     p = commands.add_parser("onnx-nodes", help="ONNX's backend node tests of the imported ops, under qemu-arm")
     p.add_argument("cases", nargs="*", help="case names (default: all of the supported ops)")
     args = parser.parse_args(argv)
-    def log(message: str) -> None:  # progress on stderr: stdout is for results
-        print(message, file=sys.stderr, flush=True)
+    from tqdm import tqdm
+
+    # Progress on stderr (stdout is for results): each step a line; on a terminal also a bar counting the steps
+    # with the time spent, which stays below the lines.
+    bar = tqdm(desc=f"bench {args.command}", unit="step", disable=not sys.stderr.isatty(), leave=False,
+               bar_format="{desc}: {n} steps done, {elapsed} elapsed")
+
+    def log(message: str) -> None:
+        if bar.disable:
+            print(message, file=sys.stderr, flush=True)
+        else:
+            bar.write(message, file=sys.stderr)
+            bar.update(1)
 
     def run() -> None:
         if args.command == "tune":
@@ -128,7 +139,10 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "onnx-nodes":
             from bench.onnx_nodes import node_tests
             node_tests(args.cases)
-    return exit_status(run)
+    try:
+        return exit_status(run)
+    finally:
+        bar.close()
 
 
 if __name__ == "__main__":
