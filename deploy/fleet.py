@@ -25,6 +25,7 @@ the other boards complete. The exit status is 1 when any board failed.
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import os
 import re
@@ -169,6 +170,9 @@ def board_task(spec: dict, source: str, args, engine: build.Engine, shipment: Sh
     from deploy.cli import on_board
     from deploy.ssh import check_credentials
 
+    # On Ctrl-C the scheduler goes while this task holds its board's lock: the lock's lease refresher then fails in
+    # Dask's event loop, and its traceback is Dask's, not the user's (see neoncc.cluster).
+    logging.getLogger("tornado.application").setLevel(logging.CRITICAL)
     started = time.monotonic()
     lines: list[str] = []
     row = {"board": spec.get("name"), "worker": get_worker().address, "worker_host": socket.gethostname()}

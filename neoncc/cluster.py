@@ -36,9 +36,12 @@ def client(scheduler: str | None = None, workers: int = 2, threads_per_worker: i
     from distributed import Client, LocalCluster
 
     address = address_from(scheduler)
-    # Dask's own INFO lines (worker start and stop) are not ours to print; its warnings are.
+    # Dask's own lines (worker start and stop, tasks cancelled by Ctrl-C) are not ours to print; its errors are.
     for name in ("distributed", "distributed.worker", "distributed.scheduler", "distributed.nanny"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+        logging.getLogger(name).setLevel(logging.ERROR)
+    # A Ctrl-C tears the cluster down under its event loop's feet; the callbacks that then fail are Dask's, not
+    # the user's, and their tracebacks would bury the one `error: interrupted` line.
+    logging.getLogger("tornado.application").setLevel(logging.CRITICAL)
     if address:
         try:
             handle = Client(address, timeout=CONNECT_TIMEOUT_S)
@@ -54,7 +57,7 @@ def client(scheduler: str | None = None, workers: int = 2, threads_per_worker: i
         return
     cluster = LocalCluster(n_workers=workers, threads_per_worker=threads_per_worker, processes=True,
                            host="127.0.0.1", dashboard_address=None, resources=resources or None,
-                           silence_logs=logging.WARNING)
+                           silence_logs=logging.ERROR)
     try:
         handle = Client(cluster)
         try:

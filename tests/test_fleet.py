@@ -204,3 +204,42 @@ def test_boards_started_at_once_keep_each_others_host_key_pins(tmp_path):
         pool.map(_pin, [(path, [f"board-{p}-{i}" for i in range(25)], line) for p in range(8)])
     missing = [f"board-{p}-{i}" for p in range(8) for i in range(25) if not known_hosts.lookup(path, f"board-{p}-{i}")]
     assert not missing
+
+
+def test_ctrl_c_stops_the_fleet_and_leaves_no_engine_running(fleet_boards, fleet_file):
+    """SIGINT while both boards run: `error: interrupted` (130) within seconds; the local cluster's workers go, their
+    SSH sessions with them, and each board's supervise stops its engine."""
+    model = "digits_fire"
+    proc = subprocess.Popen([sys.executable, "deploy.py", "--fleet", str(fleet_file), "--model", model,
+                             "--random-weights", "--runs", "100000", "--warmup", "0"], cwd=PROJECT_ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    specs = [boards.load(str(p)) for p in fleet_boards]
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            assert proc.poll() is None and time.monotonic() < deadline, "the engines never started"
+            try:
+                running = 0
+                for spec in specs:
+                    with Connection(spec) as conn:
+                        running += conn.run(f"pidof {model}", check=False).status == 0
+                if running == len(specs):
+                    break
+            except Exception:  # a board still booting
+                pass
+            time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        interrupted = time.monotonic()
+        _, stderr = proc.communicate(timeout=60)
+        took = time.monotonic() - interrupted
+    finally:
+        proc.kill()
+    assert proc.returncode == 130 and [line for line in stderr.splitlines() if line.startswith("error")] == [
+        "error: interrupted"], stderr
+    assert "Traceback" not in stderr and took < 30, (took, stderr)
+    for spec in specs:
+        with Connection(spec) as conn:
+            stopped = time.monotonic()
+            while conn.run(f"pidof {model} supervise", check=False).stdout.strip():
+                assert time.monotonic() - stopped < 20, f"the engine outlived the fleet on {spec.name}"
+                time.sleep(0.5)
