@@ -6,8 +6,66 @@ import argparse
 import sys
 from pathlib import Path
 
-from neoncc import __version__
+from neoncc import PROJECT_ROOT, __version__
 from neoncc.errors import exit_status, program_name
+
+
+def _cluster_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="run the counted QEMU runs as Dask tasks on a local cluster of N worker processes")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="run them on an existing Dask cluster (e.g. tcp://10.0.0.5:8786); default: in this process")
+
+
+def _tune(args, log) -> None:
+    import shutil
+    import tempfile
+    import time
+
+    from bench import model_path
+    from bench.parallel import runner
+    from bench.tune import parse_candidates, tune
+    from neoncc.errors import UserError
+    from neoncc.frontend.yaml_model import load_yaml_model
+    from neoncc.targets import toolchain
+
+    candidates = parse_candidates(args.candidates.split(",")) if args.candidates else None
+    models = [model_path(m) for m in args.models]
+    if args.output is not None and len(models) != 1:
+        raise UserError("--output names one tuning file: give one model")
+    if args.check_serial and args.workers is None and args.scheduler is None:
+        raise UserError("--check-serial compares a serial run with a Dask one: give --workers N or --scheduler")
+    with runner(args.scheduler, args.workers, log=log) as run:
+        for model in models:
+            if not args.check_serial:
+                tune(model, log=log, candidates=candidates, runner=run, out=args.output, target=args.target)
+                continue
+            with tempfile.TemporaryDirectory(prefix="neoncc-tune-check-") as tmp:
+                serial_out, dask_out = Path(tmp) / "serial.yaml", Path(tmp) / "dask.yaml"
+                started = time.monotonic()
+                tune(model, log=log, candidates=candidates, out=serial_out, target=args.target)
+                serial_s = time.monotonic() - started
+                started = time.monotonic()
+                tune(model, log=log, candidates=candidates, runner=run, out=dask_out, target=args.target)
+                dask_s = time.monotonic() - started
+                same = serial_out.is_file() == dask_out.is_file() and (
+                    not serial_out.is_file() or serial_out.read_bytes() == dask_out.read_bytes())
+                print(f"{model.stem}: serial {serial_s:.1f} s, {run.description} {dask_s:.1f} s, ratio "
+                      f"{dask_s / serial_s:.2f}; tuning files {'identical' if same else 'DIFFERENT'}")
+                if not same:
+                    import difflib
+                    diff = [line for line in difflib.unified_diff(
+                        serial_out.read_text().splitlines() if serial_out.is_file() else [],
+                        dask_out.read_text().splitlines() if dask_out.is_file() else [], lineterm="", n=0)
+                        if line[:1] in "+-" and line[:3] not in ("+++", "---")]
+                    raise UserError(f"{model.stem}: the Dask run's tuning file differs from the serial run's "
+                                    f"({'; '.join(diff[:4])}); nothing was written")
+                if dask_out.is_file():
+                    target = args.target or toolchain.default_target()
+                    dest = args.output or \
+                        PROJECT_ROOT / "configs" / "tuning" / target / f"{load_yaml_model(model).name}.yaml"
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(dask_out, dest)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,6 +79,12 @@ def main(argv: list[str] | None = None) -> int:
                         "(default: all)")
     p.add_argument("--target", help="a file toolchains/<target>.yaml: built for it, counted under its qemu-user "
                                     "(default: the default target); writes configs/tuning/<target>/")
+    p.add_argument("--output", type=Path, metavar="FILE",
+                   help="write the tuning file here (one model only; default configs/tuning/<target>/<model>.yaml)")
+    _cluster_options(p)
+    p.add_argument("--check-serial", action="store_true",
+                   help="with --workers/--scheduler: also tune serially first, require the same tuning file, and "
+                        "print both wall times and their ratio")
     p = commands.add_parser("report", help="our engine and its peers, counted side by side; writes the report")
     p.add_argument("--models", nargs="+", default=["squeezenet_v1_0", "squeezenet_v1_1"],
                    help="model names or YAML files (default: %(default)s)")
@@ -44,16 +108,23 @@ def main(argv: list[str] | None = None) -> int:
     p = commands.add_parser("onnx-nodes", help="ONNX's backend node tests of the imported ops, under qemu-arm")
     p.add_argument("cases", nargs="*", help="case names (default: all of the supported ops)")
     args = parser.parse_args(argv)
-    def log(message: str) -> None:  # progress on stderr: stdout is for results
-        print(message, file=sys.stderr, flush=True)
+    from tqdm import tqdm
+
+    # Progress on stderr (stdout is for results): each step a line; on a terminal also a bar counting the steps
+    # with the time spent, which stays below the lines.
+    bar = tqdm(desc=f"bench {args.command}", unit="step", disable=not sys.stderr.isatty(), leave=False,
+               bar_format="{desc}: {n} steps done, {elapsed} elapsed")
+
+    def log(message: str) -> None:
+        if bar.disable:
+            print(message, file=sys.stderr, flush=True)
+        else:
+            bar.write(message, file=sys.stderr)
+            bar.update(1)
 
     def run() -> None:
         if args.command == "tune":
-            from bench.tune import parse_candidates, tune
-            candidates = parse_candidates(args.candidates.split(",")) if args.candidates else None
-            from bench import model_path
-            for model in [model_path(m) for m in args.models]:
-                tune(model, log=log, candidates=candidates, target=args.target)
+            _tune(args, log)
         elif args.command == "report":
             from bench.report import report
             from bench import peers
@@ -68,7 +139,10 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "onnx-nodes":
             from bench.onnx_nodes import node_tests
             node_tests(args.cases)
-    return exit_status(run)
+    try:
+        return exit_status(run)
+    finally:
+        bar.close()
 
 
 if __name__ == "__main__":

@@ -4,8 +4,10 @@ with its per-inference and per-layer markers (runtime/main.cpp places them)."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +52,10 @@ def count_engine(binary: Path, input_path: Path, threads: int = 1, target: str |
     output = Path(str(input_path) + f".{Path(binary).name}.out")
     result = count([str(binary), "--input", str(input_path), "--output", str(output), "--threads", str(threads),
                     "--runs", "1", "--warmup", "0", "--json"], **target_options(target))
+    return _engine_count(result, output)
+
+
+def _engine_count(result, output: Path) -> EngineCount:
     report = json.loads(result.stdout)
     (per_inference,) = result.between(INFERENCE_BEGIN, INFERENCE_END, all_vcpus=True)
     by_layer = result.by_start(all_vcpus=True)
@@ -60,3 +66,23 @@ def count_engine(binary: Path, input_path: Path, threads: int = 1, target: str |
     probabilities = np.fromfile(output, "<f4")
     output.unlink()
     return EngineCount(per_inference, per_layer, groups, probabilities, report)
+
+
+COUNT_DIR = "/tmp"  # counted runs happen in /tmp/neoncc-count-XXXXXXXX/: the same path length on every host
+
+
+def count_files(name: str, binary: bytes, weights: bytes, inputs: bytes, threads: int = 1,
+                target: str | None = None) -> EngineCount:
+    """count_engine for an engine given by its contents: written to a fresh directory of fixed path length and run
+    from there with relative paths, so the count is the same on whichever host (a Dask worker) runs it."""
+    work = Path(tempfile.mkdtemp(prefix="neoncc-count-", dir=COUNT_DIR))
+    try:
+        (work / name).write_bytes(binary)
+        (work / name).chmod(0o755)
+        (work / f"{name}.weights").write_bytes(weights)
+        (work / "input.f32").write_bytes(inputs)
+        result = count([f"./{name}", "--input", "input.f32", "--output", "output.f32", "--threads", str(threads),
+                        "--runs", "1", "--warmup", "0", "--json"], cwd=work, **target_options(target))
+        return _engine_count(result, work / "output.f32")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

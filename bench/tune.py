@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from bench.engine import build, count_engine
+from bench.engine import EngineCount, build, count_files
+from bench.parallel import Serial
 from neoncc import PROJECT_ROOT, ops
 from neoncc.errors import UserError
 from neoncc.frontend.yaml_model import load_yaml_model
@@ -65,36 +66,52 @@ def parse_candidates(names: list[str]) -> list[tuple[str, str]]:
     return [("auto", "NCHW")] + [known[n] for n in names if known[n] != ("auto", "NCHW")]
 
 
+def measure(model: str, model_text: str, tuning_text: str, target: str, inputs: bytes) -> EngineCount:
+    """One candidate: build the model with a tuning file, then count one inference. A task: it runs here or on a
+    Dask worker (another host takes the model's text when it lacks the file), in a build directory of its own."""
+    with tempfile.TemporaryDirectory(prefix="neoncc-measure-") as work:
+        work = Path(work)
+        path = Path(model)
+        if not (path.is_file() and path.read_text() == model_text):
+            path = work / path.name
+            path.write_text(model_text)
+        (work / "tuning.yaml").write_text(tuning_text)
+        binary = build(path, work / "build", tuning=work / "tuning.yaml", target=target)
+        return count_files(binary.name, binary.read_bytes(), binary.with_name(f"{binary.name}.weights").read_bytes(),
+                           inputs, target=target)
+
+
 def tune(model: Path, log=print, target: str | None = None,
-         candidates: list[tuple[str, str]] | None = None) -> Path | None:
+         candidates: list[tuple[str, str]] | None = None, runner=None, out: Path | None = None) -> Path | None:
+    """Tune a model and write its tuning file (to `out`, default configs/tuning/<target>/<model>.yaml). Each
+    candidate (its build into a directory of its own, then its counted run) is a task of `runner` (bench.parallel:
+    one after another in this process by default, or a Dask cluster, where they run side by side)."""
     target = target or toolchain.default_target()
     candidates = candidates or CANDIDATES
+    runner = runner or Serial()
     graph = load_yaml_model(model)
     convs = {n.name: n for n in graph.nodes if n.op == "conv"}
     others = [n.name for n in optimize(load_yaml_model(model)).nodes if n.op not in ("conv", "concat")]
-    out = PROJECT_ROOT / "configs" / "tuning" / target / f"{graph.name}.yaml"
-    with tempfile.TemporaryDirectory(prefix="neoncc-tune-") as work:
-        work = Path(work)
-        random_inputs(graph, 1, 0).astype("<f4").tofile(work / "input.f32")
-        counts = {}
-        for method, layout in candidates:
-            chosen = {n: (method if supports(method, node) else "auto", layout) for n, node in convs.items()}
-            if method != "auto" and all(m == "auto" for m, _ in chosen.values()):
-                continue
-            name = f"{method}-{layout.lower()}"
-            (work / f"{name}.yaml").write_text(yaml.safe_dump(_tuning_file(
-                {**chosen, **{n: ("auto", layout) for n in others}}, set(convs))))
-            binary = build(model, work / name, tuning=work / f"{name}.yaml", target=target)
-            counts[(method, layout)] = count_engine(binary, work / "input.f32", target=target)
-            log(f"{graph.name}: every layer {method}, {layout}: "
-                f"{counts[(method, layout)].per_inference / 1e6:.1f} M instructions")
-        best = {n: _cheapest(node, counts, [c for c in counts if supports(c[0], node)])
-                for n, node in convs.items()}
-        best.update({n: _cheapest(Node(n, "", []), counts, [c for c in counts if c[0] == "auto"]) for n in others})
-        tuning = _tuning_file(best, set(convs))
-        (work / "tuned.yaml").write_text(yaml.safe_dump(tuning))
-        tuned = count_engine(build(model, work / "tuned", tuning=work / "tuned.yaml", target=target),
-                             work / "input.f32", target=target)
+    out = out or PROJECT_ROOT / "configs" / "tuning" / target / f"{graph.name}.yaml"
+    inputs = runner.scatter(random_inputs(graph, 1, 0).astype("<f4").tobytes())
+    model_text = Path(model).read_text()
+    pending = {}
+    for method, layout in candidates:
+        chosen = {n: (method if supports(method, node) else "auto", layout) for n, node in convs.items()}
+        if method != "auto" and all(m == "auto" for m, _ in chosen.values()):
+            continue
+        text = yaml.safe_dump(_tuning_file({**chosen, **{n: ("auto", layout) for n in others}}, set(convs)))
+        pending[(method, layout)] = runner.submit(measure, str(model), model_text, text, target, inputs)
+    counts = {}
+    for (method, layout), future in pending.items():
+        counts[(method, layout)] = future.result()
+        log(f"{graph.name}: every layer {method}, {layout}: "
+            f"{counts[(method, layout)].per_inference / 1e6:.1f} M instructions")
+    best = {n: _cheapest(node, counts, [c for c in counts if supports(c[0], node)])
+            for n, node in convs.items()}
+    best.update({n: _cheapest(Node(n, "", []), counts, [c for c in counts if c[0] == "auto"]) for n in others})
+    tuning = _tuning_file(best, set(convs))
+    tuned = runner.submit(measure, str(model), model_text, yaml.safe_dump(tuning), target, inputs).result()
     uniform = min(counts.values(), key=lambda c: c.per_inference)
     if uniform.per_inference < tuned.per_inference:  # the conversions cost more than the per-layer choices gain
         (choice,) = [c for c in counts if counts[c] is uniform]
@@ -107,7 +124,7 @@ def tune(model: Path, log=print, target: str | None = None,
     if not np.allclose(tuned.output, auto.output, rtol=1e-4, atol=1e-6):
         raise AssertionError(f"{graph.name}: the tuned engine's output differs from ACL's choice")
     if gain <= 0:
-        log(f"{graph.name}: no gain; {out.relative_to(PROJECT_ROOT)} not written")
+        log(f"{graph.name}: no gain; {_shown(out)} not written")
         return None
     names = [f"{m}/{layout}" for m, layout in counts]
     lines = [f"# Convolution methods and layouts for {graph.name} on {target}, chosen by `python3 -m bench tune` from",
@@ -127,5 +144,12 @@ def tune(model: Path, log=print, target: str | None = None,
     partial = out.with_name(out.name + ".partial")
     partial.write_text("\n".join(lines) + "\n")
     partial.replace(out)
-    log(f"{graph.name}: wrote {out.relative_to(PROJECT_ROOT)}")
+    log(f"{graph.name}: wrote {_shown(out)}")
     return out
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(PROJECT_ROOT))
+    except ValueError:
+        return str(path)

@@ -215,19 +215,27 @@ def load(name_or_path: str = DEFAULT_BOARD) -> Board:
         spec = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
         raise DeployError(f"{path}: not valid YAML: {err}") from None
+    return from_spec(spec, path)
+
+
+def from_spec(spec, source: Path, field: str = "") -> Board:
+    """A board from its fields, checked as a board file is; `field` says where they sit in `source` when they are
+    part of a larger file (a fleet file's `boards[2]`), so an error names the file and the field."""
+    prefix = f"{field}." if field else ""
     errors = sorted(jsonschema.Draft202012Validator(SCHEMA).iter_errors(spec), key=lambda e: list(e.path))
     if not errors and "emulator" in spec:
-        errors = [jsonschema.ValidationError(f"'{field}' is a required property (emulated boards)")
-                  for field in ("port", "user", "key_file") if field not in spec][:1]
+        errors = [jsonschema.ValidationError(f"'{name}' is a required property (emulated boards)")
+                  for name in ("port", "user", "key_file") if name not in spec][:1]
     if errors:
         err = errors[0]
-        where = ".".join(str(p) for p in err.path) or "(top level)"
-        raise DeployError(f"{path}: field {where}: {err.message}")
+        where = prefix + ".".join(str(p) for p in err.path) if err.path else (field or "(top level)")
+        raise DeployError(f"{source}: field {where}: {err.message}")
     remote = spec["remote_dir"].rstrip("/")
     if any(part in (".", "..") for part in remote.split("/")) or remote in SYSTEM_DIRS or \
             remote.split("/")[1] in ("proc", "sys", "dev", "etc", "bin", "sbin", "lib", "usr", "boot", "run"):
-        raise DeployError(f"{path}: field remote_dir: '{spec['remote_dir']}' is a system directory or inside one; "
-                          "give a directory of its own, such as /opt/neoncc or /data/neoncc")
+        raise DeployError(f"{source}: field {prefix}remote_dir: '{spec['remote_dir']}' is a system directory or "
+                          "inside one; give a directory of its own, such as /opt/neoncc or /data/neoncc")
     if spec.get("port") == "auto" and "emulator" not in spec:
-        raise DeployError(f"{path}: field port: 'auto' is only for emulated boards (with an emulator: section)")
-    return Board(spec, path)
+        raise DeployError(f"{source}: field {prefix}port: 'auto' is only for emulated boards (with an emulator: "
+                          "section)")
+    return Board(spec, source)

@@ -37,8 +37,11 @@ SCHEMA_VERSION = 1  # of the --json result; its JSON Schema: docs/schemas/deploy
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=program_name("deploy.py"), description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    p.add_argument("--board", default=boards.DEFAULT_BOARD,
-                   help="board name (configs/boards/NAME.yaml) or YAML file (default: %(default)s)")
+    target = p.add_mutually_exclusive_group()
+    target.add_argument("--board", default=boards.DEFAULT_BOARD,
+                        help="board name (configs/boards/NAME.yaml) or YAML file (default: %(default)s)")
+    target.add_argument("--fleet", type=Path, metavar="FILE",
+                        help="run on every board a fleet file lists, one Dask task per board (docs/fleet.md)")
     p.add_argument("--model", default="squeezenet_v1_1",
                    help="model name (configs/models/NAME.yaml) or YAML file (default: %(default)s)")
     weights = p.add_mutually_exclusive_group()
@@ -63,6 +66,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--trust-host-key", action="store_true",
                    help="pin the board's host key if none is pinned yet (check its fingerprint first)")
     p.add_argument("--no-build", action="store_true", help="use the engine already in build/ as it is")
+    fleet = p.add_argument_group("fleet runs (--fleet)")
+    fleet.add_argument("--scheduler", metavar="ADDRESS",
+                       help="Dask scheduler of an existing cluster, e.g. tcp://10.0.0.5:8786 (default: "
+                            "$DASK_SCHEDULER_ADDRESS, else a local cluster on this host)")
+    fleet.add_argument("--workers", type=int, help="worker processes of the local cluster (default: one per "
+                                                   "board, at most one per core)")
+    fleet.add_argument("--fleet-timeout", type=float, metavar="S",
+                       help="seconds to wait for the slowest board before it counts as timed out (default: its "
+                            "boot, connect and run limits plus 300 s)")
     verbosity = p.add_mutually_exclusive_group()
     verbosity.add_argument("-q", "--quiet", action="store_true", help="only errors on stderr (the result on stdout)")
     verbosity.add_argument("-v", "--verbose", action="store_true", help="also the build's own lines (compiler "
@@ -111,6 +123,27 @@ def _check_args(args: argparse.Namespace) -> None:
         path = getattr(args, name)
         if path is not None and not path.is_file():
             raise DeployError(f"--{name} {path}: no such file")
+    for name in ("runs", "warmup", "threads"):
+        value = getattr(args, name)
+        if value is not None and value < (0 if name == "warmup" else 1):
+            raise DeployError(f"--{name} must be at least {0 if name == 'warmup' else 1}, not {value}")
+    if args.precision == "int8" and args.calibration is None and not args.no_build:
+        raise DeployError("--precision int8 needs --calibration DIR (photos and/or .f32 inputs to calibrate on)")
+    if args.calibration is not None and args.precision != "int8":
+        raise DeployError("--calibration is only used with --precision int8")
+
+
+class Phases(dict):
+    """Seconds per phase of a deploy (build, boot, connect, upload, install, run), each from the end of the last."""
+
+    def __init__(self):
+        super().__init__()
+        self.clock = time.monotonic()
+
+    def __call__(self, name: str) -> None:
+        now = time.monotonic()
+        self[name] = round(now - self.clock, 3)
+        self.clock = now
 
 
 def deploy(args: argparse.Namespace, log) -> dict:
@@ -121,26 +154,20 @@ def deploy(args: argparse.Namespace, log) -> dict:
 
 
 def _deploy(args: argparse.Namespace, log, work: Path) -> dict:
-    for name in ("runs", "warmup", "threads"):
-        value = getattr(args, name)
-        if value is not None and value < (0 if name == "warmup" else 1):
-            raise DeployError(f"--{name} must be at least {0 if name == 'warmup' else 1}, not {value}")
-    phases: dict[str, float] = {}
-    clock = time.monotonic()
-
-    def phase(name: str) -> None:
-        nonlocal clock
-        now = time.monotonic()
-        phases[name] = round(now - clock, 3)
-        clock = now
-
-    if args.precision == "int8" and args.calibration is None and not args.no_build:
-        raise DeployError("--precision int8 needs --calibration DIR (photos and/or .f32 inputs to calibrate on)")
-    if args.calibration is not None and args.precision != "int8":
-        raise DeployError("--calibration is only used with --precision int8")
+    phases = Phases()
     board = boards.load(args.board)
     check_credentials(board)  # the key and the known-hosts file, before any build
     target = build.target_of(board)  # the toolchain file whose uname_machine lists the board's arch
+    engine, bundle = prepare(args, log, work, target)
+    phases("build")
+    result, _output = on_board(args, log, board, engine, bundle, phases)
+    return result
+
+
+def prepare(args: argparse.Namespace, log, work: Path, target: str = build.TARGET) -> tuple[build.Engine, Bundle]:
+    """The host's half of a deploy for a target: the engine built (or the one in build/ with --no-build),
+    snapshotted into work, its input prepared, and the bundle of files that goes to a board. Nothing here touches
+    a board, so a fleet makes it once per target and sends it to every board of that target."""
     yaml_path = build.model_yaml(args.model)
     load_yaml_model(yaml_path)  # the model description's own mistakes, by file, line and field, before any build
     if args.no_build:
@@ -158,36 +185,44 @@ def _deploy(args: argparse.Namespace, log, work: Path) -> dict:
     if args.input is not None:  # this deploy's own copy: what it hashes is what it sends
         input_path = Path(shutil.copy(input_path, work / "input.f32"))
     bundle = build.make_bundle(engine, input_path, target)
-    check_executables(board.name, bundle, toolchain.load(target))  # a binary of another architecture: refused now
     log(f"bundle {bundle.id}: {len(bundle.files)} files, {bundle.size / 2**20:.1f} MiB")
-    phase("build")
+    return engine, bundle
+
+
+def on_board(args: argparse.Namespace, log, board: boards.Board, engine: build.Engine, bundle: Bundle,
+             phases: Phases | None = None) -> tuple[dict, np.ndarray]:
+    """The board's half of a deploy: boot an emulated board if it is not running, connect, check, upload what
+    it lacks, switch, run; returns the result and the engine's raw output."""
+    phases = Phases() if phases is None else phases
+    target = toolchain.load(build.target_of(board))
+    check_executables(board.name, bundle, target)  # a binary of another architecture: refused before any upload
     if board.emulator is not None:
         vm.Instance(board).start(log=log, progress=sys.stderr.isatty())
-        phase("boot")
+        phases("boot")
     try:
-        return _on_board(args, log, board, engine, bundle, phases, phase, target)
+        return _on_board(args, log, board, engine, bundle, phases, target)
     except (OSError, EOFError, paramiko.SSHException) as err:  # the board went away mid-way
         raise DeployError(f"board {board.name}: connection lost ({err or type(err).__name__}); nothing was "
                           "switched unless the run had started, and a rerun resumes any upload") from None
 
 
-def _on_board(args, log, board, engine, bundle, phases, phase, target) -> dict:
+def _on_board(args, log, board, engine, bundle, phases: Phases, target) -> tuple[dict, np.ndarray]:
     threads = args.threads or board.cores
     with Connection(board, trust_host_key=args.trust_host_key, log=log) as conn:
         remote = Remote(conn)
-        info = preflight(conn, remote, bundle, toolchain.load(target))
-        phase("connect")
+        info = preflight(conn, remote, bundle, target)
+        phases("connect")
         try:
             upload = remote.upload(bundle, progress=sys.stderr.isatty(), log=log)
-            phase("upload")
+            phases("upload")
             remote.install(bundle)
-            phase("install")
+            phases("install")
             log(f"run: {engine.model} on {board.name}, {threads} threads, {args.warmup} warm-up, {args.runs} runs")
             result = run(conn, remote, bundle,
                          ["--threads", str(threads), "--runs", str(args.runs), "--warmup", str(args.warmup)],
                          args.timeout if args.timeout is not None else board.run_timeout_s, log=log,
                          progress=sys.stderr.isatty())
-            phase("run")
+            phases("run")
         finally:
             remote.cleanup()
     if args.output is not None:
@@ -201,7 +236,7 @@ def _on_board(args, log, board, engine, bundle, phases, phase, target) -> dict:
     return {
         "schema_version": SCHEMA_VERSION,
         "board": board.name,
-        "target": target,
+        "target": target.name,
         "emulated": board.emulator is not None,
         "host": conn.where,
         "model": engine.model,
@@ -230,8 +265,8 @@ def _on_board(args, log, board, engine, bundle, phases, phase, target) -> dict:
                 if stats["wall_s"] > 0 else None},
         "board_info": vars(info),
         "upload": vars(upload),
-        "phases_s": phases,
-    }
+        "phases_s": dict(phases),
+    }, result.output
 
 
 def format_table(r: dict, profile: bool = False) -> str:
@@ -282,6 +317,12 @@ def main(argv: list[str] | None = None) -> int:
         raise KeyboardInterrupt  # SIGTERM: the same orderly stop as Ctrl-C (the board's engine is stopped)
 
     previous = signal.signal(signal.SIGTERM, terminate)
+    if args.fleet is not None:
+        return _fleet_main(args, log, previous)
+    if args.scheduler or args.workers is not None or args.fleet_timeout is not None:
+        print("error: --scheduler, --workers and --fleet-timeout are for fleet runs (--fleet FILE)", file=sys.stderr)
+        signal.signal(signal.SIGTERM, previous)
+        return 1
     try:
         result = deploy(args, log)
     except UserError as err:  # DeployError is one
@@ -294,3 +335,23 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, previous)
     print(json.dumps(result) if args.json else format_table(result, args.profile))
     return 0
+
+
+def _fleet_main(args: argparse.Namespace, log, previous_handler) -> int:
+    from deploy import fleet
+
+    try:
+        document, status = fleet.run_fleet(args, log)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous_handler)
+    print(json.dumps(document) if args.json else fleet.format_table(document))
+    if status:
+        failed = [f"{b['board']} ({b['kind']})" for b in document["boards"] if b["status"] != "ok"]
+        print(f"error: {len(failed)} of {len(document['boards'])} boards failed: {', '.join(failed)}", file=sys.stderr)
+    return status

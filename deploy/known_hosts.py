@@ -7,6 +7,7 @@ one) is pinned under an alias, like OpenSSH's HostKeyAlias.
 from __future__ import annotations
 
 import base64
+import fcntl
 import hashlib
 import os
 from pathlib import Path
@@ -51,16 +52,19 @@ def pin(path: Path, name: str, key: paramiko.PKey | str) -> None:
     if isinstance(key, str):
         key_type, blob = key.split()[:2]
         key = paramiko.PKey.from_type_string(key_type, base64.b64decode(blob))
-    keys = _load(path)
-    if dict(keys.lookup(name) or {}) == {key.get_name(): key}:
-        if path.stat().st_mode & 0o077:
-            os.chmod(path, 0o600)  # files pinned by older versions were world-readable
-        return
-    keys[name] = {key.get_name(): key}
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # private from the first byte
-    os.close(fd)
-    keys.save(str(tmp))
-    os.chmod(tmp, 0o600)
-    tmp.replace(path)
+    # Read, change and replace under a lock: two boards started at once (a fleet) must not drop each other's pin.
+    with open(path.with_name(path.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        keys = _load(path)
+        if dict(keys.lookup(name) or {}) == {key.get_name(): key}:
+            if path.stat().st_mode & 0o077:
+                os.chmod(path, 0o600)  # files pinned by older versions were world-readable
+            return
+        keys[name] = {key.get_name(): key}
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # private from the first byte
+        os.close(fd)
+        keys.save(str(tmp))
+        os.chmod(tmp, 0o600)
+        tmp.replace(path)

@@ -187,6 +187,7 @@ Measurements measure(engine::Network &network, const std::vector<engine::Layer> 
     const size_t batch      = inputs.size() / input_size;
     Measurements m;
     m.layer_ms.resize(layers.size());
+    std::vector<Clock::duration> layer_ticks(layers.size());
     double cpu_start = 0;
     for(unsigned r = 0; r < options.warmup + options.runs; ++r)
     {
@@ -205,15 +206,18 @@ Measurements measure(engine::Network &network, const std::vector<engine::Layer> 
                 const auto start_layer = Clock::now();
                 insn_marker(static_cast<unsigned>(i));
                 layers[i].function->run();
-                if(timed)
-                {
-                    m.layer_ms[i].push_back(ms_since(start_layer));
-                }
+                // Only the integer tick count inside the counted regions: converting it to double (libgcc's
+                // __aeabi_l2d on armv7) takes more instructions past 2^32 ns, which made counts vary run to run.
+                layer_ticks[i] = Clock::now() - start_layer;
             }
             insn_marker(kInferenceEnd);
             if(timed)
             {
                 m.inference_ms.push_back(ms_since(start));
+                for(size_t i = 0; i < layers.size(); ++i)
+                {
+                    m.layer_ms[i].push_back(std::chrono::duration<double, std::milli>(layer_ticks[i]).count());
+                }
             }
             if(r + 1 == options.warmup + options.runs)
             {

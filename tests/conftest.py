@@ -4,6 +4,7 @@ qemu-user (qemu-arm for armv7, the default; qemu-aarch64 for aarch64): the helpe
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -69,3 +70,26 @@ def models_board(tmp_path_factory) -> Path:
     with testing.running_board(path):
         yield path
 
+
+def on_terminal(command: list[str], timeout: float = 600) -> tuple[int, str]:
+    """Run a command with its stderr on a pseudo-terminal of 100 columns (a new one is 0 wide, which hides
+    progress bars), stdout discarded; returns its exit status and everything the terminal showed."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    proc = subprocess.Popen(command, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=follower)
+    os.close(follower)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the terminal closed: the command ended
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(leader)
+    return proc.wait(timeout=timeout), seen.decode(errors="replace")

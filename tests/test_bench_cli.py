@@ -7,7 +7,7 @@ import hashlib
 import subprocess
 import sys
 
-from conftest import ROOT
+from conftest import ROOT, on_terminal
 
 TINY = ROOT / "tests/models/tiny_passes.yaml"
 
@@ -48,6 +48,14 @@ def test_report_on_a_model_path_writes_results_and_leaves_docs_untouched():
     assert all((out / chart).stat().st_size > 0 for chart in ("peers.png", "groups_threads.png", "tiny_passes_layers.png"))
     measured = __import__("json").loads((out / "report.json").read_text())["models"][0]["ours"]
     assert set(measured["scaling_range_ms"]) == set(measured["scaling_ms"])  # min–max over the repeated runs
+
+
+def test_report_shows_a_progress_bar_on_a_terminal():
+    status, terminal = on_terminal([sys.executable, "-m", "bench", "report", "--models", str(TINY), "--peers",
+                                    "--runs", "1"], timeout=1800)
+    assert status == 0, terminal[-3000:]
+    assert "bench report: 1 steps done" in terminal and "tiny_passes: our engine (tuned), counting" in terminal
+    assert "report: results/" in terminal  # the lines stay, above the bar
 
 
 def test_int8_wording_is_right_in_both_directions():

@@ -21,6 +21,7 @@ from deploy.bundle import Remote
 from deploy.errors import DeployError
 from deploy.image import ensure_client_key
 from deploy.ssh import Connection
+from conftest import on_terminal
 from deploy.testing import deploy_json
 from neoncc import PROJECT_ROOT
 from neoncc.tools.preprocess import image_to_tensor
@@ -87,29 +88,9 @@ def test_table_says_plainly_that_random_weights_give_no_classification(board):
 
 def test_runs_show_a_progress_bar_on_a_terminal_and_nothing_otherwise(board):
     """On a terminal the engine's per-run progress becomes a bar; piped, stderr has neither bar nor raw lines."""
-    import fcntl
-    import os
-    import pty
-    import struct
-    import termios
-    leader, follower = pty.openpty()
-    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a new pty is 0 columns wide
-    proc = subprocess.Popen([sys.executable, str(PROJECT_ROOT / "deploy.py"), "--board", str(board), "--runs", "3",
-                             "--warmup", "1", "--random-weights"], cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=follower)
-    os.close(follower)
-    seen = b""
-    while True:
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:  # the terminal closed: deploy.py ended
-            break
-        if not chunk:
-            break
-        seen += chunk
-    assert proc.wait(timeout=300) == 0, seen.decode(errors="replace")
-    os.close(leader)
-    terminal = seen.decode(errors="replace")
+    status, terminal = on_terminal([sys.executable, str(PROJECT_ROOT / "deploy.py"), "--board", str(board), "--runs",
+                                    "3", "--warmup", "1", "--random-weights"], timeout=300)
+    assert status == 0, terminal
     assert "run on pytest-deploy" in terminal and "4/4" in terminal and "neoncc-progress" not in terminal
     piped = testing.deploy("--board", str(board), "--runs", "3", "--warmup", "1")
     assert piped.returncode == 0, piped.stderr
