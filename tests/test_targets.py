@@ -108,6 +108,7 @@ def test_each_shipped_emulated_board_is_built_and_run_for_its_target():
     arches = {name: image.Arch.of(board) for name, board in emulated.items() if board.emulator}
     assert {name: (a.target, a.debian_arch, a.loader) for name, a in arches.items()} == {
         "emulated": ("armv7", "armhf", "ld-linux-armhf.so.3"),
+        "emulated-2": ("armv7", "armhf", "ld-linux-armhf.so.3"),  # the fleet's second armv7 board
         "emulated-aarch64": ("aarch64", "arm64", "ld-linux-aarch64.so.1")}
     assert vm.Instance(emulated["emulated-aarch64"]).qemu == "qemu-system-aarch64"
     assert vm.Instance(emulated["emulated"]).qemu == "qemu-system-arm"
