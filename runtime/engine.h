@@ -7,6 +7,7 @@
 #include "arm_compute/runtime/IFunction.h"
 #include "arm_compute/runtime/Tensor.h"
 
+#include <functional>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -66,4 +67,8 @@ public:
 };
 
 std::unique_ptr<Network> make_network();
+
+/** Our kernels' threading: [0, count) cut into one contiguous part per scheduler thread (no more parts than
+ *  items), work(first, end) run on each through ACL's scheduler under the tag. */
+void split(size_t count, const char *tag, const std::function<void(size_t, size_t)> &work);
 } // namespace engine

@@ -1,5 +1,7 @@
 #include "max_pooling_nhwc.h"
 
+#include "engine.h"
+
 #include "arm_compute/core/Error.h"
 #include "arm_compute/runtime/NEON/NEScheduler.h"
 
@@ -202,14 +204,6 @@ void MaxPoolingNhwc::rows(size_t first, size_t end) const
 
 void MaxPoolingNhwc::run()
 {
-    const size_t height = _output->info()->dimension(2);
-    const size_t split  = std::max<size_t>(1, std::min<size_t>(NEScheduler::get().num_threads(), height));
-    std::vector<IScheduler::Workload> workloads;
-    for(size_t t = 0; t < split; ++t)
-    {
-        const size_t first = height * t / split, end = height * (t + 1) / split;
-        workloads.emplace_back([this, first, end](const ThreadInfo &) { rows(first, end); });
-    }
-    NEScheduler::get().run_tagged_workloads(workloads, "MaxPoolingNhwc");
+    split(_output->info()->dimension(2), "MaxPoolingNhwc", [this](size_t first, size_t end) { rows(first, end); });
 }
 } // namespace engine

@@ -1,5 +1,7 @@
 #include "permute_to_nhwc.h"
 
+#include "engine.h"
+
 #include "arm_compute/core/Error.h"
 #include "arm_compute/runtime/NEON/NEScheduler.h"
 
@@ -102,14 +104,6 @@ void PermuteToNhwc::rows(size_t first, size_t end) const
 
 void PermuteToNhwc::run()
 {
-    const size_t height = _input->info()->dimension(1);
-    const size_t split  = std::max<size_t>(1, std::min<size_t>(NEScheduler::get().num_threads(), height));
-    std::vector<IScheduler::Workload> workloads;
-    for(size_t t = 0; t < split; ++t)
-    {
-        const size_t first = height * t / split, end = height * (t + 1) / split;
-        workloads.emplace_back([this, first, end](const ThreadInfo &) { rows(first, end); });
-    }
-    NEScheduler::get().run_tagged_workloads(workloads, "PermuteToNhwc");
+    split(_input->info()->dimension(1), "PermuteToNhwc", [this](size_t first, size_t end) { rows(first, end); });
 }
 } // namespace engine

@@ -1,5 +1,7 @@
 #include "winograd_convolution.h"
 
+#include "engine.h"
+
 #include "arm_compute/core/Error.h"
 #include "arm_compute/core/Helpers.h"
 #include "arm_compute/runtime/NEON/NEScheduler.h"
@@ -149,17 +151,6 @@ constexpr float Transforms<8>::c1[4];
 constexpr float Transforms<6>::c0[4];
 constexpr float Transforms<6>::c1[4];
 
-void split(size_t count, const char *tag, const std::function<void(size_t, size_t)> &work)
-{
-    const size_t                      threads = std::max<size_t>(1, std::min<size_t>(NEScheduler::get().num_threads(), count));
-    std::vector<IScheduler::Workload> workloads;
-    for(size_t t = 0; t < threads; ++t)
-    {
-        const size_t first = count * t / threads, end = count * (t + 1) / threads;
-        workloads.emplace_back([&work, first, end](const ThreadInfo &) { work(first, end); });
-    }
-    NEScheduler::get().run_tagged_workloads(workloads, tag);
-}
 } // namespace
 
 WinogradConvolution::WinogradConvolution(std::shared_ptr<IMemoryManager> memory_manager, size_t output_tile)
