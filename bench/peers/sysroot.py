@@ -1,4 +1,4 @@
-"""The armhf root the dynamically linked peers run in (qemu-arm -L), and the downloads that fill it.
+"""The roots the dynamically linked peers run in (qemu-arm -L, qemu-aarch64 -L), and the downloads that fill them.
 
 Debian's armhf python3.11 + python3-numpy (for the tflite-runtime wheel) and OpenCV 4.6 DNN with its headers are
 unpacked from .deb files through the project's private apt state (neoncc.targets.debian), as the ACL sysroot is,
@@ -16,6 +16,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from neoncc import PROJECT_ROOT
@@ -24,15 +25,12 @@ from neoncc.targets import debian
 from neoncc.targets.toolchain import APT_STATE
 
 CACHE = PROJECT_ROOT / ".cache" / "peers"
-SYSROOT = CACHE / "sysroot-armhf"
 DEBS = CACHE / "debs"
 WHEELS = CACHE / "wheels"
-ARCH = "armhf"
-LIB_DIRS = ["lib/arm-linux-gnueabihf", "usr/lib/arm-linux-gnueabihf"]
+# Debian architecture -> (GNU triplet of its library directories, cross readelf that reads its ELF files).
+TRIPLETS = {"armhf": "arm-linux-gnueabihf", "arm64": "aarch64-linux-gnu"}
 # Debian selects BLAS/LAPACK through update-alternatives, a maintainer script that dpkg -x does not run.
-ALTERNATIVES = {"usr/lib/arm-linux-gnueabihf/libblas.so.3": "blas/libblas.so.3",
-                "usr/lib/arm-linux-gnueabihf/liblapack.so.3": "lapack/liblapack.so.3"}
-STAMP = SYSROOT / ".packages.json"
+ALTERNATIVES = ("blas/libblas.so.3", "lapack/liblapack.so.3")
 
 Log = Callable[[str], None]
 
@@ -50,27 +48,85 @@ def locked(name: str):
         yield
 
 
-def ensure_packages(packages: Iterable[str], log: Log = log_stderr) -> Path:
-    """Unpack the Debian armhf packages not yet in the peers' root; returns the root. A package once unpacked
-    stays at its version (no apt query on later calls), so a set-up that is done costs one JSON read."""
-    wanted = list(dict.fromkeys(packages))
-    with locked("sysroot"):
-        present = json.loads(STAMP.read_text()) if STAMP.is_file() else {}
-        missing = [p for p in wanted if p not in present]
-        if not missing:
-            return SYSROOT
-        log(f"unpacking Debian {ARCH} packages into {SYSROOT.relative_to(PROJECT_ROOT)}: {' '.join(missing)}")
-        apt = debian.PrivateApt(APT_STATE / ARCH, ARCH)
-        versions = _versions(apt, missing)
-        debs = [_download(apt, package, version) for package, version in versions.items()]
-        debian.extract(debs, SYSROOT)
-        for link, target in ALTERNATIVES.items():
-            path = SYSROOT / link
-            if (path.parent / target).exists() and not path.exists():
-                path.symlink_to(target)
-        present.update(versions)
-        STAMP.write_text(json.dumps(present, indent=1, sort_keys=True))
-    return SYSROOT
+@dataclass(frozen=True)
+class Root:
+    """A root of Debian packages of one architecture from one release (None: the host's, bookworm), unpacked
+    under .cache/peers for peers run with `qemu-<arch> -L root`: armhf/bookworm for the armv7 peers, trixie for
+    newer libraries (ONNX Runtime, ACL 24.11), arm64 for the aarch64 target."""
+    arch: str
+    suite: str | None = None
+
+    @property
+    def name(self) -> str:
+        return "-".join(filter(None, ["sysroot", self.suite, self.arch]))
+
+    @property
+    def path(self) -> Path:
+        return CACHE / self.name
+
+    @property
+    def lib_dirs(self) -> list[str]:
+        triplet = TRIPLETS[self.arch]
+        return [f"lib/{triplet}", f"usr/lib/{triplet}"]
+
+    def ensure(self, packages: Iterable[str], log: Log = log_stderr) -> Path:
+        """Unpack the packages not yet in the root; returns the root. A package once unpacked stays at its
+        version (no apt query on later calls), so a set-up that is done costs one JSON read."""
+        wanted = list(dict.fromkeys(packages))
+        stamp = self.path / ".packages.json"
+        with locked(self.name):
+            present = json.loads(stamp.read_text()) if stamp.is_file() else {}
+            missing = [p for p in wanted if p not in present]
+            if not missing:
+                return self.path
+            log(f"unpacking Debian {self.suite or 'bookworm'} {self.arch} packages into "
+                f"{self.path.relative_to(PROJECT_ROOT)}: {' '.join(missing)}")
+            apt = debian.PrivateApt(APT_STATE / "-".join(filter(None, [self.suite, self.arch])), self.arch,
+                                    self.suite)
+            if self.suite and not any((apt.state_dir / "lists").glob("*_Packages*")):
+                apt.update()
+            versions = _versions(apt, missing)
+            debs = [_download(apt, package, version) for package, version in versions.items()]
+            debian.extract(debs, self.path)
+            for directory in self.lib_dirs[1:]:
+                for target in ALTERNATIVES:
+                    path = self.path / directory / Path(target).name
+                    if (path.parent / target).exists() and not path.exists():
+                        path.symlink_to(target)
+            present.update(versions)
+            stamp.write_text(json.dumps(present, indent=1, sort_keys=True))
+        return self.path
+
+    def check_libraries(self, binaries: Iterable[Path]) -> None:
+        """Every shared library the binaries need, transitively, exists in the root; else name what is missing,
+        so a Debian dependency change shows up at set-up time instead of as a loader error under qemu."""
+        todo, seen, missing = list(binaries), set(), {}
+        while todo:
+            binary = todo.pop()
+            for library in self._needed(binary):
+                if library in seen:
+                    continue
+                seen.add(library)
+                path = next((self.path / d / library for d in self.lib_dirs if (self.path / d / library).exists()),
+                            None)
+                if path is None:
+                    missing.setdefault(library, binary.name)
+                else:
+                    todo.append(path)
+        if missing:
+            listed = ", ".join(f"{lib} (needed by {by})" for lib, by in sorted(missing.items()))
+            raise UserError(f"the peers' {self.arch} root {self.path} lacks {listed}: add the Debian package that "
+                            f"ships it to the peer's package list")
+
+    def _needed(self, binary: Path) -> list[str]:
+        readelf = f"{TRIPLETS[self.arch]}-readelf"
+        proc = subprocess.run([readelf, "-d", str(binary)], capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise UserError(f"{readelf} -d {binary} failed: {proc.stderr.strip()}")
+        return re.findall(r"\(NEEDED\)\s+Shared library: \[(.+)\]", proc.stdout)
+
+
+ARMHF = Root("armhf")     # the armv7 peers' root (Debian bookworm armhf)
 
 
 def _versions(apt: debian.PrivateApt, packages: list[str]) -> dict[str, str]:
@@ -88,7 +144,8 @@ def _download(apt: debian.PrivateApt, package: str, version: str) -> Path:
     `name_1%3a1.2_arch.deb`, so both spellings are looked for."""
     DEBS.mkdir(parents=True, exist_ok=True)
     plain = version.split(":")[-1]
-    patterns = [f"{package}_{plain}_*.deb", f"{package}_{version.replace(':', '%3a')}_*.deb"]
+    patterns = [f"{package}_{plain}_{apt.arch}.deb", f"{package}_{version.replace(':', '%3a')}_{apt.arch}.deb",
+                f"{package}_{plain}_all.deb", f"{package}_{version.replace(':', '%3a')}_all.deb"]
 
     def found() -> list[Path]:
         return sorted({path for pattern in patterns for path in DEBS.glob(pattern)})
@@ -97,39 +154,11 @@ def _download(apt: debian.PrivateApt, package: str, version: str) -> Path:
         proc = subprocess.run(["apt-get", *apt._options(), "-q", "download", f"{package}={version}"], cwd=DEBS,
                               capture_output=True, text=True)
         if proc.returncode != 0:
-            raise UserError(f"apt-get download {package}={version} ({ARCH}) failed:\n{proc.stderr.strip()}")
+            raise UserError(f"apt-get download {package}={version} ({apt.arch}) failed:\n{proc.stderr.strip()}")
     debs = found()
     if len(debs) != 1:
         raise UserError(f"expected one .deb for {package}={version} in {DEBS}, found {debs or 'none'}")
     return debs[0]
-
-
-def check_libraries(binaries: Iterable[Path], root: Path = SYSROOT) -> None:
-    """Every shared library the binaries need, transitively, exists in the root; else name what is missing, so a
-    Debian dependency change shows up at set-up time instead of as a loader error under qemu."""
-    todo, seen, missing = list(binaries), set(), {}
-    while todo:
-        binary = todo.pop()
-        for library in _needed(binary):
-            if library in seen:
-                continue
-            seen.add(library)
-            path = next((root / d / library for d in LIB_DIRS if (root / d / library).exists()), None)
-            if path is None:
-                missing.setdefault(library, binary.name)
-            else:
-                todo.append(path)
-    if missing:
-        listed = ", ".join(f"{lib} (needed by {by})" for lib, by in sorted(missing.items()))
-        raise UserError(f"the peers' armhf root {root} lacks {listed}: add the Debian package that ships it to "
-                        f"the peer's package list")
-
-
-def _needed(binary: Path) -> list[str]:
-    proc = subprocess.run(["arm-linux-gnueabihf-readelf", "-d", str(binary)], capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise UserError(f"arm-linux-gnueabihf-readelf -d {binary} failed: {proc.stderr.strip()}")
-    return re.findall(r"\(NEEDED\)\s+Shared library: \[(.+)\]", proc.stdout)
 
 
 def pip_download(requirement: str, platform: str, python_version: str) -> Path:

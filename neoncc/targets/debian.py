@@ -15,8 +15,9 @@ from pathlib import Path
 from neoncc.errors import UserError
 
 
-def _host_source_entries() -> list[str]:
-    """The host's apt sources as one-line `deb` entries (from sources.list and deb822 *.sources files)."""
+def _host_source_entries(suite: str | None = None) -> list[str]:
+    """The host's apt sources as one-line `deb` entries (from sources.list and deb822 *.sources files); with
+    `suite`, the host's release name in each entry is replaced by it (bookworm-updates -> trixie-updates)."""
     entries: list[str] = []
     for path in ["/etc/apt/sources.list", *sorted(glob.glob("/etc/apt/sources.list.d/*.list"))]:
         if Path(path).is_file():
@@ -35,19 +36,32 @@ def _host_source_entries() -> list[str]:
             if "deb" not in fields.get("types", "").split() or fields.get("enabled", "yes") == "no":
                 continue
             for uri in fields.get("uris", "").split():
-                for suite in fields.get("suites", "").split():
-                    entries.append(f"{uri} {suite} {fields.get('components', 'main')}")
+                for release in fields.get("suites", "").split():
+                    entries.append(f"{uri} {release} {fields.get('components', 'main')}")
     if not entries:
         raise UserError("no apt sources found in /etc/apt/sources.list or /etc/apt/sources.list.d/")
+    if suite:
+        entries = list(dict.fromkeys(_with_suite(entry, suite) for entry in entries))
     return entries
 
 
-class PrivateApt:
-    """apt-get/apt-cache bound to a state directory that lists only `arch`."""
+def _with_suite(entry: str, suite: str) -> str:
+    """`URI release[-pocket] components` with the release replaced (the security archive spells its pocket
+    `-security`, the others `-updates`, `-backports`: all keep their suffix)."""
+    uri, release, components = entry.split(None, 2)
+    pocket = release.partition("-")[2] if "-" in release else release.partition("/")[2]
+    separator = "/" if "/" in release else "-"
+    return f"{uri} {suite}{separator + pocket if pocket else ''} {components}"
 
-    def __init__(self, state_dir: Path, arch: str):
+
+class PrivateApt:
+    """apt-get/apt-cache bound to a state directory that lists only `arch`, from the host's Debian release or
+    from another one (`suite`, e.g. trixie for newer packages), through the host's mirrors."""
+
+    def __init__(self, state_dir: Path, arch: str, suite: str | None = None):
         self.state_dir = Path(state_dir)
         self.arch = arch
+        self.suite = suite
 
     def _options(self) -> list[str]:
         s = self.state_dir
@@ -67,13 +81,14 @@ class PrivateApt:
         keyring = "/usr/share/keyrings/debian-archive-keyring.gpg"
         signed = f" signed-by={keyring}" if Path(keyring).exists() else ""
         (self.state_dir / "sources.list").write_text(
-            "".join(f"deb [arch={self.arch}{signed}] {entry}\n" for entry in _host_source_entries()))
+            "".join(f"deb [arch={self.arch}{signed}] {entry}\n" for entry in _host_source_entries(self.suite)))
         for _attempt in range(3):
             proc = subprocess.run(["apt-get", *self._options(), "-q", "update"], capture_output=True, text=True)
             if proc.returncode == 0:
                 return
         if not any((self.state_dir / "lists").glob("*_Packages*")):
-            raise UserError(f"apt-get update for {self.arch} failed:\n{proc.stdout}{proc.stderr}")
+            raise UserError(f"apt-get update for {self.arch} ({self.suite or 'host release'}) failed:\n"
+                            f"{proc.stdout}{proc.stderr}")
 
     def version(self, package: str) -> str:
         """The candidate version of a package in the private lists."""
@@ -81,7 +96,8 @@ class PrivateApt:
                              capture_output=True, text=True).stdout
         match = re.search(r"Candidate:\s*(\S+)", out)
         if not match or match.group(1) == "(none)":
-            raise UserError(f"Debian package {package}:{self.arch} not found in the apt sources")
+            raise UserError(f"Debian package {package}:{self.arch} not found in the apt sources"
+                            + (f" for {self.suite}" if self.suite else ""))
         return match.group(1)
 
     def depends(self, packages: list[str]) -> list[str]:

@@ -28,13 +28,13 @@ PACKAGES = ["libopencv-core-dev", "libopencv-dnn-dev", "libopencv-dnn406", "libo
 def program(log: Log = log_stderr) -> Path:
     """The peer binary, dynamically linked against the root's OpenCV (its headers are system headers to the
     compiler, so our -Werror does not judge them)."""
-    root = sysroot.ensure_packages(PACKAGES, log)
+    root = sysroot.ARMHF.ensure(PACKAGES, log)
     libs = root / "usr/lib/arm-linux-gnueabihf"
-    rpath_link = ":".join(str(root / d) for d in sysroot.LIB_DIRS)   # where the linker finds their dependencies
+    rpath_link = ":".join(str(root / d) for d in sysroot.ARMHF.lib_dirs)   # where the linker finds their dependencies
     binary = cxx.build(NAME, SOURCE, ["-isystem", str(root / "usr/include/opencv4")],
                        [f"-Wl,-rpath-link,{rpath_link}", str(libs / "libopencv_dnn.so.406"),
                         str(libs / "libopencv_core.so.406")], log)
-    sysroot.check_libraries([binary], root)
+    sysroot.ARMHF.check_libraries([binary])
     return binary
 
 
@@ -44,7 +44,7 @@ def setup(log: Log = log_stderr) -> None:
 
 class OpenCVPeer(Peer):
     name = NAME
-    sysroot = sysroot.SYSROOT
+    sysroot = sysroot.ARMHF.path
 
     def __init__(self, network: Network, workdir: Path, target: str | None = None):
         super().__init__(network, workdir, target)  # armhf only: prepare() refuses other targets first

@@ -30,7 +30,7 @@ GUEST_SCRIPT = Path(__file__).resolve().parent / "guest.py"
 EMPTY_BEGIN, EMPTY_END = 0x10002, 0x10003   # guest.py's markers around nothing
 XNNPACK_MESSAGE = "Created TensorFlow Lite XNNPACK delegate for CPU"
 # Debian armhf packages: the interpreter, numpy and what their shared objects and _ctypes need
-# (sysroot.check_libraries proves the list complete).
+# (Root.check_libraries proves the list complete).
 PACKAGES = ["libc6", "libgcc-s1", "libstdc++6", "zlib1g", "libexpat1", "libffi8", "libbz2-1.0", "liblzma5",
             "libpython3.11-minimal", "python3.11-minimal", "libpython3.11-stdlib", "python3-numpy", "libblas3",
             "liblapack3", "libgfortran5"]
@@ -38,7 +38,7 @@ PACKAGES = ["libc6", "libgcc-s1", "libstdc++6", "zlib1g", "libexpat1", "libffi8"
 
 def setup(log: sysroot.Log = sysroot.log_stderr) -> None:
     """Debian's armhf Python and numpy in the peers' root, and the tflite-runtime wheel unpacked beside it."""
-    root = sysroot.ensure_packages(PACKAGES, log)
+    root = sysroot.ARMHF.ensure(PACKAGES, log)
     with sysroot.locked("tflite-runtime"):
         if not (SITE / "tflite_runtime" / "interpreter.py").is_file():
             wheel = sysroot.pip_download(RUNTIME, WHEEL_PLATFORM, PYTHON_VERSION)
@@ -50,13 +50,13 @@ def setup(log: sysroot.Log = sysroot.log_stderr) -> None:
             shutil.rmtree(SITE, ignore_errors=True)
             staging.rename(SITE)
     numpy_core = root / "usr/lib/python3/dist-packages/numpy/core"
-    sysroot.check_libraries([root / PYTHON, *numpy_core.glob("*.so"), *SITE.glob("tflite_runtime/*.so"),
-                             *(root / "usr/lib/python3.11/lib-dynload").glob("_ctypes.*.so")], root)
+    sysroot.ARMHF.check_libraries([root / PYTHON, *numpy_core.glob("*.so"), *SITE.glob("tflite_runtime/*.so"),
+                                   *(root / "usr/lib/python3.11/lib-dynload").glob("_ctypes.*.so")])
 
 
 class TFLitePeer(Peer):
     name = "tflite"
-    sysroot = sysroot.SYSROOT
+    sysroot = sysroot.ARMHF.path
 
     def __init__(self, network: Network, workdir: Path, target: str | None = None):
         super().__init__(network, workdir, target)  # armhf only: prepare() refuses other targets first
