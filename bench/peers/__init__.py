@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.peers import acl_graph, opencv_dnn, plain_cpp, tflite_rt
+from bench.peers import acl_graph, onnxruntime, opencv_dnn, plain_cpp, tflite_rt
 from bench.peers.base import TOLERANCE, Peer, PeerError, PeerResult, check_agreement
 from bench.peers.network import Network, load
 from bench.peers.sysroot import Log, log_stderr
@@ -49,6 +49,11 @@ PEERS = {kind.name: kind for kind in [
              opencv_dnn.setup, opencv_dnn.OpenCVPeer, ("armv7",)),
     PeerKind("plain_cpp", "plain C++ loops generated from the same YAML (no ACL), GCC -O3 auto-vectorised, static",
              plain_cpp.setup, plain_cpp.PlainCppPeer),
+    PeerKind("onnxruntime", "ONNX Runtime 1.21 (Debian trixie armhf, C API), CPU execution provider, ONNX import",
+             onnxruntime.setup, onnxruntime.ONNXRuntimePeer, ("armv7",)),
+    PeerKind("onnxruntime_xnnpack", "the same ONNX Runtime with its XNNPACK execution provider (Debian's XNNPACK "
+             "2024-11); placement checked from ORT's profile", onnxruntime.setup, onnxruntime.ONNXRuntimeXNNPACKPeer,
+             ("armv7",)),
 ]}
 
 
