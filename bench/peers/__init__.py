@@ -21,8 +21,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.peers import acl_graph, onnxruntime, opencv_dnn, plain_cpp, tflite_rt
-from bench.peers.base import TOLERANCE, Peer, PeerError, PeerResult, check_agreement
+from bench.peers import acl_graph, ncnn, onnxruntime, opencv_dnn, plain_cpp, tflite_rt
+from bench.peers import base
+from bench.peers.base import TOLERANCE, Peer, PeerError, PeerResult
 from bench.peers.network import Network, load
 from bench.peers.sysroot import Log, log_stderr
 
@@ -36,6 +37,7 @@ class PeerKind:
     setup: Callable[[Log], None]
     make: Callable[..., Peer]
     targets: tuple[str, ...] | None = None   # the targets it exists for (None: any, built by our toolchain file)
+    tolerance: float = TOLERANCE             # max |difference| to our float engine's output (looser for int8 peers)
 
 
 PEERS = {kind.name: kind for kind in [
@@ -49,12 +51,23 @@ PEERS = {kind.name: kind for kind in [
              opencv_dnn.setup, opencv_dnn.OpenCVPeer, ("armv7",)),
     PeerKind("plain_cpp", "plain C++ loops generated from the same YAML (no ACL), GCC -O3 auto-vectorised, static",
              plain_cpp.setup, plain_cpp.PlainCppPeer),
+    PeerKind("ncnn", f"ncnn {ncnn.VERSION} (PyPI armv7l wheel) in Debian's armhf Python, float32, our own "
+             ".param/.bin export", ncnn.setup, ncnn.NcnnPeer, ("armv7",)),
+    PeerKind("ncnn_int8", "the same ncnn in int8: per-channel weight scales, activation scales calibrated on our "
+             "calibration photos", ncnn.setup, ncnn.NcnnInt8Peer, ("armv7",), ncnn.INT8_TOLERANCE),
     PeerKind("onnxruntime", "ONNX Runtime 1.21 (Debian trixie armhf, C API), CPU execution provider, ONNX import",
              onnxruntime.setup, onnxruntime.ONNXRuntimePeer, ("armv7",)),
     PeerKind("onnxruntime_xnnpack", "the same ONNX Runtime with its XNNPACK execution provider (Debian's XNNPACK "
              "2024-11); placement checked from ORT's profile", onnxruntime.setup, onnxruntime.ONNXRuntimeXNNPACKPeer,
              ("armv7",)),
 ]}
+
+
+def check_agreement(name: str, probabilities, reference, tolerance: float | None = None) -> float:
+    """base.check_agreement with the peer's own tolerance (TOLERANCE; an int8 peer's looser one) by default."""
+    if tolerance is None:
+        tolerance = PEERS[name].tolerance if name in PEERS else TOLERANCE
+    return base.check_agreement(name, probabilities, reference, tolerance)
 
 
 def _kinds(names: Iterable[str] | None) -> list[PeerKind]:

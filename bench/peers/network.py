@@ -8,7 +8,7 @@ supported; anything else is refused by name rather than exported wrongly.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +55,7 @@ class Network:
     input_shape: tuple[int, int, int]
     layers: list[Layer]
     output: str
+    graph: Graph | None = field(default=None, repr=False)   # the optimised float graph (for peers that calibrate)
 
     @property
     def output_size(self) -> int:
@@ -68,7 +69,7 @@ def load(model_yaml: str | Path, npz: str | Path) -> Network:
     from neoncc.pipeline import float_graph
     graph = float_graph(Path(model_yaml), Path(npz), 0)
     layers = [_layer(graph, node) for node in graph.nodes]
-    return Network(graph.name, graph.input_name, graph.input_shape, layers, graph.output)
+    return Network(graph.name, graph.input_name, graph.input_shape, layers, graph.output, graph)
 
 
 def _layer(graph: Graph, node: Node) -> Layer:

@@ -1,0 +1,148 @@
+"""ncnn (Tencent's inference engine for phones and boards) as a peer, float32 (`ncnn`) and int8 (`ncnn_int8`).
+
+PyPI's ncnn wheel for armv7l / CPython 3.11 (manylinux_2_31, its OpenMP runtime bundled in ncnn.libs) runs in
+Debian's armhf python3.11 + numpy root, the one the TFLite peer uses, under qemu-arm. The model is written by our
+own exporter (model.py) from the peer network: no converter. ncnn runs with its defaults (Winograd and sgemm
+convolutions, packed layouts) on one thread, except that fp16/bf16 storage is switched off so float32 is float32.
+
+int8: every convolution in ncnn's int8 form (`8=2`: int8 weights with one scale per output channel, 127/max|w|,
+and one activation scale for its input). The activation scales come from the same calibration as our int8
+engine: the calibration photos of bench/photos.py (30 crops of 10 photos that are not test inputs), run through
+the float graph (neoncc.quantize.plan's PyTorch pass), each convolution input's range taken as the mean over
+batches of its 99.99th percentiles (our default); ncnn quantizes symmetrically, so scale = 127 / max(|low|, high).
+Its output is compared with our float engine's to a looser tolerance (INT8_TOLERANCE), reported as such.
+"""
+
+from __future__ import annotations
+
+import shutil
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench import insncount
+from bench.peers import sysroot, tflite_rt
+from bench.peers.base import Peer, PeerError
+from bench.peers.ncnn import model
+from bench.peers.network import Network
+
+VERSION = "1.0.20261020"
+WHEEL = f"ncnn=={VERSION}"
+WHEEL_PLATFORMS = {"armv7": ("manylinux_2_31_armv7l", sysroot.ARMHF)}
+PYTHON_VERSION = "311"
+SITE = sysroot.CACHE / f"ncnn-{VERSION}-armv7l"
+PYTHON = tflite_rt.PYTHON
+GUEST_SCRIPT = Path(__file__).resolve().parent / "guest.py"
+EMPTY_BEGIN, EMPTY_END = 0x10002, 0x10003   # guest.py's markers around nothing
+PHOTOS = sysroot.CACHE / "calibration-photos"
+# Max |difference| to our float32 engine's probabilities that ncnn's int8 output may show (8-bit weights and
+# activations: about 1 % of a probability); the float peers keep base.TOLERANCE.
+INT8_TOLERANCE = 2e-2
+CALIBRATION_INPUTS = 30   # seeded inputs for models that do not take colour photos
+
+
+def setup(log: sysroot.Log = sysroot.log_stderr) -> None:
+    """Debian's armhf Python and numpy (the TFLite peer's root) and the ncnn wheel unpacked beside it."""
+    root = sysroot.ARMHF.ensure(tflite_rt.PACKAGES, log)
+    platform, _ = WHEEL_PLATFORMS["armv7"]
+    with sysroot.locked("ncnn"):
+        if not (SITE / "ncnn" / "__init__.py").is_file():
+            wheel = sysroot.pip_download(WHEEL, platform, PYTHON_VERSION)
+            log(f"unpacking {wheel.name}")
+            staging = SITE.with_name(SITE.name + ".tmp")
+            shutil.rmtree(staging, ignore_errors=True)
+            with zipfile.ZipFile(wheel) as archive:
+                archive.extractall(staging)
+            shutil.rmtree(SITE, ignore_errors=True)
+            staging.rename(SITE)
+    bundled = {p.name for p in (SITE / "ncnn.libs").glob("*.so*")}
+    extension = next((SITE / "ncnn").glob("ncnn.cpython-311-*.so"), None)
+    if extension is None:
+        raise PeerError(f"ncnn: no CPython 3.11 extension in {SITE / 'ncnn'}")
+    needed = [lib for lib in sysroot.ARMHF._needed(extension) if lib not in bundled]
+    missing = [lib for lib in needed
+               if not any((root / d / lib).exists() for d in sysroot.ARMHF.lib_dirs)]
+    if missing:
+        raise PeerError(f"ncnn: the armhf root {root} lacks {', '.join(missing)} (needed by {extension.name})")
+    sysroot.ARMHF.check_libraries([root / PYTHON, *(SITE / "ncnn.libs").glob("*.so*")])
+
+
+def activation_scales(network: Network) -> dict[str, float]:
+    """Convolution name -> ncnn's int8 scale of its input, from our calibration photos (see the module doc)."""
+    from bench.photos import write_photo_set
+    from neoncc.quantize.plan import DEFAULT_PERCENTILE, _ranges
+    from neoncc.tools.preprocess import preprocess, random_inputs
+    from PIL import Image
+
+    graph = network.graph
+    if graph is None:
+        raise PeerError("ncnn_int8: the network has no float graph to calibrate with")
+    if graph.meta.get("preprocess") and graph.input_shape[0] == 3:
+        with sysroot.locked("calibration-photos"):
+            paths = write_photo_set(PHOTOS, "calibration")
+        inputs = []
+        for path in paths:
+            with Image.open(path) as image:
+                inputs.append(preprocess(image, graph.meta["preprocess"], graph.input_shape))
+        calibration = np.stack(inputs).astype(np.float32)
+    else:   # not a colour-photo model (the digits test network): seeded inputs on its scale, as our tests calibrate
+        calibration = random_inputs(graph, CALIBRATION_INPUTS, 11)
+    ranges = _ranges(graph, calibration, "percentile", DEFAULT_PERCENTILE)
+    scales = {}
+    for layer in network.layers:
+        if layer.kind == "conv":
+            low, high = ranges[layer.inputs[0]]
+            peak = max(abs(low), abs(high))
+            scales[layer.name] = 127.0 / peak if peak > 0 else 1.0
+    return scales
+
+
+class NcnnPeer(Peer):
+    name = "ncnn"
+    int8 = False
+    sysroot = sysroot.ARMHF.path
+
+    def __init__(self, network: Network, workdir: Path, target: str | None = None):
+        super().__init__(network, workdir, target)  # armv7 only: prepare() refuses other targets first
+        setup()
+        self.scales = activation_scales(network) if self.int8 else None
+        param, weights = model.write(network, self.scales)
+        self.param_path = self.workdir / f"{network.name}.param"
+        self.bin_path = self.workdir / f"{network.name}.bin"
+        self.param_path.write_text(param)
+        self.bin_path.write_bytes(weights)
+
+    def command(self, input_path: Path, output_path: Path, runs: int, warmup: int) -> list[str]:
+        if not (SITE / "ncnn").is_dir():
+            raise PeerError(f"{self.name}: ncnn is not unpacked in {SITE}: run `python3 -m bench.peers setup`")
+        c, h, w = self.network.input_shape
+        return [self.sysroot / PYTHON, GUEST_SCRIPT, "--site", SITE, "--param", self.param_path,
+                "--bin", self.bin_path, "--input-blob", self.network.input_name,
+                "--output-blob", self.network.layers[-1].name, "--shape", f"{c},{h},{w}", "--input", input_path,
+                "--output", output_path, "--runs", str(runs), "--warmup", str(warmup), "--threads", "1",
+                *(["--int8"] if self.int8 else [])]
+
+    def instructions(self, counts: insncount.Result) -> list[int]:
+        """Each inference's span less the median span of the empty marker pair (the two ctypes calls)."""
+        spans, empty = super().instructions(counts), sorted(counts.between(EMPTY_BEGIN, EMPTY_END))
+        if not empty:
+            raise PeerError(f"{self.name}: the guest wrote no empty marker pair")
+        return [span - empty[(len(empty) - 1) // 2] for span in spans]
+
+    def inspect(self, report: dict[str, Any], stderr: str) -> dict[str, Any]:
+        if report["options"]["use_int8_inference"] != self.int8 or report["options"]["use_fp16_storage"]:
+            raise PeerError(f"{self.name}: ncnn ran with options {report['options']}")
+        if self.scales is not None:
+            photos = self.network.graph.meta.get("preprocess") and self.network.input_shape[0] == 3
+            report["calibration"] = (("bench/photos.py calibration photos" if photos else
+                                      f"{CALIBRATION_INPUTS} seeded inputs") +
+                                     ": 99.99th-percentile ranges of each convolution input, symmetric int8")
+            report["tolerance"] = INT8_TOLERANCE
+        return report
+
+
+class NcnnInt8Peer(NcnnPeer):
+    name = "ncnn_int8"
+    int8 = True
