@@ -4,7 +4,8 @@ wall times are shown too, labelled as such: qemu ranks NEON code wrongly and a 2
 scaling, so they are not board times.
 
     python3 -m bench report [--models squeezenet_v1_0 squeezenet_v1_1]
-                            [--peers tflite acl_graph acl_graph_nhwc opencv_dnn plain_cpp]
+                            [--peers tflite acl_graph acl_graph_nhwc opencv_dnn plain_cpp ncnn ncnn_int8
+                                     onnxruntime onnxruntime_xnnpack]
 
 writes results/<stamp>/report.md, report.json and charts, and the same report as docs/benchmarks.md (keeping
 its int8 and notes sections) with charts in docs/benchmarks/.
@@ -251,8 +252,8 @@ def _markdown(results: list[dict], charts: list[str], image_dir: str, stamp: str
              f"inference under {spec.spec['qemu_user']} (-cpu {spec.spec['qemu_cpu']}), counted by our TCG plugin between markers around the "
              "inference: exact and repeatable. Emulated milliseconds are qemu's, not a board's. All engines run "
              "the same network with the same (seeded, calibrated random) weights on the same input (scikit-image's "
-             "chelsea photo), and each peer's output is checked against ours (max |diff| <= 1e-4) before it is "
-             "counted. Peers run single-threaded like ours, their set-up (model load, weight packing) outside the "
+             "chelsea photo), and each peer's output is checked against ours (max |diff| <= 1e-4; an int8 peer "
+             "against our float32 output to the looser bound its label names) before it is counted. Peers run single-threaded like ours, their set-up (model load, weight packing) outside the "
              f"counted span. The whole command took {minutes:.0f} min on this 2-core host.", ""]
     for r in results:
         o = r["ours"]
