@@ -43,6 +43,8 @@ class PeerKind:
 PEERS = {kind.name: kind for kind in [
     PeerKind("tflite", "TensorFlow Lite 2.14 (PyPI tflite-runtime, armv7l wheel) in Debian's armhf Python",
              tflite_rt.setup, tflite_rt.TFLitePeer, ("armv7",)),
+    PeerKind("litert", "LiteRT 1.4 (PyPI ai-edge-litert, aarch64 wheel, XNNPACK delegate) in Debian's arm64 Python",
+             tflite_rt.setup_litert, tflite_rt.LiteRTPeer, ("aarch64",)),
     PeerKind("acl_graph", "ARM Compute Library 20.08 graph API (frontend::Stream), NEON, NCHW, static",
              acl_graph.setup, acl_graph.ACLGraphPeer),
     PeerKind("acl_graph_nhwc", "the same ACL graph API in NHWC (channels last; concatenation copies)",

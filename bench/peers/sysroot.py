@@ -99,16 +99,18 @@ class Root:
 
     def check_libraries(self, binaries: Iterable[Path]) -> None:
         """Every shared library the binaries need, transitively, exists in the root; else name what is missing,
-        so a Debian dependency change shows up at set-up time instead of as a loader error under qemu."""
+        so a Debian dependency change shows up at set-up time instead of as a loader error under qemu. A
+        binary's RUNPATH entries under $ORIGIN (a wheel's libraries beside its extension modules) count too."""
         todo, seen, missing = list(binaries), set(), {}
         while todo:
             binary = todo.pop()
-            for library in self._needed(binary):
+            needed, origin_dirs = self._needed(binary)
+            for library in needed:
                 if library in seen:
                     continue
                 seen.add(library)
-                path = next((self.path / d / library for d in self.lib_dirs if (self.path / d / library).exists()),
-                            None)
+                dirs = [*origin_dirs, *(self.path / d for d in self.lib_dirs)]
+                path = next((d / library for d in dirs if (d / library).exists()), None)
                 if path is None:
                     missing.setdefault(library, binary.name)
                 else:
@@ -118,12 +120,17 @@ class Root:
             raise UserError(f"the peers' {self.arch} root {self.path} lacks {listed}: add the Debian package that "
                             f"ships it to the peer's package list")
 
-    def _needed(self, binary: Path) -> list[str]:
+    def _needed(self, binary: Path) -> tuple[list[str], list[Path]]:
+        """The binary's NEEDED libraries and the existing directories its $ORIGIN-relative RUNPATH/RPATH names."""
         readelf = f"{TRIPLETS[self.arch]}-readelf"
         proc = subprocess.run([readelf, "-d", str(binary)], capture_output=True, text=True)
         if proc.returncode != 0:
             raise UserError(f"{readelf} -d {binary} failed: {proc.stderr.strip()}")
-        return re.findall(r"\(NEEDED\)\s+Shared library: \[(.+)\]", proc.stdout)
+        paths = [entry for found in re.findall(r"\((?:RUNPATH|RPATH)\)\s+Library r(?:un)?path: \[(.+)\]", proc.stdout)
+                 for entry in found.split(":") if entry.startswith("$ORIGIN")]
+        origin_dirs = [Path(binary.parent, entry.replace("$ORIGIN", ".", 1)).resolve() for entry in paths]
+        return (re.findall(r"\(NEEDED\)\s+Shared library: \[(.+)\]", proc.stdout),
+                [d for d in origin_dirs if d.is_dir()])
 
 
 ARMHF = Root("armhf")     # the armv7 peers' root (Debian bookworm armhf)
@@ -162,9 +169,10 @@ def _download(apt: debian.PrivateApt, package: str, version: str) -> Path:
 
 
 def pip_download(requirement: str, platform: str, python_version: str) -> Path:
-    """A binary wheel for another platform from PyPI, into WHEELS (kept: later calls find it without pip)."""
+    """A binary wheel for another platform from PyPI, into WHEELS (kept: later calls find it without pip). Wheels
+    of one release for several architectures sit side by side: the file name's last tag tells them apart."""
     name, _, version = requirement.partition("==")
-    pattern = f"{name.replace('-', '_')}-{version}-*.whl"
+    pattern = f"{name.replace('-', '_')}-{version}-*{platform.rsplit('_', 1)[-1]}.whl"
     found = sorted(WHEELS.glob(pattern))
     if not found:
         WHEELS.mkdir(parents=True, exist_ok=True)

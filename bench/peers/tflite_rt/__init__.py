@@ -10,68 +10,62 @@ run are TFLite's built-in optimized ones (ruy GEMM on NEON).
 
 from __future__ import annotations
 
-import shutil
-import zipfile
 from pathlib import Path
 from typing import Any
 
 from bench import insncount
-from bench.peers import sysroot
+from bench.peers import python_root, sysroot
 from bench.peers.base import Peer, PeerError
 from bench.peers.network import Network
 from bench.peers.tflite_rt import model
 
-RUNTIME = "tflite-runtime==2.14.0"
-WHEEL_PLATFORM = "manylinux_2_34_armv7l"   # the wheel's own tag: pip does not match plain linux_armv7l to it
-PYTHON_VERSION = "311"                     # Debian 12's python3.11
-SITE = sysroot.CACHE / "tflite-runtime-2.14.0"
-PYTHON = "usr/bin/python3.11"
+RUNTIME = "tflite-runtime==2.14.0"          # armv7: the last tflite-runtime with an armv7l wheel
+LITERT = "ai-edge-litert==1.4.0"           # aarch64: LiteRT, XNNPACK built in and applied by default
 GUEST_SCRIPT = Path(__file__).resolve().parent / "guest.py"
 EMPTY_BEGIN, EMPTY_END = 0x10002, 0x10003   # guest.py's markers around nothing
 XNNPACK_MESSAGE = "Created TensorFlow Lite XNNPACK delegate for CPU"
-# Debian armhf packages: the interpreter, numpy and what their shared objects and _ctypes need
-# (Root.check_libraries proves the list complete).
-PACKAGES = ["libc6", "libgcc-s1", "libstdc++6", "zlib1g", "libexpat1", "libffi8", "libbz2-1.0", "liblzma5",
-            "libpython3.11-minimal", "python3.11-minimal", "libpython3.11-stdlib", "python3-numpy", "libblas3",
-            "liblapack3", "libgfortran5"]
+
+
+def _setup(requirement: str, package: str, target: str, log: sysroot.Log) -> Path:
+    """Debian's Python and numpy in the target's peers' root and the wheel unzipped beside it; its site."""
+    python_root.ensure(target, log)
+    site = python_root.wheel_site(requirement, target, log, marker=f"{package}/interpreter.py")
+    python_root.check(target, site.glob(f"{package}/*.so"))
+    return site
 
 
 def setup(log: sysroot.Log = sysroot.log_stderr) -> None:
-    """Debian's armhf Python and numpy in the peers' root, and the tflite-runtime wheel unpacked beside it."""
-    root = sysroot.ARMHF.ensure(PACKAGES, log)
-    with sysroot.locked("tflite-runtime"):
-        if not (SITE / "tflite_runtime" / "interpreter.py").is_file():
-            wheel = sysroot.pip_download(RUNTIME, WHEEL_PLATFORM, PYTHON_VERSION)
-            log(f"unpacking {wheel.name}")
-            staging = SITE.with_name(SITE.name + ".tmp")
-            shutil.rmtree(staging, ignore_errors=True)
-            with zipfile.ZipFile(wheel) as archive:
-                archive.extractall(staging)
-            shutil.rmtree(SITE, ignore_errors=True)
-            staging.rename(SITE)
-    numpy_core = root / "usr/lib/python3/dist-packages/numpy/core"
-    sysroot.ARMHF.check_libraries([root / PYTHON, *numpy_core.glob("*.so"), *SITE.glob("tflite_runtime/*.so"),
-                                   *(root / "usr/lib/python3.11/lib-dynload").glob("_ctypes.*.so")])
+    """armv7: Debian's armhf Python and numpy in the peers' root, and the tflite-runtime wheel beside it."""
+    _setup(RUNTIME, "tflite_runtime", "armv7", log)
+
+
+def setup_litert(log: sysroot.Log = sysroot.log_stderr) -> None:
+    """aarch64: Debian's arm64 Python and numpy, and the ai-edge-litert wheel beside it."""
+    _setup(LITERT, "ai_edge_litert", "aarch64", log)
 
 
 class TFLitePeer(Peer):
+    """The interpreter of a TFLite wheel, run by guest.py in Debian's Python (armv7: tflite-runtime)."""
     name = "tflite"
-    sysroot = sysroot.ARMHF.path
+    requirement, package, targets = RUNTIME, "tflite_runtime", ("armv7",)
 
     def __init__(self, network: Network, workdir: Path, target: str | None = None):
-        super().__init__(network, workdir, target)  # armhf only: prepare() refuses other targets first
-        setup()
+        super().__init__(network, workdir, target)
+        if self.target not in self.targets:
+            raise PeerError(f"peer {self.name} exists only for {', '.join(self.targets)}, not {self.target}")
+        self.sysroot = python_root.root_of(self.target).path
+        self.site = _setup(self.requirement, self.package, self.target, sysroot.log_stderr)
         self.model_path = self.workdir / f"{network.name}.tflite"
         self.model_path.write_bytes(model.write(network))
 
     def command(self, input_path: Path, output_path: Path, runs: int, warmup: int) -> list[str]:
-        if not (SITE / "tflite_runtime").is_dir():
-            raise PeerError(f"{self.name}: tflite-runtime is not unpacked in {SITE}: run "
+        if not (self.site / self.package).is_dir():
+            raise PeerError(f"{self.name}: {self.requirement} is not unpacked in {self.site}: run "
                             "`python3 -m bench.peers setup`")
         c, h, w = self.network.input_shape
-        return [self.sysroot / PYTHON, GUEST_SCRIPT, "--site", SITE, "--model", self.model_path,
-                "--shape", f"{c},{h},{w}", "--input", input_path, "--output", output_path, "--runs", str(runs),
-                "--warmup", str(warmup), "--threads", "1"]
+        return [python_root.interpreter(self.target), GUEST_SCRIPT, "--site", self.site, "--package",
+                self.package, "--model", self.model_path, "--shape", f"{c},{h},{w}", "--input", input_path,
+                "--output", output_path, "--runs", str(runs), "--warmup", str(warmup), "--threads", "1"]
 
     def instructions(self, counts: insncount.Result) -> list[int]:
         """Each inference's span less the median span of the guest's empty marker pair: what remains is
@@ -87,3 +81,9 @@ class TFLitePeer(Peer):
         report["ops"] = len(report["ops"])
         return report
 
+
+
+class LiteRTPeer(TFLitePeer):
+    """LiteRT (ai-edge-litert, TFLite's successor) on aarch64: its default op resolver applies XNNPACK."""
+    name = "litert"
+    requirement, package, targets = LITERT, "ai_edge_litert", ("aarch64",)

@@ -1,4 +1,5 @@
-"""The TFLite peer's program, run by Debian's armhf python3.11 under qemu-arm (not by the host's Python).
+"""The TFLite peers' program, run by Debian's python3.11 under qemu-arm / qemu-aarch64 (not by the host's Python);
+--package names the wheel's module (tflite_runtime, or ai_edge_litert: the same Interpreter API).
 
 Same protocol as the C++ peers (bench/peers/base.py): warmup untimed inferences, then timed ones bracketed by
 instruction-count markers, the last output written as float32, one JSON line on stdout. Markers are the
@@ -9,6 +10,7 @@ around nothing measures what the two ctypes calls themselves cost, so the host c
 import argparse
 import ctypes
 import gc
+import importlib
 import json
 import sys
 import time
@@ -21,6 +23,7 @@ EMPTY_BEGIN, EMPTY_END = 0x10002, 0x10003
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--site", action="append", default=[], help="directory to put on sys.path")
+    parser.add_argument("--package", default="tflite_runtime", help="the module holding interpreter.py")
     parser.add_argument("--model", required=True)
     parser.add_argument("--shape", required=True, help="C,H,W of the (NCHW) input file")
     parser.add_argument("--input", required=True)
@@ -31,7 +34,8 @@ def main():
     args = parser.parse_args()
     sys.path[:0] = args.site
     import numpy as np
-    from tflite_runtime.interpreter import Interpreter, OpResolverType
+    interpreter_module = importlib.import_module(f"{args.package}.interpreter")
+    Interpreter, OpResolverType = interpreter_module.Interpreter, interpreter_module.OpResolverType
 
     syscall = ctypes.CDLL(None, use_errno=True).syscall
     syscall.argtypes, syscall.restype = [ctypes.c_long, ctypes.c_uint], ctypes.c_long
