@@ -53,10 +53,10 @@ PEERS = {kind.name: kind for kind in [
              opencv_dnn.setup, opencv_dnn.OpenCVPeer, ("armv7",)),
     PeerKind("plain_cpp", "plain C++ loops generated from the same YAML (no ACL), GCC -O3 auto-vectorised, static",
              plain_cpp.setup, plain_cpp.PlainCppPeer),
-    PeerKind("ncnn", f"ncnn {ncnn.VERSION} (PyPI armv7l wheel) in Debian's armhf Python, float32, our own "
-             ".param/.bin export", ncnn.setup, ncnn.NcnnPeer, ("armv7",)),
+    PeerKind("ncnn", f"ncnn {ncnn.VERSION} (PyPI armv7l/aarch64 wheel) in Debian's Python, float32, our own "
+             ".param/.bin export", ncnn.setup, ncnn.NcnnPeer, ncnn.TARGETS),
     PeerKind("ncnn_int8", "the same ncnn in int8: per-channel weight scales, activation scales calibrated on our "
-             "calibration photos", ncnn.setup, ncnn.NcnnInt8Peer, ("armv7",), ncnn.INT8_TOLERANCE),
+             "calibration photos", ncnn.setup, ncnn.NcnnInt8Peer, ncnn.TARGETS, ncnn.INT8_TOLERANCE),
     PeerKind("onnxruntime", "ONNX Runtime 1.21 (Debian trixie armhf, C API), CPU execution provider, ONNX import",
              onnxruntime.setup, onnxruntime.ONNXRuntimePeer, ("armv7",)),
     PeerKind("onnxruntime_xnnpack", "the same ONNX Runtime with its XNNPACK execution provider (Debian's XNNPACK "

@@ -1,7 +1,8 @@
 """ncnn (Tencent's inference engine for phones and boards) as a peer, float32 (`ncnn`) and int8 (`ncnn_int8`).
 
-PyPI's ncnn wheel for armv7l / CPython 3.11 (manylinux_2_31, its OpenMP runtime bundled in ncnn.libs) runs in
-Debian's armhf python3.11 + numpy root, the one the TFLite peer uses, under qemu-arm. The model is written by our
+PyPI's ncnn wheels for CPython 3.11 (armv7l manylinux_2_31 and aarch64, their OpenMP runtime bundled in
+ncnn.libs) run in Debian's python3.11 + numpy root of the target (bench/peers/python_root.py, the TFLite/LiteRT
+peers' roots) under qemu-arm / qemu-aarch64. The model is written by our
 own exporter (model.py) from the peer network: no converter. ncnn runs with its defaults (Winograd and sgemm
 convolutions, packed layouts) on one thread, except that fp16/bf16 storage is switched off so float32 is float32.
 
@@ -15,25 +16,23 @@ Its output is compared with our float engine's to a looser tolerance (INT8_TOLER
 
 from __future__ import annotations
 
-import shutil
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from bench import insncount
-from bench.peers import sysroot, tflite_rt
+from bench.peers import python_root, sysroot
 from bench.peers.base import Peer, PeerError
 from bench.peers.ncnn import model
 from bench.peers.network import Network
 
 VERSION = "1.0.20261020"
 WHEEL = f"ncnn=={VERSION}"
-WHEEL_PLATFORMS = {"armv7": ("manylinux_2_31_armv7l", sysroot.ARMHF)}
-PYTHON_VERSION = "311"
-SITE = sysroot.CACHE / f"ncnn-{VERSION}-armv7l"
-PYTHON = tflite_rt.PYTHON
+TARGETS = ("armv7", "aarch64")   # PyPI has manylinux armv7l and aarch64 wheels; Debian has python3.11 for both
+# pip matches a manylinux tag exactly: ncnn's aarch64 wheel is manylinux_2_28 (glibc 2.36 of bookworm runs it),
+# not python_root's manylinux_2_17
+PLATFORMS = {"aarch64": "manylinux_2_28_aarch64"}
 GUEST_SCRIPT = Path(__file__).resolve().parent / "guest.py"
 EMPTY_BEGIN, EMPTY_END = 0x10002, 0x10003   # guest.py's markers around nothing
 PHOTOS = sysroot.CACHE / "calibration-photos"
@@ -43,30 +42,20 @@ INT8_TOLERANCE = 2e-2
 CALIBRATION_INPUTS = 30   # seeded inputs for models that do not take colour photos
 
 
+def site(target: str, log: sysroot.Log = sysroot.log_stderr) -> Path:
+    """Debian's Python and numpy in the target's peers' root and the ncnn wheel unzipped beside it (its OpenMP
+    runtime in ncnn.libs, found through the extension's $ORIGIN runpath); returns the wheel's directory."""
+    python_root.ensure(target, log)
+    if target in PLATFORMS:   # fetched under ncnn's own tag first; wheel_site then finds it in the wheel cache
+        sysroot.pip_download(WHEEL, PLATFORMS[target], python_root.PYTHON_VERSION)
+    unpacked = python_root.wheel_site(WHEEL, target, log, marker="ncnn/__init__.py")
+    python_root.check(target, unpacked.glob("ncnn/ncnn.cpython-311-*.so"))
+    return unpacked
+
+
 def setup(log: sysroot.Log = sysroot.log_stderr) -> None:
-    """Debian's armhf Python and numpy (the TFLite peer's root) and the ncnn wheel unpacked beside it."""
-    root = sysroot.ARMHF.ensure(tflite_rt.PACKAGES, log)
-    platform, _ = WHEEL_PLATFORMS["armv7"]
-    with sysroot.locked("ncnn"):
-        if not (SITE / "ncnn" / "__init__.py").is_file():
-            wheel = sysroot.pip_download(WHEEL, platform, PYTHON_VERSION)
-            log(f"unpacking {wheel.name}")
-            staging = SITE.with_name(SITE.name + ".tmp")
-            shutil.rmtree(staging, ignore_errors=True)
-            with zipfile.ZipFile(wheel) as archive:
-                archive.extractall(staging)
-            shutil.rmtree(SITE, ignore_errors=True)
-            staging.rename(SITE)
-    bundled = {p.name for p in (SITE / "ncnn.libs").glob("*.so*")}
-    extension = next((SITE / "ncnn").glob("ncnn.cpython-311-*.so"), None)
-    if extension is None:
-        raise PeerError(f"ncnn: no CPython 3.11 extension in {SITE / 'ncnn'}")
-    needed = [lib for lib in sysroot.ARMHF._needed(extension) if lib not in bundled]
-    missing = [lib for lib in needed
-               if not any((root / d / lib).exists() for d in sysroot.ARMHF.lib_dirs)]
-    if missing:
-        raise PeerError(f"ncnn: the armhf root {root} lacks {', '.join(missing)} (needed by {extension.name})")
-    sysroot.ARMHF.check_libraries([root / PYTHON, *(SITE / "ncnn.libs").glob("*.so*")])
+    """The default target's (armv7) set-up; another target's happens when a peer is prepared for it."""
+    site("armv7", log)
 
 
 def activation_scales(network: Network) -> dict[str, float]:
@@ -102,11 +91,12 @@ def activation_scales(network: Network) -> dict[str, float]:
 class NcnnPeer(Peer):
     name = "ncnn"
     int8 = False
-    sysroot = sysroot.ARMHF.path
-
     def __init__(self, network: Network, workdir: Path, target: str | None = None):
-        super().__init__(network, workdir, target)  # armv7 only: prepare() refuses other targets first
-        setup()
+        super().__init__(network, workdir, target)
+        if self.target not in TARGETS:
+            raise PeerError(f"peer {self.name} exists only for {', '.join(TARGETS)}, not {self.target}")
+        self.sysroot = python_root.root_of(self.target).path
+        self.site = site(self.target)
         self.scales = activation_scales(network) if self.int8 else None
         param, weights = model.write(network, self.scales)
         self.param_path = self.workdir / f"{network.name}.param"
@@ -115,10 +105,10 @@ class NcnnPeer(Peer):
         self.bin_path.write_bytes(weights)
 
     def command(self, input_path: Path, output_path: Path, runs: int, warmup: int) -> list[str]:
-        if not (SITE / "ncnn").is_dir():
-            raise PeerError(f"{self.name}: ncnn is not unpacked in {SITE}: run `python3 -m bench.peers setup`")
+        if not (self.site / "ncnn").is_dir():
+            raise PeerError(f"{self.name}: ncnn is not unpacked in {self.site}: run `python3 -m bench.peers setup`")
         c, h, w = self.network.input_shape
-        return [self.sysroot / PYTHON, GUEST_SCRIPT, "--site", SITE, "--param", self.param_path,
+        return [python_root.interpreter(self.target), GUEST_SCRIPT, "--site", self.site, "--param", self.param_path,
                 "--bin", self.bin_path, "--input-blob", self.network.input_name,
                 "--output-blob", self.network.layers[-1].name, "--shape", f"{c},{h},{w}", "--input", input_path,
                 "--output", output_path, "--runs", str(runs), "--warmup", str(warmup), "--threads", "1",
