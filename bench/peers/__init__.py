@@ -98,8 +98,9 @@ def prepare(name: str, model_yaml: str | Path, npz: str | Path, workdir: str | P
     """The network of model_yaml with the weights of npz, exported for one peer (for target, default: the
     default target) into workdir."""
     (kind,) = _kinds([name])
+    extended = getattr(kind.make, "extended_ops", False)   # its exporter also writes network.EXTENDED's layers
     if target is None:
-        return kind.make(load(model_yaml, npz), Path(workdir))
+        return kind.make(load(model_yaml, npz, extended), Path(workdir))
     if kind.targets is not None and target not in kind.targets:
         raise PeerError(f"peer {name} exists only for {', '.join(kind.targets)}, not {target}")
-    return kind.make(load(model_yaml, npz), Path(workdir), target)
+    return kind.make(load(model_yaml, npz, extended), Path(workdir), target)

@@ -18,6 +18,7 @@ from neoncc.ir.graph import Graph, Node
 from neoncc.ir.shapes import pair, padding
 
 SUPPORTED = "conv (+relu), maxpool, avgpool without padding, global_avgpool, concat, dropout, softmax"
+EXTENDED = "grouped/depthwise conv, relu6, add, fc"   # what peers that declare extended_ops take as well
 
 
 @dataclass
@@ -25,7 +26,7 @@ class Layer:
     """One operation of the exported network. Shapes are (C, H, W) of batch 1; padding is (top, bottom, left,
     right); `ceil` is Caffe's rounding up of a window's output size."""
 
-    kind: str                      # conv | maxpool | avgpool | global_avgpool | concat | softmax
+    kind: str                      # conv | maxpool | avgpool | global_avgpool | concat | softmax | (extended) add | fc
     name: str
     inputs: list[str]
     input_shapes: list[tuple[int, int, int]]
@@ -35,7 +36,9 @@ class Layer:
     pad: tuple[int, int, int, int] = (0, 0, 0, 0)
     ceil: bool = False
     relu: bool = False
-    weight: np.ndarray | None = None   # float32 OIHW
+    relu6: bool = False                # (extended) a fused min(max(x, 0), 6)
+    groups: int = 1                    # (extended) grouped / depthwise convolution
+    weight: np.ndarray | None = None   # float32 OIHW (conv), (O, I) (fc)
     bias: np.ndarray | None = None     # float32 (O,)
 
     def extra_rows_cols(self) -> tuple[int, int]:
@@ -62,17 +65,18 @@ class Network:
         return int(np.prod(self.layers[-1].shape))
 
 
-def load(model_yaml: str | Path, npz: str | Path) -> Network:
+def load(model_yaml: str | Path, npz: str | Path, extended: bool = False) -> Network:
     """The network of a YAML description with the weights of an .npz, after the compiler's own float passes
     (neoncc.passes.optimize: dropout attenuation folded into the weights, batch norms folded, ReLU fused): the
-    same optimised graph our engine is generated from."""
+    same optimised graph our engine is generated from. extended: also the layers of EXTENDED (for the peers
+    whose exporters write them: MobileNet/EfficientNet-Lite style networks)."""
     from neoncc.pipeline import float_graph
     graph = float_graph(Path(model_yaml), Path(npz), 0)
-    layers = [_layer(graph, node) for node in graph.nodes]
+    layers = [_layer(graph, node, extended) for node in graph.nodes]
     return Network(graph.name, graph.input_name, graph.input_shape, layers, graph.output, graph)
 
 
-def _layer(graph: Graph, node: Node) -> Layer:
+def _layer(graph: Graph, node: Node, extended: bool = False) -> Layer:
     input_shapes = [graph.shape_of(t) for t in node.inputs]
     layer = Layer(node.op, node.name, list(node.inputs), input_shapes, node.shape)
     attrs = node.attrs
@@ -81,13 +85,20 @@ def _layer(graph: Graph, node: Node) -> Layer:
         layer.pad = padding(attrs.get("pad", 0))
         layer.ceil = attrs.get("rounding", "floor") == "ceil"
     if node.op == "conv":
-        if attrs.get("groups", 1) != 1 or pair(attrs.get("dilation", 1)) != (1, 1):
+        if (attrs.get("groups", 1) != 1 and not extended) or pair(attrs.get("dilation", 1)) != (1, 1):
             raise _unsupported(node, "grouped/depthwise or dilated convolutions")
-        if attrs.get("activation", "relu") != "relu":
+        if attrs.get("activation", "relu") not in (("relu", "relu6") if extended else ("relu",)):
             raise _unsupported(node, f"a fused {attrs['activation']}")
         layer.relu = attrs.get("activation") == "relu"
+        layer.relu6 = attrs.get("activation") == "relu6"
+        layer.groups = attrs.get("groups", 1)
         layer.weight = graph.constant(f"{node.name}.weight")
         layer.bias = graph.constant(f"{node.name}.bias")
+    elif extended and node.op == "fc" and not attrs.get("activation"):
+        layer.weight = graph.constant(f"{node.name}.weight")
+        layer.bias = graph.constant(f"{node.name}.bias")
+    elif extended and node.op == "add" and len(node.inputs) == 2 and not attrs.get("activation"):
+        pass
     elif node.op == "avgpool" and (any(layer.pad) or layer.extra_rows_cols() != (0, 0)):
         raise _unsupported(node, "padded average pooling (runtimes disagree on counting the padding)")
     elif node.op == "softmax" and input_shapes[0][1:] != (1, 1):

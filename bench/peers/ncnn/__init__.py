@@ -81,7 +81,7 @@ def activation_scales(network: Network) -> dict[str, float]:
     ranges = _ranges(graph, calibration, "percentile", DEFAULT_PERCENTILE)
     scales = {}
     for layer in network.layers:
-        if layer.kind == "conv":
+        if layer.kind in ("conv", "fc"):
             low, high = ranges[layer.inputs[0]]
             peak = max(abs(low), abs(high))
             scales[layer.name] = 127.0 / peak if peak > 0 else 1.0
@@ -91,6 +91,7 @@ def activation_scales(network: Network) -> dict[str, float]:
 class NcnnPeer(Peer):
     name = "ncnn"
     int8 = False
+    extended_ops = True   # model.py writes depthwise convolutions, ReLU6, additions and fully connected layers
     def __init__(self, network: Network, workdir: Path, target: str | None = None):
         super().__init__(network, workdir, target)
         if self.target not in TARGETS:

@@ -9,6 +9,10 @@ layers goes through a Split layer first (one output per consumer).
                  6=weight_count 9=1 (fused ReLU) [8=2: int8, per-channel weight scales]
     Pooling      0=max(0)/avg(1) 1=kw 11=kh 2=sw 12=sh 3=pad_left 13=pad_top 14=pad_right 15=pad_bottom 4=global
                  5=pad mode (1: only the explicit padding)
+    ConvolutionDepthWise  the same keys, 7=group [8=1: int8, one weight scale per group]; 9=3 -23310=2,0,6 is a
+                 fused clip to [0, 6] (ReLU6; -23310 is the array form of key 10)
+    InnerProduct 0=out 1=bias_term 2=weight_count [8=1: int8, per-output weight scales]
+    BinaryOp     0=0 (add)
     Concat       0=axis (0: channels of a C,H,W blob)
     Softmax      0=axis 1=1 (the fixed axis numbering)
 
@@ -35,7 +39,7 @@ INT8_TAG = 0x000D4B38
 
 
 def weight_scales(weight: np.ndarray) -> np.ndarray:
-    """Per output channel: 127 / max |w| (1 for an all-zero filter), as ncnn's int8 convolution expects."""
+    """Per output channel (row of an OIHW or (O, I) weight): 127 / max |w| (1 for an all-zero filter), as ncnn's int8 convolution expects."""
     peak = np.abs(weight.reshape(weight.shape[0], -1)).max(axis=1).astype(np.float64)
     return np.where(peak > 0, 127.0 / np.where(peak > 0, peak, 1.0), 1.0).astype(np.float32)
 
@@ -82,8 +86,16 @@ def write(network: Network, activation_scales: dict[str, float] | None = None) -
     for layer in network.layers:
         inputs = [take(blob) for blob in layer.inputs]
         if layer.kind == "conv":
-            produce("Convolution", layer.name, inputs, layer.name, _conv_params(layer, activation_scales))
-            weights += _conv_weights(layer, activation_scales)
+            kind = "Convolution" if layer.groups == 1 else "ConvolutionDepthWise"
+            produce(kind, layer.name, inputs, layer.name, _conv_params(layer, activation_scales))
+            weights += _weights(layer, activation_scales)
+        elif layer.kind == "fc":
+            int8 = " 8=1" if activation_scales is not None else ""
+            produce("InnerProduct", layer.name, inputs, layer.name,
+                    f"0={layer.shape[0]} 1=1 2={layer.weight.size}{int8}")
+            weights += _weights(layer, activation_scales)
+        elif layer.kind == "add":
+            produce("BinaryOp", layer.name, inputs, layer.name, "0=0")
         elif layer.kind in ("maxpool", "avgpool"):
             extra_h, extra_w = layer.extra_rows_cols()
             top, bottom, left, right = layer.pad
@@ -108,20 +120,27 @@ def _conv_params(layer: Layer, activation_scales: dict[str, float] | None) -> st
     top, bottom, left, right = layer.pad
     params = (f"0={layer.shape[0]} 1={kw} 11={kh} 3={sw} 13={sh} 4={left} 14={top} 15={right} 16={bottom} "
               f"5=1 6={layer.weight.size}")
-    if activation_scales is not None:
-        params += " 8=2"
+    if layer.groups != 1:
+        params += f" 7={layer.groups}"
+    if activation_scales is not None:   # per output channel (Convolution) / per group (ConvolutionDepthWise)
+        params += " 8=2" if layer.groups == 1 else " 8=1"
     if layer.relu:
         params += " 9=1"
+    elif layer.relu6:
+        params += " 9=3 -23310=2,0.000000e+00,6.000000e+00"
     return params
 
 
-def _conv_weights(layer: Layer, activation_scales: dict[str, float] | None) -> bytes:
+def _weights(layer: Layer, activation_scales: dict[str, float] | None) -> bytes:
     weight = np.ascontiguousarray(layer.weight, dtype="<f4")
     bias = np.ascontiguousarray(layer.bias, dtype="<f4")
     if activation_scales is None:
         return struct.pack("<I", 0) + weight.tobytes() + bias.tobytes()
     if layer.name not in activation_scales:
         raise UserError(f"ncnn int8 export: no activation scale for the input of '{layer.name}'")
+    # one scale per output channel; a depthwise convolution's group is its output channel (O = groups)
+    if layer.groups not in (1, weight.shape[0]):
+        raise UserError(f"ncnn int8 export: layer '{layer.name}': grouped convolution that is not depthwise")
     scales = weight_scales(weight)
     quantized = np.clip(np.round(weight.reshape(weight.shape[0], -1) * scales[:, None]), -127, 127).astype(np.int8)
     data = quantized.tobytes()
