@@ -68,6 +68,7 @@ class ONNXRuntimePeer(Peer):
     name = NAME
     provider = "cpu"
     sysroot = ROOT.path
+    extended_ops = True   # the ONNX writer covers depthwise convolutions, ReLU6, additions and fc layers
 
     def __init__(self, network: Network, workdir: Path, target: str | None = None):
         super().__init__(network, workdir, target)  # armhf only: prepare() refuses other targets first

@@ -3,10 +3,14 @@
 Built with the onnx package's helpers straight from the peer network rather than by exporting a PyTorch module,
 so the file holds exactly our layers and weights. Caffe's rounding up is written as explicit end padding with
 floor rounding (ceil_mode=0): every ONNX reader agrees on that, while importers differ in how they honour
-ceil_mode. Max pooling ignores padded cells in ONNX and in OpenCV alike.
+ceil_mode. Max pooling ignores padded cells in ONNX and in OpenCV alike. For the peers that take
+network.EXTENDED (ONNX Runtime) it also writes grouped convolutions, ReLU6 (Clip), Add and fully connected
+layers (Flatten + Gemm, reshaped back to N, C, 1, 1 so a following softmax sees what it sees after pooling).
 """
 
 from __future__ import annotations
+
+import numpy as np
 
 from bench.peers.network import Layer, Network
 
@@ -38,11 +42,30 @@ def write(network: Network) -> bytes:
         if layer.kind == "conv":
             initializers += [numpy_helper.from_array(layer.weight, f"{layer.name}.weight"),
                              numpy_helper.from_array(layer.bias, f"{layer.name}.bias")]
-            conv_out = f"{out}/conv" if layer.relu else out
+            conv_out = f"{out}/conv" if layer.relu or layer.relu6 else out
+            groups = {"group": layer.groups} if layer.groups != 1 else {}
             nodes.append(helper.make_node("Conv", [layer.inputs[0], f"{layer.name}.weight", f"{layer.name}.bias"],
-                                          [conv_out], name=layer.name, **_window_attributes(layer)))
+                                          [conv_out], name=layer.name, **_window_attributes(layer), **groups))
             if layer.relu:
                 nodes.append(helper.make_node("Relu", [conv_out], [out], name=f"{layer.name}/relu"))
+            elif layer.relu6:   # opset 11: Clip's bounds are inputs
+                if not any(i.name == "relu6.min" for i in initializers):
+                    initializers += [numpy_helper.from_array(np.array(0, np.float32), "relu6.min"),
+                                     numpy_helper.from_array(np.array(6, np.float32), "relu6.max")]
+                nodes.append(helper.make_node("Clip", [conv_out, "relu6.min", "relu6.max"], [out],
+                                              name=f"{layer.name}/relu6"))
+        elif layer.kind == "fc":   # extended peers only: (C, 1, 1) -> Flatten -> Gemm (B transposed: (O, I))
+            initializers += [numpy_helper.from_array(layer.weight, f"{layer.name}.weight"),
+                             numpy_helper.from_array(layer.bias, f"{layer.name}.bias")]
+            nodes.append(helper.make_node("Flatten", layer.inputs, [f"{out}/flat"], name=f"{out}/flatten", axis=1))
+            nodes.append(helper.make_node("Gemm", [f"{out}/flat", f"{layer.name}.weight", f"{layer.name}.bias"],
+                                          [f"{out}/gemm"], name=layer.name, transB=1))
+            nodes.append(helper.make_node("Reshape", [f"{out}/gemm", f"{layer.name}.shape"], [out],
+                                          name=f"{out}/reshape"))
+            initializers.append(numpy_helper.from_array(np.array([1, layer.shape[0], 1, 1], np.int64),
+                                                        f"{layer.name}.shape"))
+        elif layer.kind == "add":
+            nodes.append(helper.make_node("Add", layer.inputs, [out], name=layer.name))
         elif layer.kind in ("maxpool", "avgpool"):
             op = "MaxPool" if layer.kind == "maxpool" else "AveragePool"
             nodes.append(helper.make_node(op, layer.inputs, [out], name=layer.name, **_window_attributes(layer)))
