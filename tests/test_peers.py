@@ -119,3 +119,21 @@ def test_peers_agree_on_a_spatial_output(tmp_path):
         result = peers.prepare(name, model, tmp_path / "w.npz", tmp_path / name).run(tmp_path / "input.f32",
                                                                                      runs=1, warmup=0, count=False)
         assert peers.check_agreement(name, result.probabilities, ours) <= peers.TOLERANCE
+
+
+def test_mobile_layers_through_the_peers_that_export_them(tmp_path):
+    """tiny_mobile ("same" padding, depthwise convolutions with multiplier 2 and 1, ReLU6, a residual add, a fully
+    connected classifier): ncnn (our .param writer, float32 and int8) and ONNX Runtime (both providers) agree with
+    our engine; a peer whose exporter lacks these layers refuses the network by name."""
+    model = ROOT / "tests/models/tiny_mobile.yaml"
+    graph = load_yaml_model(model)
+    np.savez(tmp_path / "w.npz", **random_weights(graph, 5))
+    tensor = random_inputs(graph, 1, 6)[0]
+    tensor.astype("<f4").tofile(tmp_path / "input.f32")
+    ours, _ = infer(build(model, tmp_path / "engine", tmp_path / "w.npz"), tensor, tmp_path)
+    for name in ("ncnn", "ncnn_int8", "onnxruntime", "onnxruntime_xnnpack"):
+        result = peers.prepare(name, model, tmp_path / "w.npz", tmp_path / name).run(tmp_path / "input.f32",
+                                                                                     runs=1, warmup=0, count=False)
+        assert peers.check_agreement(name, result.probabilities, ours) <= peers.PEERS[name].tolerance
+    with pytest.raises(UserError, match=r"tiny_mobile.yaml:\d+: layer 'stem': the peer engines do not support"):
+        peers.prepare("opencv_dnn", model, tmp_path / "w.npz", tmp_path / "opencv_dnn")

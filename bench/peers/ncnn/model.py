@@ -138,11 +138,11 @@ def _weights(layer: Layer, activation_scales: dict[str, float] | None) -> bytes:
         return struct.pack("<I", 0) + weight.tobytes() + bias.tobytes()
     if layer.name not in activation_scales:
         raise UserError(f"ncnn int8 export: no activation scale for the input of '{layer.name}'")
-    # one scale per output channel; a depthwise convolution's group is its output channel (O = groups)
-    if layer.groups not in (1, weight.shape[0]):
-        raise UserError(f"ncnn int8 export: layer '{layer.name}': grouped convolution that is not depthwise")
-    scales = weight_scales(weight)
-    quantized = np.clip(np.round(weight.reshape(weight.shape[0], -1) * scales[:, None]), -127, 127).astype(np.int8)
+    # Convolution, InnerProduct: one scale per output channel; ConvolutionDepthWise (8=1): one per group, over
+    # the group's output channels (a depthwise convolution's group is one channel)
+    rows = weight.reshape(layer.groups if layer.groups != 1 else weight.shape[0], -1)
+    scales = weight_scales(rows)
+    quantized = np.clip(np.round(rows * scales[:, None]), -127, 127).astype(np.int8)
     data = quantized.tobytes()
     data += b"\0" * (-len(data) % 4)
     return (struct.pack("<I", INT8_TAG) + data + bias.tobytes() + scales.astype("<f4").tobytes()
