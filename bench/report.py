@@ -184,7 +184,7 @@ _PEER_LABELS = {
     "acl_graph_nhwc": "ACL 20.08 graph API, NHWC",
     "opencv_dnn": "OpenCV 4.6 DNN (Debian armhf)",
     "plain_cpp": "plain C++ loops (GCC -O3, no ACL)",
-    "ncnn": "ncnn 1.0.20261020 (PyPI armv7l wheel), float32",
+    "ncnn": "ncnn 1.0.20261020 (PyPI wheel), float32",
     "ncnn_int8": "ncnn 1.0.20261020, int8 (per-channel weights, calibrated; checked to 2e-2)",
     "onnxruntime": "ONNX Runtime 1.21 (Debian trixie), CPU EP",
     "onnxruntime_xnnpack": "ONNX Runtime 1.21 (Debian trixie), XNNPACK EP",

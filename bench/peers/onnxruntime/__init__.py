@@ -8,8 +8,9 @@ and the program runs under `qemu-arm -L` on the trixie root. The ONNX file is be
 (the same model the OpenCV peer reads), so both ONNX peers run one file.
 
 Which execution provider ran the nodes is checked, not assumed: the program profiles one inference in a separate
-session and reports how many node events each provider ran (details["nodes_by_provider"]); the XNNPACK peer is
-refused unless XNNPACK ran every convolution, and the CPU peer unless the CPU provider ran everything.
+session and reports how many node events each provider ran, per operator (details["nodes"], summed in
+details["nodes_by_provider"]); the XNNPACK peer is refused if a convolution ran outside XNNPACK, the CPU peer unless
+the CPU provider ran everything.
 """
 
 from __future__ import annotations
@@ -83,11 +84,21 @@ class ONNXRuntimePeer(Peer):
                 "--threads", "1"]
 
     def inspect(self, report: dict[str, Any], stderr: str) -> dict[str, Any]:
-        placement = report.get("nodes_by_provider") or {}
+        report["nodes_by_provider"] = _by_provider(report.get("nodes") or {})
+        placement = report["nodes_by_provider"]
         others = {p: n for p, n in placement.items() if p != CPU_PROVIDER}
         if not placement.get(CPU_PROVIDER) or others:
-            raise PeerError(f"{self.name}: expected every node on {CPU_PROVIDER}, the profile says {placement}")
+            raise PeerError(f"{self.name}: expected every node on {CPU_PROVIDER}, the profile says {report['nodes']}")
         return report
+
+
+def _by_provider(nodes: dict[str, int]) -> dict[str, int]:
+    """{"Provider/Op": n} -> {"Provider": total}."""
+    totals: dict[str, int] = {}
+    for key, count in nodes.items():
+        provider = key.split("/", 1)[0]
+        totals[provider] = totals.get(provider, 0) + count
+    return totals
 
 
 class ONNXRuntimeXNNPACKPeer(ONNXRuntimePeer):
@@ -97,10 +108,15 @@ class ONNXRuntimeXNNPACKPeer(ONNXRuntimePeer):
     provider = "xnnpack"
 
     def inspect(self, report: dict[str, Any], stderr: str) -> dict[str, Any]:
-        placement = report.get("nodes_by_provider") or {}
+        """Every convolution must have run in XNNPACK (as Conv, or fused with its activation): a Conv node left
+        on the CPU provider, or fewer XNNPACK nodes than convolutions, refuses the measurement."""
+        nodes = report.get("nodes") or {}
+        report["nodes_by_provider"] = placement = _by_provider(nodes)
+        on_cpu = sum(n for key, n in nodes.items() if key.split("/", 1)[-1] in ("Conv", "FusedConv")
+                     and not key.startswith(XNNPACK_PROVIDER))
         convolutions = sum(layer.kind == "conv" for layer in self.network.layers)
-        if placement.get(XNNPACK_PROVIDER, 0) < convolutions:
-            raise PeerError(f"{self.name}: the XNNPACK execution provider ran {placement.get(XNNPACK_PROVIDER, 0)} "
-                            f"nodes, fewer than the network's {convolutions} convolutions (profile: {placement})")
+        if on_cpu or placement.get(XNNPACK_PROVIDER, 0) < convolutions:
+            raise PeerError(f"{self.name}: the XNNPACK execution provider did not run every convolution "
+                            f"({convolutions} in the network; profile: {nodes})")
         report["xnnpack_nodes"] = placement[XNNPACK_PROVIDER]
         return report
