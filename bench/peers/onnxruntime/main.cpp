@@ -5,11 +5,12 @@
 //
 // Which provider ran each node is not assumed: before the measured session, a second session with ORT's profiler
 // on runs the model once, and the profile's node events (each names its "provider") are counted per provider;
-// the report carries those counts ("nodes_by_provider"), which bench/peers/onnxruntime checks.
+// the report carries those counts per provider and operator ("nodes"), which bench/peers/onnxruntime checks.
 #include "peer_cli.h"
 
 #include <onnxruntime_c_api.h>
 
+#include <algorithm>
 #include <cstring>
 #include <map>
 
@@ -97,7 +98,22 @@ void open(Runner &runner, OrtEnv *env, const peer::Options &options, OrtSessionO
     runner.output_name = name_of(runner.session, false);
 }
 
-/** Node events of an ORT profile, counted by the provider that ran them: {"XnnpackExecutionProvider": 12, ...}. */
+/** The quoted value of `key` ("key" : "value") in profile[from, end); empty if the key is not there. */
+std::string value_in(const std::string &profile, const std::string &key, size_t from, size_t end)
+{
+    const size_t at = profile.find(key, from);
+    if(at == std::string::npos || at >= end)
+        return std::string();
+    const size_t open_quote  = profile.find('"', profile.find(':', at + key.size()) + 1);
+    const size_t close_quote = profile.find('"', open_quote + 1);
+    if(open_quote == std::string::npos || close_quote == std::string::npos || close_quote >= end)
+        throw peer::Error("unreadable ORT profile entry");
+    return profile.substr(open_quote + 1, close_quote - open_quote - 1);
+}
+
+/** Node events of an ORT profile, counted by provider and operator: {"XnnpackExecutionProvider/Conv": 12, ...}.
+    The profile is a JSON array of events, each an object starting with "cat"; a node's event names its
+    "op_name" and its "provider" among its args. */
 std::map<std::string, int> providers_in_profile(const std::string &path)
 {
     std::ifstream in(path);
@@ -106,15 +122,18 @@ std::map<std::string, int> providers_in_profile(const std::string &path)
     std::stringstream text;
     text << in.rdbuf();
     const std::string profile = text.str();
+    const std::string event   = "\"cat\"";
     std::map<std::string, int> counts;
-    const std::string key = "\"provider\"";
-    for(size_t at = profile.find(key); at != std::string::npos; at = profile.find(key, at + key.size()))
+    for(size_t start = profile.find(event); start != std::string::npos;)
     {
-        const size_t open_quote  = profile.find('"', profile.find(':', at + key.size()) + 1);
-        const size_t close_quote = profile.find('"', open_quote + 1);
-        if(open_quote == std::string::npos || close_quote == std::string::npos)
-            throw peer::Error(path + ": unreadable provider entry");
-        ++counts[profile.substr(open_quote + 1, close_quote - open_quote - 1)];
+        const size_t      end = std::min(profile.find(event, start + event.size()), profile.size());
+        const std::string op  = value_in(profile, "\"op_name\"", start, end);
+        if(!op.empty())
+        {
+            const std::string provider = value_in(profile, "\"provider\"", start, end);
+            ++counts[(provider.empty() ? std::string("unknown") : provider) + "/" + op];
+        }
+        start = end < profile.size() ? end : std::string::npos;
     }
     return counts;
 }
@@ -177,7 +196,7 @@ int main(int argc, char **argv)
             peer::write_floats(options.output, values, count);
         }
 
-        std::string nodes = "\"nodes_by_provider\": {";
+        std::string nodes = "\"nodes\": {";
         for(auto it = placement.begin(); it != placement.end(); ++it)
             nodes += (it == placement.begin() ? "\"" : ", \"") + it->first + "\": " + std::to_string(it->second);
         nodes += "}";
