@@ -4,7 +4,8 @@ wall times are shown too, labelled as such: qemu ranks NEON code wrongly and a 2
 scaling, so they are not board times.
 
     python3 -m bench report [--models squeezenet_v1_0 squeezenet_v1_1]
-                            [--peers tflite acl_graph acl_graph_nhwc opencv_dnn plain_cpp]
+                            [--peers tflite acl_graph acl_graph_nhwc opencv_dnn plain_cpp xnnpack xnnpack_a7
+                                    acl24_graph_nhwc]
 
 writes results/<stamp>/report.md, report.json and charts, and the same report as docs/benchmarks.md (keeping
 its int8 and notes sections) with charts in docs/benchmarks/.
@@ -183,6 +184,9 @@ _PEER_LABELS = {
     "acl_graph_nhwc": "ACL 20.08 graph API, NHWC",
     "opencv_dnn": "OpenCV 4.6 DNN (Debian armhf)",
     "plain_cpp": "plain C++ loops (GCC -O3, no ACL)",
+    "xnnpack": "XNNPACK 2022 (Debian), generic ARMv7 kernels (qemu's /proc/cpuinfo)",
+    "xnnpack_a7": "XNNPACK 2022 (Debian), Cortex-A7 kernels (board's /proc/cpuinfo)",
+    "acl24_graph_nhwc": "ACL 24.11 graph API, NHWC (Debian trixie)",
 }
 
 

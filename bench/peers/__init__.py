@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.peers import acl_graph, opencv_dnn, plain_cpp, tflite_rt
+from bench.peers import acl_graph, opencv_dnn, plain_cpp, tflite_rt, xnnpack
 from bench.peers.base import TOLERANCE, Peer, PeerError, PeerResult, check_agreement
 from bench.peers.network import Network, load
 from bench.peers.sysroot import Log, log_stderr
@@ -49,6 +49,13 @@ PEERS = {kind.name: kind for kind in [
              opencv_dnn.setup, opencv_dnn.OpenCVPeer, ("armv7",)),
     PeerKind("plain_cpp", "plain C++ loops generated from the same YAML (no ACL), GCC -O3 auto-vectorised, static",
              plain_cpp.setup, plain_cpp.PlainCppPeer),
+    PeerKind("xnnpack", "XNNPACK 2022 (Debian bookworm armhf), operator API, NHWC, copy-free concatenation; "
+             "qemu's /proc/cpuinfo names no ARM core: generic ARMv7 NEON kernels",
+             xnnpack.setup, xnnpack.XNNPACKPeer, ("armv7",)),
+    PeerKind("xnnpack_a7", "the same XNNPACK seeing a Cortex-A7 /proc/cpuinfo (as on a Zuluko board): its "
+             "Cortex-A7 kernels", xnnpack.setup_a7, xnnpack.XNNPACKCortexA7Peer, ("armv7",)),
+    PeerKind("acl24_graph_nhwc", "ARM Compute Library 24.11 graph API (Debian trixie armhf, shared), NEON, NHWC",
+             acl_graph.setup_24, acl_graph.ACL24GraphNHWCPeer, ("armv7",)),
 ]}
 
 
