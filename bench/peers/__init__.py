@@ -85,8 +85,9 @@ def prepare(name: str, model_yaml: str | Path, npz: str | Path, workdir: str | P
     """The network of model_yaml with the weights of npz, exported for one peer (for target, default: the
     default target) into workdir."""
     (kind,) = _kinds([name])
+    features = getattr(kind.make, "features", frozenset())   # the network extensions the peer runs
     if target is None:
-        return kind.make(load(model_yaml, npz), Path(workdir))
+        return kind.make(load(model_yaml, npz, features), Path(workdir))
     if kind.targets is not None and target not in kind.targets:
         raise PeerError(f"peer {name} exists only for {', '.join(kind.targets)}, not {target}")
-    return kind.make(load(model_yaml, npz), Path(workdir), target)
+    return kind.make(load(model_yaml, npz, features), Path(workdir), target)

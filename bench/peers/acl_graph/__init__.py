@@ -83,22 +83,30 @@ def _plan_line(layer: Layer) -> str:
     def window() -> list[int]:   # ACL rounds up as Caffe does when told CEIL
         return [*layer.kernel, *layer.stride, *layer.pad, int(layer.ceil)]
 
+    def activation() -> int:     # 0 none, 1 ReLU, 6 ReLU6 (an extension: only peers that list it get it)
+        return 6 if layer.relu6 else int(layer.relu)
+
     fields: list = [layer.kind, layer.name, *layer.inputs]
     if layer.kind == "conv":
-        fields += [layer.shape[0], layer.input_shapes[0][0], *window(), int(layer.relu)]
+        fields += [layer.shape[0], layer.input_shapes[0][0], *window(), activation()]
+        if layer.groups != 1:    # an extension too: the plan of an ungrouped network stays as it was
+            fields.append(layer.groups)
     elif layer.kind in ("maxpool", "avgpool"):
         fields += window()
+    elif layer.kind in ("add", "fc"):
+        fields += ([layer.shape[0]] if layer.kind == "fc" else []) + [activation()]
     return " ".join(map(str, fields))
 
 
 def write_plan(network: Network, workdir: Path, layout: str) -> tuple[Path, Path]:
-    """The plan (main.cpp's format; also the XNNPACK peer's) and its weight file (each convolution's OIHW
-    weights, then bias, float32) in workdir."""
+    """The plan (main.cpp's format; also the XNNPACK peer's, which adds `conv ... ACT GROUPS` for depthwise
+    convolutions, `add NAME IN1 IN2 ACT` and `fc NAME IN UNITS ACT`) and its weight file (each convolution's and
+    fully connected layer's weights (OIHW, OI), then bias, float32) in workdir."""
     plan, weights = workdir / f"{network.name}.plan", workdir / f"{network.name}.f32"
     lines = [f"input {network.input_name} {' '.join(map(str, network.input_shape))} {layout}"]
     lines += [_plan_line(layer) for layer in network.layers]
     plan.write_text("\n".join(lines) + "\n")
-    convs = [layer for layer in network.layers if layer.kind == "conv"]
+    convs = [layer for layer in network.layers if layer.kind in ("conv", "fc")]
     blob = [array.ravel() for layer in convs for array in (layer.weight, layer.bias)]
     np.concatenate(blob).astype("<f4").tofile(weights)
     return plan, weights

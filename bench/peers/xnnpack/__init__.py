@@ -1,5 +1,7 @@
 """XNNPACK as a peer: Debian bookworm's libxnnpack0 (a 2022-02 snapshot, shared library, with its cpuinfo and
 pthreadpool) through the operator API, channels-last, with copy-free fire-module concatenations (main.cpp).
+Besides SqueezeNet's layers it runs EfficientNet-Lite's (depthwise convolutions, ReLU6, addition, fully
+connected: network.EXTENSIONS).
 
 XNNPACK picks its microkernels from what cpuinfo reads in /proc/cpuinfo. Under qemu-arm that file is the host's
 (an x86 one: no ARM core is named, so XNNPACK takes its generic ARMv7 NEON kernels): peer `xnnpack`. A real
@@ -91,6 +93,7 @@ def setup_a7(log: Log = log_stderr) -> None:
 class XNNPACKPeer(Peer):
     name = NAME
     sysroot = sysroot.ARMHF.path
+    features = frozenset({"depthwise", "relu6", "add", "fc"})   # EfficientNet-Lite's layers too
 
     def __init__(self, network: Network, workdir: Path, target: str | None = None):
         super().__init__(network, workdir, target)  # armhf only: prepare() refuses other targets first

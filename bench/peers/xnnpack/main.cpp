@@ -1,6 +1,10 @@
 // The XNNPACK peer: Debian bookworm's XNNPACK (2022-02 snapshot, shared library) driven through its operator API
 // (xnn_create_*_f32 / xnn_setup_* / xnn_run_operator), channels-last, from the same plan file as the ACL graph peer
-// (bench/peers/acl_graph/main.cpp describes the format; the layout field is ignored: XNNPACK is NHWC only).
+// (bench/peers/acl_graph/main.cpp describes the format; the layout field is ignored: XNNPACK is NHWC only), with
+// the extensions EfficientNet-Lite needs (bench/peers/network.py EXTENSIONS):
+//   conv ... RELU GROUPS          RELU: 0 none, 1 ReLU, 6 ReLU6; GROUPS (depthwise: = channels) only when not 1
+//   add NAME INPUT1 INPUT2 ACT    element-wise sum, ACT as RELU
+//   fc NAME INPUT UNITS ACT       fully connected on a 1x1 input (weights OI, then bias, in the weight file)
 //
 // That XNNPACK's subgraph API has no concatenation, so the operator API is used the way XNNPACK's own model
 // benchmarks use it: a convolution whose only consumer is a concatenation writes its channels straight into the
@@ -41,8 +45,16 @@ struct Line
     std::string              kind, name;
     std::vector<std::string> inputs;
     unsigned                 filters{ 0 }, channels{ 0 }, kh{ 1 }, kw{ 1 }, sh{ 1 }, sw{ 1 };
-    unsigned                 top{ 0 }, bottom{ 0 }, left{ 0 }, right{ 0 }, ceil{ 0 }, relu{ 0 };
+    unsigned                 top{ 0 }, bottom{ 0 }, left{ 0 }, right{ 0 }, ceil{ 0 }, relu{ 0 }, groups{ 1 };
 };
+
+/** The clamp of a fused activation (0 none, 1 ReLU, 6 ReLU6). */
+std::pair<float, float> bounds(const Line &line)
+{
+    if(line.relu != 0 && line.relu != 1 && line.relu != 6)
+        throw peer::Error(line.name + ": unknown activation " + std::to_string(line.relu));
+    return { line.relu ? 0.f : -kInf, line.relu == 6 ? 6.f : kInf };
+}
 
 void check(xnn_status status, const std::string &what)
 {
@@ -92,14 +104,24 @@ std::vector<Line> read_plan(const peer::Options &options)
                 in >> line.kh >> line.kw;
             if(line.kind == "conv" || line.kind == "maxpool" || line.kind == "avgpool")
                 in >> line.sh >> line.sw >> line.top >> line.bottom >> line.left >> line.right >> line.ceil;
-            if(line.kind == "conv")
-                in >> line.relu;
-            else if(line.kind == "concat")
+            if(line.kind == "conv" && in >> line.relu && !(in >> line.groups))
+            {
+                if(!in.eof())
+                    throw peer::Error(where + ": malformed line: " + text);
+                in.clear(); // no GROUPS field: an ordinary convolution
+                line.groups = 1;
+            }
+            else if(line.kind == "concat" || line.kind == "add")
             {
                 in >> from;
                 line.inputs.push_back(from);
+                if(line.kind == "add")
+                    in >> line.relu;
             }
-            else if(line.kind != "maxpool" && line.kind != "avgpool" && line.kind != "global_avgpool" && line.kind != "softmax")
+            else if(line.kind == "fc")
+                in >> line.filters >> line.relu;
+            else if(line.kind != "conv" && line.kind != "maxpool" && line.kind != "avgpool" && line.kind != "global_avgpool"
+                    && line.kind != "softmax")
                 throw peer::Error(where + ": unknown layer kind '" + line.kind + "'");
         }
         if(!in)
@@ -151,6 +173,9 @@ public:
                 if(line.channels != in.c)
                     throw peer::Error(line.name + ": " + std::to_string(line.channels) + " input channels, its input has "
                                       + std::to_string(in.c));
+                if(line.groups == 0 || line.channels % line.groups || line.filters % line.groups)
+                    throw peer::Error(line.name + ": " + std::to_string(line.groups) + " groups do not divide the channels");
+                const size_t cg = line.channels / line.groups, og = line.filters / line.groups;
                 const size_t oh = window_out(in.h, line.kh, line.sh, line.top, line.bottom, line.ceil);
                 const size_t ow = window_out(in.w, line.kw, line.sw, line.left, line.right, line.ceil);
                 Tensor       out;
@@ -170,23 +195,25 @@ public:
                 }
                 else
                     out = make(line.name, line.filters, oh, ow);
-                const size_t count = static_cast<size_t>(line.filters) * line.channels * line.kh * line.kw;
+                const size_t count = static_cast<size_t>(line.filters) * cg * line.kh * line.kw;
                 if(used + count + line.filters > weights.size())
                     throw peer::Error("weight file too short at " + line.name);
-                // OIHW -> OHWI (XNNPACK's [groups, output channels, kernel height, kernel width, input channels])
+                // OIHW -> OHWI: XNNPACK's [groups, group output channels, kernel height, kernel width, group input
+                // channels] (depthwise: [channels, 1, kh, kw, 1], the same order as OIHW)
                 std::vector<float> ohwi(count);
                 for(size_t o = 0; o < line.filters; ++o)
-                    for(size_t c = 0; c < line.channels; ++c)
+                    for(size_t c = 0; c < cg; ++c)
                         for(size_t y = 0; y < line.kh; ++y)
                             for(size_t x = 0; x < line.kw; ++x)
-                                ohwi[((o * line.kh + y) * line.kw + x) * line.channels + c]
-                                    = weights[used + ((o * line.channels + c) * line.kh + y) * line.kw + x];
+                                ohwi[((o * line.kh + y) * line.kw + x) * cg + c]
+                                    = weights[used + ((o * cg + c) * line.kh + y) * line.kw + x];
                 const float *bias = weights.data() + used + count;
                 used += count + line.filters;
-                xnn_operator_t op = nullptr;
+                const auto     clamp = bounds(line);
+                xnn_operator_t op    = nullptr;
                 check(xnn_create_convolution2d_nhwc_f32(line.top, line.right, line.bottom, line.left, line.kh, line.kw,
-                                                        line.sh, line.sw, 1, 1, 1, line.channels, line.filters, in.stride,
-                                                        out.stride, ohwi.data(), bias, line.relu ? 0.f : -kInf, kInf, 0, &op),
+                                                        line.sh, line.sw, 1, 1, line.groups, cg, og, in.stride, out.stride,
+                                                        ohwi.data(), bias, clamp.first, clamp.second, 0, &op),
                       line.name);
                 keep(op);
                 check(xnn_setup_convolution2d_nhwc_f32(op, 1, in.h, in.w, in.data, out.data, _pool), line.name);
@@ -236,6 +263,36 @@ public:
                 check(xnn_create_softmax_nc_f32(in.c, in.stride, out.stride, 0, &op), line.name);
                 keep(op);
                 check(xnn_setup_softmax_nc_f32(op, 1, in.data, out.data, _pool), line.name);
+            }
+            else if(line.kind == "add")
+            {
+                const Tensor second = tensor(line.inputs[1]);
+                if(in.c != second.c || in.h != second.h || in.w != second.w || in.stride != in.c || second.stride != second.c)
+                    throw peer::Error(line.name + ": inputs of different shapes (or inside a concatenation)");
+                const Tensor   out   = make(line.name, in.c, in.h, in.w);
+                const auto     clamp = bounds(line);
+                const size_t   shape[4] = { 1, in.h, in.w, in.c };
+                xnn_operator_t op       = nullptr;
+                check(xnn_create_add_nd_f32(clamp.first, clamp.second, 0, &op), line.name);
+                keep(op);
+                check(xnn_setup_add_nd_f32(op, 4, shape, 4, shape, in.data, second.data, out.data, _pool), line.name);
+            }
+            else if(line.kind == "fc")
+            {
+                if(in.h * in.w != 1)
+                    throw peer::Error(line.name + ": fully connected on more than one pixel");
+                const size_t count = static_cast<size_t>(line.filters) * in.c;
+                if(used + count + line.filters > weights.size())
+                    throw peer::Error("weight file too short at " + line.name);
+                const Tensor   out   = make(line.name, line.filters, 1, 1);
+                const auto     clamp = bounds(line);
+                xnn_operator_t op    = nullptr;
+                check(xnn_create_fully_connected_nc_f32(in.c, line.filters, in.stride, out.stride, weights.data() + used,
+                                                        weights.data() + used + count, clamp.first, clamp.second, 0, &op),
+                      line.name);
+                used += count + line.filters;
+                keep(op);
+                check(xnn_setup_fully_connected_nc_f32(op, 1, in.data, out.data, _pool), line.name);
             }
             else if(line.kind == "concat")
             {
