@@ -40,7 +40,7 @@ class Layer:
     ceil: bool = False
     relu: bool = False
     relu6: bool = False            # (extension) min(max(x, 0), 6) after a conv or add
-    groups: int = 1                # (extension) depthwise: groups = input channels = output channels
+    groups: int = 1                # (extension) depthwise: groups = input channels (output: a multiple)
     weight: np.ndarray | None = None   # float32 OIHW (conv: O, I/groups, H, W; fc: O, I)
     bias: np.ndarray | None = None     # float32 (O,)
 
@@ -97,7 +97,7 @@ def _layer(graph: Graph, node: Node, features: frozenset[str] = frozenset()) -> 
         layer.ceil = attrs.get("rounding", "floor") == "ceil"
     if node.op == "conv":
         groups = attrs.get("groups", 1)
-        depthwise = groups == input_shapes[0][0] == node.shape[0] and "depthwise" in features
+        depthwise = groups == input_shapes[0][0] and node.shape[0] % groups == 0 and "depthwise" in features
         if (groups != 1 and not depthwise) or pair(attrs.get("dilation", 1)) != (1, 1):
             raise _unsupported(node, "grouped/depthwise or dilated convolutions")
         activation(layer)
