@@ -184,7 +184,7 @@ _PEER_LABELS = {
     "acl_graph_nhwc": "ACL 20.08 graph API, NHWC",
     "opencv_dnn": "OpenCV 4.6 DNN (Debian armhf)",
     "plain_cpp": "plain C++ loops (GCC -O3, no ACL)",
-    "xnnpack": "XNNPACK 2022 (Debian), generic ARMv7 kernels (qemu's /proc/cpuinfo)",
+    "xnnpack": "XNNPACK 2022 (Debian), generic kernels (no core named in qemu's /proc/cpuinfo)",
     "xnnpack_a7": "XNNPACK 2022 (Debian), Cortex-A7 kernels (board's /proc/cpuinfo)",
     "acl24_graph_nhwc": "ACL 24.11 graph API, NHWC (Debian trixie)",
 }

@@ -49,9 +49,9 @@ PEERS = {kind.name: kind for kind in [
              opencv_dnn.setup, opencv_dnn.OpenCVPeer, ("armv7",)),
     PeerKind("plain_cpp", "plain C++ loops generated from the same YAML (no ACL), GCC -O3 auto-vectorised, static",
              plain_cpp.setup, plain_cpp.PlainCppPeer),
-    PeerKind("xnnpack", "XNNPACK 2022 (Debian bookworm armhf), operator API, NHWC, copy-free concatenation; "
-             "qemu's /proc/cpuinfo names no ARM core: generic ARMv7 NEON kernels",
-             xnnpack.setup, xnnpack.XNNPACKPeer, ("armv7",)),
+    PeerKind("xnnpack", "XNNPACK 2022 (Debian bookworm armhf/arm64), operator API, NHWC, copy-free concatenation; "
+             "qemu shows the host's /proc/cpuinfo, naming no ARM core: XNNPACK's generic kernels",
+             xnnpack.setup, xnnpack.XNNPACKPeer, tuple(xnnpack.ROOTS)),
     PeerKind("xnnpack_a7", "the same XNNPACK seeing a Cortex-A7 /proc/cpuinfo (as on a Zuluko board): its "
              "Cortex-A7 kernels", xnnpack.setup_a7, xnnpack.XNNPACKCortexA7Peer, ("armv7",)),
     PeerKind("acl24_graph_nhwc", "ARM Compute Library 24.11 graph API (Debian trixie armhf, shared), NEON, NHWC",

@@ -20,11 +20,13 @@ from bench.peers.acl_graph import write_plan
 from bench.peers.base import Peer, PeerError
 from bench.peers.network import Network
 from bench.peers.sysroot import Log, log_stderr
+from neoncc.targets import toolchain
 
 SOURCE = Path(__file__).resolve().parent / "main.cpp"
 NAME = "xnnpack"
 PACKAGES = ["libxnnpack0", "libxnnpack-dev", "libcpuinfo0", "libcpuinfo-dev", "libpthreadpool0",
             "libpthreadpool-dev", "libstdc++6", "libgcc-s1", "libc6"]
+ROOTS = {"armv7": sysroot.ARMHF, "aarch64": sysroot.Root("arm64")}   # Debian bookworm ships XNNPACK for both
 CORTEX_A7 = "0x00300207"    # cpuinfo_uarch_cortex_a7 (cpuinfo.h)
 A7_ROOT = sysroot.CACHE / "sysroot-armhf-cortex-a7"
 # What the Linux kernel shows for one Cortex-A7 core (as on the emulated board with -cpu cortex-a7).
@@ -44,22 +46,25 @@ Serial\t\t: 0000000000000000
 """
 
 
-def program(log: Log = log_stderr) -> Path:
-    """The peer binary, dynamically linked against the armhf root's XNNPACK, cpuinfo and pthreadpool (their
-    headers are system headers to the compiler, so our -Werror does not judge them)."""
-    root = sysroot.ARMHF.ensure(PACKAGES, log)
-    headers = sysroot.CACHE / "xnnpack-include"    # XNNPACK's headers alone, not the root's other ones
-    with sysroot.locked("xnnpack-include"):
+def program(log: Log = log_stderr, target: str | None = None) -> Path:
+    """The peer binary for target (default: the default target), dynamically linked against its root's XNNPACK,
+    cpuinfo and pthreadpool (their headers are system headers to the compiler, so our -Werror does not judge
+    them)."""
+    target = target or toolchain.default_target()
+    packages = ROOTS[target]
+    root = packages.ensure(PACKAGES, log)
+    headers = sysroot.CACHE / f"xnnpack-include-{packages.arch}"    # XNNPACK's headers alone, not the root's others
+    with sysroot.locked(headers.name):
         headers.mkdir(exist_ok=True)
         for name in ("xnnpack.h", "cpuinfo.h", "pthreadpool.h"):
             if not (headers / name).is_symlink():
                 (headers / name).symlink_to(root / "usr/include" / name)
-    libs = root / "usr/lib" / sysroot.TRIPLETS["armhf"]
-    rpath_link = ":".join(str(root / d) for d in sysroot.ARMHF.lib_dirs)
+    libs = root / "usr/lib" / sysroot.TRIPLETS[packages.arch]
+    rpath_link = ":".join(str(root / d) for d in packages.lib_dirs)
     binary = cxx.build(NAME, SOURCE, ["-isystem", str(headers)],
                        [f"-Wl,-rpath-link,{rpath_link}", str(libs / "libXNNPACK.so.0"), str(libs / "libcpuinfo.so.0"),
-                        str(libs / "libpthreadpool.so.0")], log)
-    sysroot.ARMHF.check_libraries([binary])
+                        str(libs / "libpthreadpool.so.0")], log, target)
+    packages.check_libraries([binary])
     return binary
 
 
@@ -96,8 +101,9 @@ class XNNPACKPeer(Peer):
     features = frozenset({"depthwise", "relu6", "add", "fc"})   # EfficientNet-Lite's layers too
 
     def __init__(self, network: Network, workdir: Path, target: str | None = None):
-        super().__init__(network, workdir, target)  # armhf only: prepare() refuses other targets first
-        self.binary = program()
+        super().__init__(network, workdir, target)  # prepare() refuses targets without a root first
+        self.sysroot = ROOTS[self.target].path
+        self.binary = program(target=self.target)
         self.plan, self.weights = write_plan(network, self.workdir, "NHWC")
 
     def command(self, input_path: Path, output_path: Path, runs: int, warmup: int) -> list[str]:
@@ -118,8 +124,8 @@ class XNNPACKCortexA7Peer(XNNPACKPeer):
     sysroot = A7_ROOT
 
     def __init__(self, network: Network, workdir: Path, target: str | None = None):
-        super().__init__(network, workdir, target)
-        a7_root()
+        super().__init__(network, workdir, target)   # armv7 only (the registry says so)
+        self.sysroot = a7_root()
 
     def inspect(self, report: dict[str, Any], stderr: str) -> dict[str, Any]:
         if report.get("uarch") != CORTEX_A7:
