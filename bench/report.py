@@ -199,6 +199,24 @@ def _peer_label(peer: str, measured: dict) -> str:
 
 
 PAPER_MODELS = {"squeezenet_v1_0", "squeezenet_v1_1"}  # the models the paper and the project's targets are about
+# Issue 11: EfficientNet-Lite0 in float32 below these peers (those that run it) on the same weights.
+RIVALS = {"efficientnet_lite0": ("ncnn", "xnnpack", "xnnpack_a7")}
+
+
+def _rival_targets(r: dict) -> list[str]:
+    """The issue's per-peer targets for a model of RIVALS, each met or missed, or why it was not measured."""
+    lines = []
+    for peer in RIVALS.get(r["model"], ()):
+        measured = r["peers"].get(peer)
+        if measured is None:
+            continue
+        label = _PEER_LABELS.get(peer, peer)
+        if "instructions" not in measured:
+            lines.append(f"fewer instructions than {label}: not measured ({measured['error'].splitlines()[0]})")
+            continue
+        ratio = measured["instructions"] / r["ours"]["instructions"]
+        lines.append(f"fewer instructions than {label}: {'met' if ratio > 1 else 'MISSED'} ({ratio:.2f}x ours)")
+    return lines
 
 
 def _targets(r: dict) -> list[str]:
@@ -273,6 +291,8 @@ def _markdown(results: list[dict], charts: list[str], image_dir: str, stamp: str
                              f"{p['emulated_ms']:.0f} | {p['max_abs_diff']:.1e} |")
         if r["model"] in PAPER_MODELS:  # the project's targets are about SqueezeNet, not a user's model
             lines += ["", "Targets:", ""] + [f"- {line}" for line in _targets(r)] + [""]
+        elif _rival_targets(r):
+            lines += ["", "Targets:", ""] + [f"- {line}" for line in _rival_targets(r)] + [""]
         layout_line = _layout(r)
         if layout_line:
             lines += [layout_line, ""]
