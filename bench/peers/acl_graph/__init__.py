@@ -51,13 +51,7 @@ def program_24(log: Log = log_stderr) -> Path:
     if not (root / "lib").exists():    # the loader's /lib/ld-linux-armhf.so.3 lives in usr/lib (merged /usr)
         (root / "lib").symlink_to("usr/lib")
     triplet = sysroot.TRIPLETS["armhf"]
-    headers = sysroot.CACHE / "acl-24.11-include"
-    with sysroot.locked("acl-24.11-include"):
-        headers.mkdir(exist_ok=True)
-        for name in ACL24_HEADERS:
-            source, link = root / "usr/include" / triplet / name, headers / name
-            if source.exists() and not link.is_symlink():
-                link.symlink_to(source)
+    headers = cxx.header_links("acl-24.11-include", [root / "usr/include" / triplet / name for name in ACL24_HEADERS])
     libs = root / "usr/lib" / triplet
     rpath_link = ":".join(str(root / d) for d in ACL24.lib_dirs)
     runtime = ["libarm_compute_graph.so.43", "libarm_compute.so.43", "libstdc++.so.6", "libm.so.6", "libc.so.6",

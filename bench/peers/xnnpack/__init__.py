@@ -53,12 +53,8 @@ def program(log: Log = log_stderr, target: str | None = None) -> Path:
     target = target or toolchain.default_target()
     packages = ROOTS[target]
     root = packages.ensure(PACKAGES, log)
-    headers = sysroot.CACHE / f"xnnpack-include-{packages.arch}"    # XNNPACK's headers alone, not the root's others
-    with sysroot.locked(headers.name):
-        headers.mkdir(exist_ok=True)
-        for name in ("xnnpack.h", "cpuinfo.h", "pthreadpool.h"):
-            if not (headers / name).is_symlink():
-                (headers / name).symlink_to(root / "usr/include" / name)
+    headers = cxx.header_links(f"xnnpack-include-{packages.arch}",
+                               [root / "usr/include" / name for name in ("xnnpack.h", "cpuinfo.h", "pthreadpool.h")])
     libs = root / "usr/lib" / sysroot.TRIPLETS[packages.arch]
     rpath_link = ":".join(str(root / d) for d in packages.lib_dirs)
     binary = cxx.build(NAME, SOURCE, ["-isystem", str(headers)],
