@@ -4,7 +4,8 @@ wall times are shown too, labelled as such: qemu ranks NEON code wrongly and a 2
 scaling, so they are not board times.
 
     python3 -m bench report [--models squeezenet_v1_0 squeezenet_v1_1]
-                            [--peers tflite acl_graph acl_graph_nhwc opencv_dnn plain_cpp]
+                            [--peers tflite acl_graph acl_graph_nhwc opencv_dnn plain_cpp xnnpack xnnpack_a7
+                                    acl24_graph_nhwc]
 
 writes results/<stamp>/report.md, report.json and charts, and the same report as docs/benchmarks.md (keeping
 its int8 and notes sections) with charts in docs/benchmarks/.
@@ -183,6 +184,9 @@ _PEER_LABELS = {
     "acl_graph_nhwc": "ACL 20.08 graph API, NHWC",
     "opencv_dnn": "OpenCV 4.6 DNN (Debian armhf)",
     "plain_cpp": "plain C++ loops (GCC -O3, no ACL)",
+    "xnnpack": "XNNPACK 2022 (Debian), generic kernels (no core named in qemu's /proc/cpuinfo)",
+    "xnnpack_a7": "XNNPACK 2022 (Debian), Cortex-A7 kernels (board's /proc/cpuinfo)",
+    "acl24_graph_nhwc": "ACL 24.11 graph API, NHWC (Debian trixie)",
 }
 
 
@@ -195,6 +199,24 @@ def _peer_label(peer: str, measured: dict) -> str:
 
 
 PAPER_MODELS = {"squeezenet_v1_0", "squeezenet_v1_1"}  # the models the paper and the project's targets are about
+# Issue 11: EfficientNet-Lite0 in float32 below these peers (those that run it) on the same weights.
+RIVALS = {"efficientnet_lite0": ("ncnn", "xnnpack", "xnnpack_a7")}
+
+
+def _rival_targets(r: dict) -> list[str]:
+    """The issue's per-peer targets for a model of RIVALS, each met or missed, or why it was not measured."""
+    lines = []
+    for peer in RIVALS.get(r["model"], ()):
+        measured = r["peers"].get(peer)
+        if measured is None:
+            continue
+        label = _PEER_LABELS.get(peer, peer)
+        if "instructions" not in measured:
+            lines.append(f"fewer instructions than {label}: not measured ({measured['error'].splitlines()[0]})")
+            continue
+        ratio = measured["instructions"] / r["ours"]["instructions"]
+        lines.append(f"fewer instructions than {label}: {'met' if ratio > 1 else 'MISSED'} ({ratio:.2f}x ours)")
+    return lines
 
 
 def _targets(r: dict) -> list[str]:
@@ -269,6 +291,8 @@ def _markdown(results: list[dict], charts: list[str], image_dir: str, stamp: str
                              f"{p['emulated_ms']:.0f} | {p['max_abs_diff']:.1e} |")
         if r["model"] in PAPER_MODELS:  # the project's targets are about SqueezeNet, not a user's model
             lines += ["", "Targets:", ""] + [f"- {line}" for line in _targets(r)] + [""]
+        elif _rival_targets(r):
+            lines += ["", "Targets:", ""] + [f"- {line}" for line in _rival_targets(r)] + [""]
         layout_line = _layout(r)
         if layout_line:
             lines += [layout_line, ""]
