@@ -94,7 +94,7 @@ def markdown(result: dict, model: str) -> list[str]:
         lines.append(f"| {name} | {single / 1e6:.3f} | {critical / 1e6:.3f} | "
                      f"{critical / single if single else 0:.2f} | {busy} |")
     poor = poor_layers(result)
-    lines += ["", ("Layers that do not split (busiest thread above "
+    lines += ["", ("Layers that split poorly (busiest thread above "
                    f"{POOR:.0%} of the 1-thread count at {n} threads): "
                    + ", ".join(f"{r['layer']} ({r['critical'] / 1e6:.3f} M, {r['working_threads']} thread(s))"
                                for r in poor)) if poor else
