@@ -1,4 +1,4 @@
-"""Benchmarks: python3 -m bench {tune,report,int8}; results go to results/<stamp>/ and docs/ changes only with
+"""Benchmarks: python3 -m bench {tune,report,threads,int8}; results go to results/<stamp>/ and docs/ changes only with
 --update-docs."""
 
 from pathlib import Path

@@ -1,4 +1,4 @@
-"""Benchmark commands: python3 -m bench {tune,report,int8} ..."""
+"""Benchmark commands: python3 -m bench {tune,report,threads,int8} ..."""
 
 from __future__ import annotations
 
@@ -96,6 +96,12 @@ def main(argv: list[str] | None = None) -> int:
                                     "counted under its qemu-user (default: the default target); "
                                     "results/<stamp>-<target>/"),
     p.add_argument("--runs", type=int, default=3, help="timed runs for the emulated wall times")
+    p = commands.add_parser("threads", help="thread scaling counted per guest thread: the critical path of a "
+                                           "1-4 thread inference, per layer and for the network")
+    p.add_argument("--models", "--model", nargs="+", default=["squeezenet_v1_1"],
+                   help="model names or YAML files (default: %(default)s)")
+    p.add_argument("--threads", type=int, nargs="+", default=[1, 2, 3, 4], help="thread counts (default: %(default)s)")
+    p.add_argument("--target", help="a file toolchains/<target>.yaml (default: the default target)")
     p = commands.add_parser("int8", help="float32 against int8: accuracy on real photos and guest instructions")
     p.add_argument("models", nargs="*", default=["squeezenet_v1_1", "squeezenet_v1_0", "efficientnet_lite0"],
                    help="model names or YAML files (default: %(default)s)")
@@ -130,6 +136,9 @@ def main(argv: list[str] | None = None) -> int:
             from bench import peers
             names = args.peers if args.peers is not None else peers.available(args.target)
             report(args.models, names, args.runs, log=log, update_docs=args.update_docs, target=args.target)
+        elif args.command == "threads":
+            from bench.threads import threads_command
+            threads_command(args.models, args.threads, target=args.target, log=log)
         elif args.command == "int8":
             from bench.int8 import int8_report
             int8_report(args.models, args.runs, log=log, update_docs=args.update_docs)

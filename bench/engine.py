@@ -8,7 +8,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -38,13 +38,18 @@ def build(model: Path, build_dir: Path, weights: Path | None = None, tuning: str
 
 @dataclass
 class EngineCount:
-    """Guest instructions of one single-threaded inference, in all and per layer (engine layer names)."""
+    """Guest instructions of one inference, in all and per layer (engine layer names). With several threads,
+    per_inference and per_layer count every thread's instructions; critical_path is the sum over layers of the
+    busiest thread's (the threads meet at each layer's end), and per_layer_threads splits each layer by guest thread
+    (vCPU index; 0 is the thread that runs the network). Single-threaded, critical_path == per_inference."""
 
     per_inference: int
     per_layer: dict[str, int]
     groups: dict[str, int]
     output: np.ndarray
     report: dict  # the engine's --json report (emulated times, memory)
+    critical_path: int = 0
+    per_layer_threads: dict[str, list[int]] = field(default_factory=dict)
 
 
 def count_engine(binary: Path, input_path: Path, threads: int = 1, target: str | None = None) -> EngineCount:
@@ -58,14 +63,20 @@ def count_engine(binary: Path, input_path: Path, threads: int = 1, target: str |
 def _engine_count(result, output: Path) -> EngineCount:
     report = json.loads(result.stdout)
     (per_inference,) = result.between(INFERENCE_BEGIN, INFERENCE_END, all_vcpus=True)
+    (critical_path,) = result.critical_path(INFERENCE_BEGIN, INFERENCE_END)
     by_layer = result.by_start(all_vcpus=True)
     per_layer = {layer["name"]: by_layer.get(i, 0) for i, layer in enumerate(report["layers"])}
+    threads: dict[int, list[int]] = {}
+    for region in result.regions():   # one inference: each layer marker starts one region
+        if 0 <= region.start < len(report["layers"]) and region.vcpu == 0:
+            threads[region.start] = list(region.threads)
+    per_layer_threads = {layer["name"]: threads.get(i, []) for i, layer in enumerate(report["layers"])}
     groups: dict[str, int] = {}
     for layer in report["layers"]:
         groups[layer["group"]] = groups.get(layer["group"], 0) + per_layer[layer["name"]]
     probabilities = np.fromfile(output, "<f4")
     output.unlink()
-    return EngineCount(per_inference, per_layer, groups, probabilities, report)
+    return EngineCount(per_inference, per_layer, groups, probabilities, report, critical_path, per_layer_threads)
 
 
 COUNT_DIR = "/tmp"  # counted runs happen in /tmp/neoncc-count-XXXXXXXX/: the same path length on every host

@@ -11,6 +11,9 @@ in total and at markers the guest places with insn_marker(id) from bench/qemu_pl
     result.total                                            # all instructions of the process
     result.between(100, 101)                                # per inference: [n1, n2, n3]
     result.by_start()                                       # per layer: {layer id: instructions}
+    result.threads_between(100, 101)                        # per inference, each guest thread's instructions
+    result.critical_path(100, 101)                          # per inference, the sum over its marked regions of
+                                                            # the busiest thread's instructions
 
     python3 -m bench.insncount build                        # fetch the QEMU header, build the plugin
     python3 -m bench.insncount [--target T] [--sysroot DIR] [--json] -- ./prog args
@@ -69,6 +72,12 @@ class Marker:
     vcpu: int
     insns: int   # by the calling vCPU (guest thread) so far
     total: int   # by all vCPUs at that moment; equals insns for single-threaded guests
+    at: tuple[int, ...] = ()   # every vCPU's count at that moment, by vCPU index (sums to total)
+
+
+def _deltas(later: Marker, earlier: Marker) -> tuple[int, ...]:
+    """Each vCPU's instructions between two markers (a vCPU created meanwhile started from 0)."""
+    return tuple(n - (earlier.at[v] if v < len(earlier.at) else 0) for v, n in enumerate(later.at))
 
 
 @dataclass(frozen=True)
@@ -80,6 +89,13 @@ class Region:
     vcpu: int
     insns: int
     all_insns: int   # includes worker threads (a multi-threaded engine's layer); equals insns single-threaded
+    threads: tuple[int, ...] = ()   # each vCPU's share of all_insns, by vCPU index
+
+    @property
+    def critical(self) -> int:
+        """The busiest guest thread's instructions in the region: its length when the threads run in parallel and
+        meet at its end (a layer run by a thread pool)."""
+        return max(self.threads, default=self.insns)
 
 
 @dataclass(frozen=True)
@@ -99,7 +115,7 @@ class Result:
             prev = last.get(marker.vcpu)
             if prev is not None:
                 regions.append(Region(prev.id, marker.id, marker.vcpu, marker.insns - prev.insns,
-                                      marker.total - prev.total))
+                                      marker.total - prev.total, _deltas(marker, prev)))
             last[marker.vcpu] = marker
         return regions
 
@@ -115,6 +131,33 @@ class Result:
                 spans.append(marker.total - begin.total if all_vcpus else marker.insns - begin.insns)
             if marker.id == start:
                 open_at[marker.vcpu] = marker
+        return spans
+
+    def threads_between(self, start: int, end: int) -> list[tuple[int, ...]]:
+        """Like between(start, end, all_vcpus=True), split by guest thread: per occurrence, each vCPU's
+        instructions in that interval (index order; idle threads show 0)."""
+        open_at: dict[int, Marker] = {}
+        spans = []
+        for marker in self.markers:
+            if marker.id == end and marker.vcpu in open_at:
+                spans.append(_deltas(marker, open_at.pop(marker.vcpu)))
+            if marker.id == start:
+                open_at[marker.vcpu] = marker
+        return spans
+
+    def critical_path(self, start: int, end: int) -> list[int]:
+        """Per occurrence of start..end (one vCPU's), the sum over the regions that vCPU marked in between of the
+        busiest thread's instructions in each: the instructions of the longest chain when threads run in parallel
+        and meet at every marker (a thread pool finishing each layer before the next). One thread: between()."""
+        inside: dict[int, int] = {}
+        spans = []
+        for region in self.regions():
+            if region.start == start:
+                inside[region.vcpu] = 0
+            if region.vcpu in inside:
+                inside[region.vcpu] += region.critical
+                if region.end == end:
+                    spans.append(inside.pop(region.vcpu))
         return spans
 
     def by_start(self, all_vcpus: bool = False) -> dict[int, int]:
@@ -137,6 +180,9 @@ def parse_output(text: str) -> tuple[int, tuple[Marker, ...], dict[int, int]]:
         kind, *values = line.split()
         if kind == "marker":
             markers.append(Marker(*map(int, values)))
+        elif kind == "at" and markers:
+            last = markers[-1]
+            markers[-1] = Marker(last.id, last.vcpu, last.insns, last.total, tuple(map(int, values)))
         elif kind == "vcpu" and values[0] != "overflow":
             vcpus[int(values[0])] = int(values[1])
         elif kind == "total":
@@ -249,14 +295,17 @@ def count(cmd: Sequence[str | os.PathLike], sysroot: Path | None = DEFAULT_SYSRO
 
 def _print_result(result: Result) -> None:
     print(f"total {result.total}")
-    if len(result.vcpus) > 1:
+    threaded = len(result.vcpus) > 1
+    if threaded:
         for vcpu, insns in sorted(result.vcpus.items()):
             print(f"vcpu {vcpu} {insns}")
     regions = result.regions()
     if regions:
-        print(f"{'from':>10} {'to':>10} {'vcpu':>4} {'instructions':>14} {'all vcpus':>14}")
+        print(f"{'from':>10} {'to':>10} {'vcpu':>4} {'instructions':>14} {'all vcpus':>14}"
+              + (f" {'busiest vcpu':>14}  per vcpu" if threaded else ""))
         for region in regions:
-            print(f"{region.start:>10} {region.end:>10} {region.vcpu:>4} {region.insns:>14} {region.all_insns:>14}")
+            print(f"{region.start:>10} {region.end:>10} {region.vcpu:>4} {region.insns:>14} {region.all_insns:>14}"
+                  + (f" {region.critical:>14}  {' '.join(map(str, region.threads))}" if threaded else ""))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,8 +4,8 @@ wall times are shown too, labelled as such: qemu ranks NEON code wrongly and a 2
 scaling, so they are not board times.
 
     python3 -m bench report [--models squeezenet_v1_0 squeezenet_v1_1]
-                            [--peers tflite acl_graph acl_graph_nhwc opencv_dnn plain_cpp ncnn ncnn_int8
-                                     onnxruntime onnxruntime_xnnpack]
+                            [--peers tflite acl_graph acl_graph_nhwc opencv_dnn plain_cpp xnnpack xnnpack_a7
+                                     acl24_graph_nhwc ncnn ncnn_int8 onnxruntime onnxruntime_xnnpack]
 
 writes results/<stamp>/report.md, report.json and charts, and the same report as docs/benchmarks.md (keeping
 its int8 and notes sections) with charts in docs/benchmarks/.
@@ -29,6 +29,7 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from bench import layout  # noqa: E402
+from bench import threads as thread_scaling  # noqa: E402
 from bench import peers as peer_engines  # noqa: E402
 from bench.engine import build, count_engine  # noqa: E402
 import bench  # noqa: E402
@@ -95,6 +96,10 @@ def measure_model(name: str, peer_names: list[str], runs: int, work: Path, log, 
         log(f"{name}: emulated wall time, {threads} thread(s)")
         scaling[threads] = emulated_ms(ours, input_path, threads, runs, target)
     report = scaling[1]
+    per_thread = thread_scaling.scaling(ours, input_path, target=target, log=log)
+    if per_thread["threads"][1]["critical_path"] != counted.per_inference:
+        raise UserError(f"{name}: the 1-thread critical path ({per_thread['threads'][1]['critical_path']}) differs from "
+                        f"the single-thread count ({counted.per_inference})")
     result = {
         "model": name, "macs": total_macs, "params": sum(math.prod(p.shape) for p in graph.params),
         "ours": {"instructions": counted.per_inference, "per_layer": counted.per_layer, "groups": counted.groups,
@@ -103,6 +108,7 @@ def measure_model(name: str, peer_names: list[str], runs: int, work: Path, log, 
                  "peak_rss_kb": report["peak_rss_kb"], "largest_live_set_bytes": largest_live_set(model),
                  "all_activations_bytes": sum(4 * math.prod(n.shape) for n in optimize(load_yaml_model(model)).nodes),
                  "scaling_ms": {t: s["median_ms"] for t, s in scaling.items()},
+                 "threads": per_thread,
                  "scaling_range_ms": {t: [min(s["times_ms"]), max(s["times_ms"])] for t, s in scaling.items()
                                       if s.get("times_ms")}},
         "peers": {},
@@ -184,6 +190,9 @@ _PEER_LABELS = {
     "acl_graph_nhwc": "ACL 20.08 graph API, NHWC",
     "opencv_dnn": "OpenCV 4.6 DNN (Debian armhf)",
     "plain_cpp": "plain C++ loops (GCC -O3, no ACL)",
+    "xnnpack": "XNNPACK 2022 (Debian), generic kernels (no core named in qemu's /proc/cpuinfo)",
+    "xnnpack_a7": "XNNPACK 2022 (Debian), Cortex-A7 kernels (board's /proc/cpuinfo)",
+    "acl24_graph_nhwc": "ACL 24.11 graph API, NHWC (Debian trixie)",
     "ncnn": "ncnn 1.0.20261020 (PyPI wheel), float32",
     "ncnn_int8": "ncnn 1.0.20261020, int8 (per-channel weights, calibrated; checked to 2e-2)",
     "onnxruntime": "ONNX Runtime 1.21 (Debian trixie), CPU EP",
@@ -200,6 +209,24 @@ def _peer_label(peer: str, measured: dict) -> str:
 
 
 PAPER_MODELS = {"squeezenet_v1_0", "squeezenet_v1_1"}  # the models the paper and the project's targets are about
+# Issue 11: EfficientNet-Lite0 in float32 below these peers (those that run it) on the same weights.
+RIVALS = {"efficientnet_lite0": ("ncnn", "xnnpack", "xnnpack_a7")}
+
+
+def _rival_targets(r: dict) -> list[str]:
+    """The issue's per-peer targets for a model of RIVALS, each met or missed, or why it was not measured."""
+    lines = []
+    for peer in RIVALS.get(r["model"], ()):
+        measured = r["peers"].get(peer)
+        if measured is None:
+            continue
+        label = _PEER_LABELS.get(peer, peer)
+        if "instructions" not in measured:
+            lines.append(f"fewer instructions than {label}: not measured ({measured['error'].splitlines()[0]})")
+            continue
+        ratio = measured["instructions"] / r["ours"]["instructions"]
+        lines.append(f"fewer instructions than {label}: {'met' if ratio > 1 else 'MISSED'} ({ratio:.2f}x ours)")
+    return lines
 
 
 def _targets(r: dict) -> list[str]:
@@ -218,6 +245,10 @@ def _targets(r: dict) -> list[str]:
     per_mac = o["instructions"] / r["macs"]
     lines.append(f"at most 0.6 instructions per MAC: {'met' if per_mac <= 0.6 else 'MISSED'} ({per_mac:.3f}; "
                  f"{r['macs'] / 1e6:.1f} M MACs)")
+    if r["model"] == "squeezenet_v1_1" and o.get("threads"):
+        ratio = o["threads"]["threads"][4]["critical_path"] / o["threads"]["threads"][1]["critical_path"]
+        lines.append(f"4-thread critical path at most 0.3x the 1-thread count: {'met' if ratio <= 0.3 else 'MISSED'} "
+                     f"({ratio:.3f}x)")
     pool = o["activation_pool_bytes"] / o["largest_live_set_bytes"]
     lines.append(f"activation memory at most 1.3x the largest live set: {'met' if pool <= 1.3 else 'MISSED'} "
                  f"({pool:.2f}x)")
@@ -274,6 +305,8 @@ def _markdown(results: list[dict], charts: list[str], image_dir: str, stamp: str
                              f"{p['emulated_ms']:.0f} | {p['max_abs_diff']:.1e} |")
         if r["model"] in PAPER_MODELS:  # the project's targets are about SqueezeNet, not a user's model
             lines += ["", "Targets:", ""] + [f"- {line}" for line in _targets(r)] + [""]
+        elif _rival_targets(r):
+            lines += ["", "Targets:", ""] + [f"- {line}" for line in _rival_targets(r)] + [""]
         layout_line = _layout(r)
         if layout_line:
             lines += [layout_line, ""]
@@ -286,7 +319,12 @@ def _markdown(results: list[dict], charts: list[str], image_dir: str, stamp: str
                   + " (M instructions): " + ", ".join(
                       f"{g} {v / 1e6:.1f} ({100 * v / o['instructions']:.0f} %)" for g, v in o["groups"].items()),
                   "", "Threads, EMULATED ms (2 host cores: no scaling beyond 2 is visible here): " + ", ".join(
-                      f"{t}: {ms:.0f}" for t, ms in o["scaling_ms"].items()), "",
+                      f"{t}: {ms:.0f}" for t, ms in o["scaling_ms"].items()), ""]
+        if o.get("threads"):
+            lines += ["Threads, counted: the critical path in guest instructions (`python3 -m bench threads`; one "
+                      "inference per thread count, every guest thread counted):", "",
+                      *thread_scaling.markdown(o["threads"], r["model"]), ""]
+        lines += [
                   f"![per layer]({image_dir}/{r['model']}_layers.png)", ""]
     lines += [f"![engines]({image_dir}/peers.png)", "", f"![groups and threads]({image_dir}/groups_threads.png)", ""]
     if layout_rows:

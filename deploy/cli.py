@@ -317,39 +317,41 @@ def main(argv: list[str] | None = None) -> int:
         raise KeyboardInterrupt  # SIGTERM: the same orderly stop as Ctrl-C (the board's engine is stopped)
 
     previous = signal.signal(signal.SIGTERM, terminate)
-    if args.fleet is not None:
-        return _fleet_main(args, log, previous)
-    if args.scheduler or args.workers is not None or args.fleet_timeout is not None:
-        print("error: --scheduler, --workers and --fleet-timeout are for fleet runs (--fleet FILE)", file=sys.stderr)
-        signal.signal(signal.SIGTERM, previous)
-        return 1
     try:
-        result = deploy(args, log)
+        if args.fleet is not None:
+            return _fleet_main(args, log)
+        if args.scheduler or args.workers is not None or args.fleet_timeout is not None:
+            print("error: --scheduler, --workers and --fleet-timeout are for fleet runs (--fleet FILE)",
+                  file=sys.stderr)
+            return 1
+        result = _or_exit_status(lambda: deploy(args, log))
+        if isinstance(result, int):
+            return result
+        print(json.dumps(result) if args.json else format_table(result, args.profile))
+        return 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _or_exit_status(run):
+    """run()'s result, or the exit status after one `error:` line (1 for a user error, 130 for an interrupt)."""
+    try:
+        return run()
     except UserError as err:  # DeployError is one
         print(f"error: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    print(json.dumps(result) if args.json else format_table(result, args.profile))
-    return 0
 
 
-def _fleet_main(args: argparse.Namespace, log, previous_handler) -> int:
+def _fleet_main(args: argparse.Namespace, log) -> int:
     from deploy import fleet
 
-    try:
-        document, status = fleet.run_fleet(args, log)
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
-    finally:
-        signal.signal(signal.SIGTERM, previous_handler)
+    outcome = _or_exit_status(lambda: fleet.run_fleet(args, log))
+    if isinstance(outcome, int):
+        return outcome
+    document, status = outcome
     print(json.dumps(document) if args.json else fleet.format_table(document))
     if status:
         failed = [f"{b['board']} ({b['kind']})" for b in document["boards"] if b["status"] != "ok"]

@@ -119,26 +119,6 @@ void group(const float *row, size_t row_stride_bytes, const float *b, const floa
                    [lo] "r"(bounds), [hi] "r"(bounds + 1)                                                              \
                  : "cc", "memory", "q0", "q1", "q2", "q3", "q4", "q5", "q6", "q7", "q8", "q9", "q10", "q11", "q12", "q13", \
                    "q14", "q15")
-#define ENGINE_D3_MAX                 \
-    "vld1.32 {d0[], d1[]}, [%[lo]]\n" \
-    "vmax.f32 q8, q8, q0\n"           \
-    "vmax.f32 q9, q9, q0\n"           \
-    "vmax.f32 q10, q10, q0\n"         \
-    "vmax.f32 q11, q11, q0\n"         \
-    "vmax.f32 q12, q12, q0\n"         \
-    "vmax.f32 q13, q13, q0\n"         \
-    "vmax.f32 q14, q14, q0\n"         \
-    "vmax.f32 q15, q15, q0\n"
-#define ENGINE_D3_MIN                 \
-    "vld1.32 {d2[], d3[]}, [%[hi]]\n" \
-    "vmin.f32 q8, q8, q1\n"           \
-    "vmin.f32 q9, q9, q1\n"           \
-    "vmin.f32 q10, q10, q1\n"         \
-    "vmin.f32 q11, q11, q1\n"         \
-    "vmin.f32 q12, q12, q1\n"         \
-    "vmin.f32 q13, q13, q1\n"         \
-    "vmin.f32 q14, q14, q1\n"         \
-    "vmin.f32 q15, q15, q1\n"
 
 /** 4 output pixels x 8 filters per block, `blocks` blocks: the window rows start at `row` (27 floats each, rows
  *  row_stride_bytes apart), pixel p of block j is stored at out + p * out_stride_bytes + 8 j floats. */
@@ -158,16 +138,14 @@ void group(const float *row, size_t row_stride_bytes, const float *b, const floa
         }
         else if(Flags == 1)
         {
-            ENGINE_D3_BLOCK(ENGINE_D3_MAX);
+            ENGINE_D3_BLOCK(ENGINE_ARMV7_BLOCK_MAX);
         }
         else
         {
-            ENGINE_D3_BLOCK(ENGINE_D3_MAX ENGINE_D3_MIN);
+            ENGINE_D3_BLOCK(ENGINE_ARMV7_BLOCK_MAX ENGINE_ARMV7_BLOCK_MIN);
         }
     }
 }
-#undef ENGINE_D3_MIN
-#undef ENGINE_D3_MAX
 #undef ENGINE_D3_BLOCK
 #undef ENGINE_D3_ROW
 #undef ENGINE_D3_LAST

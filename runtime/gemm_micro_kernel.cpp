@@ -191,26 +191,6 @@ void micro_kernel(const float *a, const float *b, size_t k_blocks, const float *
                  : "cc", "memory", "q0", "q1", "q2", "q3", "q4", "q5", "q6", "q7", "q8", "q9", "q10", "q11", "q12", "q13", \
                    "q14", "q15")
 
-#define ENGINE_GEMM_MAX                   \
-    "vld1.32 {d0[], d1[]}, [%[lo]]\n"     \
-    "vmax.f32 q8, q8, q0\n"               \
-    "vmax.f32 q9, q9, q0\n"               \
-    "vmax.f32 q10, q10, q0\n"             \
-    "vmax.f32 q11, q11, q0\n"             \
-    "vmax.f32 q12, q12, q0\n"             \
-    "vmax.f32 q13, q13, q0\n"             \
-    "vmax.f32 q14, q14, q0\n"             \
-    "vmax.f32 q15, q15, q0\n"
-#define ENGINE_GEMM_MIN                   \
-    "vld1.32 {d2[], d3[]}, [%[hi]]\n"     \
-    "vmin.f32 q8, q8, q1\n"               \
-    "vmin.f32 q9, q9, q1\n"               \
-    "vmin.f32 q10, q10, q1\n"             \
-    "vmin.f32 q11, q11, q1\n"             \
-    "vmin.f32 q12, q12, q1\n"             \
-    "vmin.f32 q13, q13, q1\n"             \
-    "vmin.f32 q14, q14, q1\n"             \
-    "vmin.f32 q15, q15, q1\n"
 
 namespace
 {
@@ -229,21 +209,19 @@ void blocks_with(const float *a, const float *b, size_t k_blocks, const float *b
         }
         else if(Flags == 1)
         {
-            ENGINE_GEMM_BLOCK(ENGINE_GEMM_MAX);
+            ENGINE_GEMM_BLOCK(ENGINE_ARMV7_BLOCK_MAX);
         }
         else if(Flags == 2)
         {
-            ENGINE_GEMM_BLOCK(ENGINE_GEMM_MIN);
+            ENGINE_GEMM_BLOCK(ENGINE_ARMV7_BLOCK_MIN);
         }
         else
         {
-            ENGINE_GEMM_BLOCK(ENGINE_GEMM_MAX ENGINE_GEMM_MIN);
+            ENGINE_GEMM_BLOCK(ENGINE_ARMV7_BLOCK_MAX ENGINE_ARMV7_BLOCK_MIN);
         }
     }
 }
 } // namespace
-#undef ENGINE_GEMM_MIN
-#undef ENGINE_GEMM_MAX
 #undef ENGINE_GEMM_BLOCK
 #undef ENGINE_GEMM_K_BLOCK
 #undef ENGINE_GEMM_HALF

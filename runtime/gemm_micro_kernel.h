@@ -24,6 +24,31 @@
 #include <cstddef>
 #include <limits>
 
+#if !defined(__aarch64__)
+// The clamp of an armv7 4 x 8 block held in q8-q15 before its stores (inline assembly text; the bounds are the
+// operands %[lo] and %[hi]): ENGINE_ARMV7_BLOCK_MAX applies the lower bound, ENGINE_ARMV7_BLOCK_MIN the upper one.
+#define ENGINE_ARMV7_BLOCK_MAX        \
+    "vld1.32 {d0[], d1[]}, [%[lo]]\n" \
+    "vmax.f32 q8, q8, q0\n"           \
+    "vmax.f32 q9, q9, q0\n"           \
+    "vmax.f32 q10, q10, q0\n"         \
+    "vmax.f32 q11, q11, q0\n"         \
+    "vmax.f32 q12, q12, q0\n"         \
+    "vmax.f32 q13, q13, q0\n"         \
+    "vmax.f32 q14, q14, q0\n"         \
+    "vmax.f32 q15, q15, q0\n"
+#define ENGINE_ARMV7_BLOCK_MIN        \
+    "vld1.32 {d2[], d3[]}, [%[hi]]\n" \
+    "vmin.f32 q8, q8, q1\n"           \
+    "vmin.f32 q9, q9, q1\n"           \
+    "vmin.f32 q10, q10, q1\n"         \
+    "vmin.f32 q11, q11, q1\n"         \
+    "vmin.f32 q12, q12, q1\n"         \
+    "vmin.f32 q13, q13, q1\n"         \
+    "vmin.f32 q14, q14, q1\n"         \
+    "vmin.f32 q15, q15, q1\n"
+#endif
+
 namespace engine
 {
 namespace gemm

@@ -32,6 +32,21 @@ inline void copy_floats(float *dst, const float *src, size_t n)
         *dst++ = *src++;
     }
 }
+/** Packs 4 input rows at a fixed stride (a 1x1 convolution's pixels) into a panel, 4 floats of each in turn. A
+ *  function of its own so that its loop keeps its registers whatever the caller holds live. */
+__attribute__((noinline)) void pack_rows(float *packed, const uint8_t *from, size_t in_sx, size_t k_blocks)
+{
+    const float *r0 = reinterpret_cast<const float *>(from), *r1 = reinterpret_cast<const float *>(from + in_sx);
+    const float *r2 = reinterpret_cast<const float *>(from + 2 * in_sx), *r3 = reinterpret_cast<const float *>(from + 3 * in_sx);
+    for(size_t kb = 0; kb < k_blocks; ++kb, packed += 16, r0 += 4, r1 += 4, r2 += 4, r3 += 4)
+    {
+        const float32x4_t v0 = vld1q_f32(r0), v1 = vld1q_f32(r1), v2 = vld1q_f32(r2), v3 = vld1q_f32(r3);
+        vst1q_f32(packed, v0);
+        vst1q_f32(packed + 4, v1);
+        vst1q_f32(packed + 8, v2);
+        vst1q_f32(packed + 12, v3);
+    }
+}
 } // namespace
 
 PackedGemmConvolution::PackedGemmConvolution(std::shared_ptr<IMemoryManager> memory_manager)
@@ -106,26 +121,35 @@ void PackedGemmConvolution::panels(size_t first, size_t end, std::vector<float> 
     // A 1x1 convolution over planes stored row after row (input and output: pixel p at p x the pixel stride; a
     // channel view of a wider tensor included): whole panels need no coordinates, 4 input rows at a fixed stride
     // are packed and the 4 output rows are evenly spaced.
+    // Work items are (panel, block of kCols filters) pairs, panel after panel: [first, end) may begin and end
+    // inside a panel, so that threads get equal shares even when the panels do not divide evenly among them.
+    const size_t p_first = first / blocks, p_end = (end + blocks - 1) / blocks;
+    const size_t first_bb = first - p_first * blocks, last_be = end - (p_end - 1) * blocks;
+    // The blocks [bb, be) of panel p that this call computes: all of them but in its first and last panels.
+    const auto block_range = [&](size_t p, size_t &bb, size_t &be) {
+        bb = p == p_first ? first_bb : 0;
+        be = p + 1 == p_end ? last_be : blocks;
+    };
+    size_t p = p_first;
+    // A 1x1 convolution over planes stored row after row (input and output: pixel p at p x the pixel stride; a
+    // channel view of a wider tensor included): whole panels need no coordinates, 4 input rows at a fixed stride
+    // are packed and the 4 output rows are evenly spaced.
     if(_in_place && in_sy == in_w * in_sx && out_sy == out_w * out_sx && whole_blocks > 0)
     {
-        const size_t full = std::min(end, pixels / gemm::kRows);
-        for(; first < full; ++first)
+        const size_t full = std::min(p_end, pixels / gemm::kRows);
+        for(; p < full; ++p)
         {
-            const uint8_t *from = src + first * gemm::kRows * in_sx;
-            const float   *r0 = reinterpret_cast<const float *>(from), *r1 = reinterpret_cast<const float *>(from + in_sx);
-            const float   *r2 = reinterpret_cast<const float *>(from + 2 * in_sx), *r3 = reinterpret_cast<const float *>(from + 3 * in_sx);
-            float         *packed = panel;
-            for(size_t kb = 0; kb < _k_blocks; ++kb, packed += 16, r0 += 4, r1 += 4, r2 += 4, r3 += 4)
+            size_t bb = 0, be = 0;
+            block_range(p, bb, be);
+            pack_rows(panel, src + p * gemm::kRows * in_sx, in_sx, _k_blocks);
+            float       *out_row = reinterpret_cast<float *>(dst + p * gemm::kRows * out_sx);
+            const size_t whole_end = std::min(be, whole_blocks);
+            if(bb < whole_end)
             {
-                const float32x4_t v0 = vld1q_f32(r0), v1 = vld1q_f32(r1), v2 = vld1q_f32(r2), v3 = vld1q_f32(r3);
-                vst1q_f32(packed, v0);
-                vst1q_f32(packed + 4, v1);
-                vst1q_f32(packed + 8, v2);
-                vst1q_f32(packed + 12, v3);
+                gemm::micro_kernel(panel, _packed_weights.data() + bb * k4 * gemm::kCols, _k_blocks, _bias.data() + bb * gemm::kCols, out_row + bb * gemm::kCols, out_sx,
+                                   _clamp, whole_end - bb);
             }
-            float *out_row = reinterpret_cast<float *>(dst + first * gemm::kRows * out_sx);
-            gemm::micro_kernel(panel, _packed_weights.data(), _k_blocks, _bias.data(), out_row, out_sx, _clamp, whole_blocks);
-            if(whole_blocks < blocks)
+            if(whole_blocks < be) // the last, partial block of filters
             {
                 const size_t column = whole_blocks * gemm::kCols;
                 float *at[gemm::kRows] = { out_row + column, reinterpret_cast<float *>(reinterpret_cast<uint8_t *>(out_row) + out_sx) + column,
@@ -135,14 +159,14 @@ void PackedGemmConvolution::panels(size_t first, size_t end, std::vector<float> 
                                            gemm::kRows, filters - column, _clamp);
             }
         }
-        if(first >= end)
+        if(p >= p_end)
         {
             return;
         }
     }
     // The next pixel's coordinates, advanced pixel by pixel (armv7-a has no integer division instruction).
-    size_t next_x = first * gemm::kRows % out_w, next_y = first * gemm::kRows / out_w, ox = 0, oy = 0;
-    for(size_t p = first; p < end; ++p)
+    size_t next_x = p * gemm::kRows % out_w, next_y = p * gemm::kRows / out_w, ox = 0, oy = 0;
+    for(; p < p_end; ++p)
     {
         const float *row[gemm::kRows];
         float       *out_row[gemm::kRows];
@@ -226,15 +250,19 @@ void PackedGemmConvolution::panels(size_t first, size_t end, std::vector<float> 
         const ptrdiff_t step   = reinterpret_cast<uint8_t *>(out_row[1]) - reinterpret_cast<uint8_t *>(out_row[0]);
         const bool      evenly = valid == gemm::kRows && step > 0 && reinterpret_cast<uint8_t *>(out_row[2]) - reinterpret_cast<uint8_t *>(out_row[1]) == step
                             && reinterpret_cast<uint8_t *>(out_row[3]) - reinterpret_cast<uint8_t *>(out_row[2]) == step;
-        const float *b     = _packed_weights.data();
-        size_t       block = 0;
-        if(evenly && whole_blocks > 0) // every whole block of 8 columns in one call, stored from the registers
+        size_t bb = 0, be = 0;
+        block_range(p, bb, be);
+        const float *b     = bb == 0 ? _packed_weights.data() : _packed_weights.data() + bb * k4 * gemm::kCols;
+        size_t       block = bb;
+        const size_t whole_end = std::min(be, whole_blocks);
+        if(evenly && block < whole_end) // every whole block of 8 columns in one call, stored from the registers
         {
-            gemm::micro_kernel(panel, b, _k_blocks, _bias.data(), out_row[0], static_cast<size_t>(step), _clamp, whole_blocks);
-            block = whole_blocks;
-            b += whole_blocks * k4 * gemm::kCols;
+            gemm::micro_kernel(panel, b, _k_blocks, _bias.data() + block * gemm::kCols, out_row[0] + block * gemm::kCols, static_cast<size_t>(step), _clamp,
+                               whole_end - block);
+            b += (whole_end - block) * k4 * gemm::kCols;
+            block = whole_end;
         }
-        for(; block < blocks; ++block, b += k4 * gemm::kCols)
+        for(; block < be; ++block, b += k4 * gemm::kCols)
         {
             const size_t column = block * gemm::kCols, cols = std::min(gemm::kCols, filters - column);
             float *at[gemm::kRows] = { out_row[0] + column, out_row[1] + column, out_row[2] + column, out_row[3] + column };
@@ -247,8 +275,12 @@ void PackedGemmConvolution::run()
 {
     prepare();
     const ITensorInfo &out    = *_output->info();
-    const size_t       count  = gemm::round_up(out.dimension(1) * out.dimension(2), gemm::kRows) / gemm::kRows;
-    const size_t       split  = std::max<size_t>(1, std::min<size_t>(NEScheduler::get().num_threads(), count));
+    const size_t       panels_count = gemm::round_up(out.dimension(1) * out.dimension(2), gemm::kRows) / gemm::kRows;
+    const size_t       blocks = gemm::round_up(out.dimension(0), gemm::kCols) / gemm::kCols;
+    // Equal shares of the (panel, filter block) pairs: e.g. SqueezeNet's conv10 has 49 panels of 125 blocks, which
+    // whole panels would give 13 : 12 : 12 : 12 over four threads.
+    const size_t       count  = panels_count * blocks;
+    const size_t       split  = std::max<size_t>(1, std::min<size_t>(NEScheduler::get().num_threads(), panels_count));
     const size_t       floats = _k_blocks * 4 * gemm::kRows * (_in_place ? 1 : 2);
     _buffers.resize(split);
     std::vector<IScheduler::Workload> workloads;

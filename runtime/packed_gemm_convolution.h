@@ -41,6 +41,7 @@ public:
     void run() override;
 
 private:
+    /** The (panel of kRows output pixels, block of kCols filters) pairs [first, end), numbered panel by panel. */
     void panels(size_t first, size_t end, std::vector<float> &buffer) const;
 
     arm_compute::ITensor      *_input{ nullptr };

@@ -232,3 +232,35 @@ def test_region_arithmetic_on_plugin_output():
         parse_output("insn_count 1\nmarker 1 0 1 1\n")
     with pytest.raises(CountError):
         parse_output("")
+
+
+def test_threads_snapshot_every_vcpu_at_each_marker(threads):
+    """Each marker carries every vCPU's count (summing to the total at that moment); a thread's own region shows its
+    loop on its own vCPU."""
+    n = 200_000
+    result = run(threads, str(n))
+    assert all(m.at and sum(m.at) == m.total and m.at[m.vcpu] == m.insns for m in result.markers)
+    spans = {r.start: r for r in result.regions() if r.start in (100, 110)}
+    for region in spans.values():
+        assert sum(region.threads) == region.all_insns
+        assert region.threads[region.vcpu] == region.insns == BODY * n + TAIL
+        assert region.critical >= region.insns
+
+
+def test_critical_path_arithmetic_on_plugin_output():
+    """Per layer the busiest thread, summed over the layers between the inference markers of the marking thread."""
+    text = "\n".join([
+        "insn_count 1",
+        "marker 100 0 10 10", "at 10",            # inference begins; one vCPU so far
+        "marker 1 0 12 14", "at 12 2",            # layer 1 begins (a worker has appeared)
+        "marker 2 0 20 40", "at 20 28",           # layer 1: main 8, worker 26 -> 26
+        "marker 101 0 40 60", "at 40 28",         # layer 2: main 20, worker idle -> 20
+        "vcpu 0 40", "vcpu 1 28", "total 68",
+    ])
+    total, markers, vcpus = parse_output(text)
+    result = Result(total, markers, vcpus)
+    assert markers[1] == Marker(1, 0, 12, 14, (12, 2))
+    assert [r.threads for r in result.regions()] == [(2, 2), (8, 26), (20, 0)]
+    assert result.threads_between(100, 101) == [(30, 28)]
+    assert result.critical_path(100, 101) == [2 + 26 + 20]
+    assert result.between(100, 101) == [30] and result.between(100, 101, all_vcpus=True) == [50]

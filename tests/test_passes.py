@@ -94,6 +94,16 @@ def test_layout_pass_inserts_conversions_and_permutes_weights():
     assert "fire2" in {n.name for n in graph.nodes}  # NHWC: the concat stays a copying one
 
 
+def test_softmax_reads_an_nhwc_vector_as_it_is():
+    """A C x 1 x 1 tensor is the same bytes in both layouts: after an NHWC global pooling the softmax runs in NHWC
+    (ACL reduces dimension 0, the channels), with no permute and no flatten copy before it; after an NCHW one it
+    stays NCHW."""
+    for mode, layout in (("nhwc", "NHWC"), ("nchw", "NCHW")):
+        graph = lower(optimize(with_weights(load_yaml_model(SQUEEZENET))), layout_mode=mode)
+        assert ops(graph)[-2:] == [("pool10", "global_avgpool"), ("prob", "softmax")]
+        assert graph.nodes[-1].attrs["layout"] == graph.tensor("pool10").layout == layout
+
+
 def test_global_pooling_recognises_a_whole_input_window():
     graph = global_pooling.run(load_yaml_model(TINY))
     assert graph.node("gp").op == "global_avgpool" and graph.node("ap").op == "avgpool"

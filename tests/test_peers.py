@@ -115,10 +115,31 @@ def test_peers_agree_on_a_spatial_output(tmp_path):
     tensor.astype("<f4").tofile(tmp_path / "input.f32")
     ours, _ = infer(build(model, tmp_path / "engine", tmp_path / "w.npz"), tensor, tmp_path)
     assert ours.shape == (12 * 9 * 7,)
-    for name in ("acl_graph", "acl_graph_nhwc", "plain_cpp", "ncnn"):
+    for name in ("acl_graph", "acl_graph_nhwc", "plain_cpp", "xnnpack", "ncnn"):
         result = peers.prepare(name, model, tmp_path / "w.npz", tmp_path / name).run(tmp_path / "input.f32",
                                                                                      runs=1, warmup=0, count=False)
         assert peers.check_agreement(name, result.probabilities, ours) <= peers.TOLERANCE
+
+
+def test_xnnpack_runs_mobile_layers(tmp_path):
+    """EfficientNet-Lite's layer kinds (same padding, depthwise with multiplier 1 and 2, ReLU6, a residual add, a
+    fully connected classifier) through XNNPACK agree with PyTorch running the graph as written; the peers without
+    those layers refuse them by name."""
+    from neoncc.reference import torch_graph
+    model = ROOT / "tests/models/tiny_mobile.yaml"
+    graph = load_yaml_model(model)
+    weights = random_weights(graph, 5)
+    np.savez(tmp_path / "w.npz", **weights)
+    tensor = random_inputs(graph, 1, 6)[0]
+    tensor.astype("<f4").tofile(tmp_path / "input.f32")
+    reference = torch_graph.run(graph, weights, tensor[None])[0]
+    result = peers.prepare("xnnpack", model, tmp_path / "w.npz", tmp_path / "xnnpack").run(
+        tmp_path / "input.f32", runs=1, warmup=1)
+    assert peers.check_agreement("xnnpack", result.probabilities, reference) <= peers.TOLERANCE
+    assert result.instructions_per_inference > 0 and result.details["operators"] == 10   # dropout is folded away
+    with pytest.raises(UserError, match=r"tiny_mobile.yaml:\d+: layer 'stem': the peer engines do not support a "
+                                        r"fused relu6"):
+        peers.prepare("acl_graph", model, tmp_path / "w.npz", tmp_path / "acl_graph")
 
 
 def test_mobile_layers_through_the_peers_that_export_them(tmp_path):

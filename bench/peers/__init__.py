@@ -21,8 +21,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.peers import acl_graph, ncnn, onnxruntime, opencv_dnn, plain_cpp, tflite_rt
-from bench.peers import base
+from bench.peers import acl_graph, base, ncnn, onnxruntime, opencv_dnn, plain_cpp, tflite_rt, xnnpack
 from bench.peers.base import TOLERANCE, Peer, PeerError, PeerResult
 from bench.peers.network import Network, load
 from bench.peers.sysroot import Log, log_stderr
@@ -53,6 +52,13 @@ PEERS = {kind.name: kind for kind in [
              opencv_dnn.setup, opencv_dnn.OpenCVPeer, ("armv7",)),
     PeerKind("plain_cpp", "plain C++ loops generated from the same YAML (no ACL), GCC -O3 auto-vectorised, static",
              plain_cpp.setup, plain_cpp.PlainCppPeer),
+    PeerKind("xnnpack", "XNNPACK 2022 (Debian bookworm armhf/arm64), operator API, NHWC, copy-free concatenation; "
+             "qemu shows the host's /proc/cpuinfo, naming no ARM core: XNNPACK's generic kernels",
+             xnnpack.setup, xnnpack.XNNPACKPeer, tuple(xnnpack.ROOTS)),
+    PeerKind("xnnpack_a7", "the same XNNPACK seeing a Cortex-A7 /proc/cpuinfo (as on a Zuluko board): its "
+             "Cortex-A7 kernels", xnnpack.setup_a7, xnnpack.XNNPACKCortexA7Peer, ("armv7",)),
+    PeerKind("acl24_graph_nhwc", "ARM Compute Library 24.11 graph API (Debian trixie armhf, shared), NEON, NHWC",
+             acl_graph.setup_24, acl_graph.ACL24GraphNHWCPeer, ("armv7",)),
     PeerKind("ncnn", f"ncnn {ncnn.VERSION} (PyPI armv7l/aarch64 wheel) in Debian's Python, float32, our own "
              ".param/.bin export", ncnn.setup, ncnn.NcnnPeer, ncnn.TARGETS),
     PeerKind("ncnn_int8", "the same ncnn in int8: per-channel weight scales, activation scales calibrated on our "
@@ -98,9 +104,9 @@ def prepare(name: str, model_yaml: str | Path, npz: str | Path, workdir: str | P
     """The network of model_yaml with the weights of npz, exported for one peer (for target, default: the
     default target) into workdir."""
     (kind,) = _kinds([name])
-    extended = getattr(kind.make, "extended_ops", False)   # its exporter also writes network.EXTENDED's layers
+    features = getattr(kind.make, "features", frozenset())   # the network extensions the peer runs
     if target is None:
-        return kind.make(load(model_yaml, npz, extended), Path(workdir))
+        return kind.make(load(model_yaml, npz, features), Path(workdir))
     if kind.targets is not None and target not in kind.targets:
         raise PeerError(f"peer {name} exists only for {', '.join(kind.targets)}, not {target}")
-    return kind.make(load(model_yaml, npz, extended), Path(workdir), target)
+    return kind.make(load(model_yaml, npz, features), Path(workdir), target)

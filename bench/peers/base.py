@@ -50,7 +50,7 @@ class Peer:
 
     name = ""
     sysroot: Path | None = None   # qemu -L for dynamically linked peers; None for static programs
-    extended_ops = False          # True: its exporter writes network.EXTENDED's layers too (depthwise, add, fc)
+    features: frozenset[str] = frozenset()   # network extensions it runs (bench.peers.network.EXTENSIONS)
 
     def __init__(self, network: Network, workdir: Path, target: str | None = None):
         self.target = target or toolchain.default_target()   # whose compiler, qemu-user and -cpu

@@ -4,8 +4,9 @@ the default target unless a peer is prepared for another), cached under a hash o
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from bench import insncount
@@ -48,3 +49,22 @@ def build(name: str, source: Path, compile_flags: Sequence[str], link_flags: Seq
                 old.unlink()
     return binary
 
+
+
+def header_links(name: str, headers: Iterable[Path]) -> Path:
+    """A directory under the peers' cache with links to just these headers (files or directories) of a root, for
+    -isystem: the root's other headers (its C library's) stay out of the compiler's view. The links are relative,
+    so the shared cache stays valid whichever work tree made them; missing headers are skipped."""
+    directory = CACHE / name
+    with locked(name):
+        directory.mkdir(parents=True, exist_ok=True)
+        for header in headers:
+            if not header.exists():
+                continue
+            link, target = directory / header.name, os.path.relpath(header, directory)
+            if link.is_symlink() and os.readlink(link) == target:
+                continue
+            if link.is_symlink():
+                link.unlink()
+            link.symlink_to(target)
+    return directory

@@ -16,11 +16,15 @@
  *
  * Arguments: outfile=PATH. At exit the plugin writes PATH (without outfile, only the total to stderr):
  *     insn_count 1
- *     marker ID VCPU VCPU_INSNS TOTAL_INSNS     one line per marker, in the order they were recorded
+ *     marker ID VCPU VCPU_INSNS TOTAL_INSNS     one line per marker, in the order they were recorded, each
+ *     at N0 N1 ...                              followed by every vCPU's count at that moment (index order)
  *     vcpu VCPU INSNS                           one line per vCPU index qemu created (plus "vcpu overflow N")
  *     total INSNS
  * VCPU_INSNS counts that vCPU's instructions up to and including the marker's svc; TOTAL_INSNS all vCPUs' at
- * that moment (equal when the guest is single-threaded). qemu-user reuses the index of an exited thread, so
+ * that moment (equal when the guest is single-threaded); the `at` line splits TOTAL_INSNS by vCPU, so the
+ * instructions each guest thread executed between two markers of one thread (a layer run by a thread pool) are
+ * the differences of two `at` lines. Another vCPU's counter is read while it may be running: it is exact up to the
+ * translated block that vCPU is in (blocks are counted when they start). qemu-user reuses the index of an exited thread, so
  * a vCPU line sums every thread that held the index. Nothing is written if the guest dies from a signal,
  * and a forked child's counts are not written at all (only the process that loaded the plugin writes).
  */
@@ -52,11 +56,15 @@ struct marker {
     uint32_t vcpu;
     uint64_t vcpu_insns;
     uint64_t total_insns;
+    size_t snapshot;        /* index of this marker's per-vCPU counts in `snapshots` */
+    unsigned int n_vcpus;   /* how many: the vCPUs seen when it was recorded */
 };
 
 static pthread_mutex_t markers_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct marker *markers;
 static size_t n_markers, markers_capacity;
+static uint64_t *snapshots;   /* every marker's per-vCPU counts, one after another */
+static size_t n_snapshots, snapshots_capacity;
 static int markers_lost;
 
 static char *outfile_path;
@@ -112,12 +120,24 @@ static void on_syscall(qemu_plugin_id_t id, unsigned int vcpu, int64_t num, uint
     if (num != INSN_MARKER_SYSCALL) {
         return;
     }
+    unsigned int n = __atomic_load_n(&vcpus_seen, __ATOMIC_RELAXED);
+    if (n > MAX_VCPUS) {
+        n = MAX_VCPUS;
+    }
     struct marker m = {
         .id = (uint32_t)a1,
         .vcpu = vcpu,
         .vcpu_insns = vcpu < MAX_VCPUS ? vcpu_insns(vcpu) : __atomic_load_n(&overflow_insns, __ATOMIC_RELAXED),
-        .total_insns = total_insns(),
+        .n_vcpus = n,
     };
+    /* One read of each counter: the per-vCPU counts and the total agree exactly. */
+    uint64_t counts[MAX_VCPUS];
+    uint64_t total = __atomic_load_n(&overflow_insns, __ATOMIC_RELAXED);
+    for (unsigned int i = 0; i < n; i++) {
+        counts[i] = vcpu_insns(i);
+        total += counts[i];
+    }
+    m.total_insns = total;
     pthread_mutex_lock(&markers_lock);
     if (n_markers == markers_capacity) {
         size_t capacity = markers_capacity ? 2 * markers_capacity : 1024;
@@ -127,7 +147,21 @@ static void on_syscall(qemu_plugin_id_t id, unsigned int vcpu, int64_t num, uint
             markers_capacity = capacity;
         }
     }
-    if (n_markers < markers_capacity) {
+    if (n_snapshots + n > snapshots_capacity) {
+        size_t capacity = snapshots_capacity ? 2 * snapshots_capacity : 4096;
+        while (capacity < n_snapshots + n) {
+            capacity *= 2;
+        }
+        uint64_t *grown = realloc(snapshots, capacity * sizeof *grown);
+        if (grown) {
+            snapshots = grown;
+            snapshots_capacity = capacity;
+        }
+    }
+    if (n_markers < markers_capacity && n_snapshots + n <= snapshots_capacity) {
+        m.snapshot = n_snapshots;
+        memcpy(snapshots + n_snapshots, counts, n * sizeof *counts);
+        n_snapshots += n;
         markers[n_markers++] = m;
     } else {
         markers_lost = 1;
@@ -157,6 +191,11 @@ static void at_exit(qemu_plugin_id_t id, void *udata)
     for (size_t i = 0; i < n_markers; i++) {
         fprintf(outfile, "marker %" PRIu32 " %" PRIu32 " %" PRIu64 " %" PRIu64 "\n", markers[i].id,
                 markers[i].vcpu, markers[i].vcpu_insns, markers[i].total_insns);
+        fprintf(outfile, "at");
+        for (unsigned int v = 0; v < markers[i].n_vcpus; v++) {
+            fprintf(outfile, " %" PRIu64, snapshots[markers[i].snapshot + v]);
+        }
+        fprintf(outfile, "\n");
     }
     if (markers_lost) {
         fprintf(outfile, "error markers lost: out of memory\n");

@@ -31,6 +31,8 @@ class Softmax(Op):
         producer = ctx.graph.producer(node.inputs[0])
         if producer is not None and producer.op == "fc":
             return {"flat": None}  # a fully connected layer's output is a vector already
+        if node.attrs.get("layout") == "NHWC":
+            return {"flat": None}  # C x 1 x 1 in NHWC: dimension 0 is the channels, what ACL's softmax reduces over
         return {"flat": ctx.vector_of(node.inputs[0], f"{node.inputs[0]} as a vector, for {node.name}"),
                 "flatten_fn": ctx.identifier(node.name) + "_flatten_"}
 

@@ -59,7 +59,13 @@ def run(graph: Graph, mode: str = "nchw", tuning: dict | None = None, default: s
     converted: dict[tuple[str, str], str] = {}  # (tensor, layout) -> the permuted copy
     for node in list(graph.nodes):
         layout = _wanted(graph, node, mode, tuning, default, layouts)
-        if node.op == "softmax" or node.shape[1:] == (1, 1) and node.op in ("fc",):
+        if node.op == "softmax":
+            # ACL's softmax reduces over dimension 0: the channels of an NHWC C x 1 x 1 tensor as they are, while an
+            # NCHW one is first flattened into a vector (Softmax.lower). A C x 1 x 1 tensor is the same bytes in
+            # both layouts, so an NHWC producer's output needs neither a permute nor a flatten copy.
+            layout = "NHWC" if layouts[node.inputs[0]] == "NHWC" and graph.shape_of(node.inputs[0])[1:] == (1, 1) \
+                else "NCHW"
+        elif node.shape[1:] == (1, 1) and node.op in ("fc",):
             layout = "NCHW"
         inputs = []
         for tensor in node.inputs:

@@ -25,7 +25,7 @@ from bench import insncount
 from bench.peers import python_root, sysroot
 from bench.peers.base import Peer, PeerError
 from bench.peers.ncnn import model
-from bench.peers.network import Network
+from bench.peers.network import EXTENSIONS, Network
 
 VERSION = "1.0.20261020"
 WHEEL = f"ncnn=={VERSION}"
@@ -91,7 +91,7 @@ def activation_scales(network: Network) -> dict[str, float]:
 class NcnnPeer(Peer):
     name = "ncnn"
     int8 = False
-    extended_ops = True   # model.py writes depthwise convolutions, ReLU6, additions and fully connected layers
+    features = frozenset(EXTENSIONS)   # model.py writes depthwise convolutions, ReLU6, additions and fully connected layers
     def __init__(self, network: Network, workdir: Path, target: str | None = None):
         super().__init__(network, workdir, target)
         if self.target not in TARGETS:

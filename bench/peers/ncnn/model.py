@@ -92,10 +92,16 @@ def write(network: Network, activation_scales: dict[str, float] | None = None) -
         elif layer.kind == "fc":
             int8 = " 8=1" if activation_scales is not None else ""
             produce("InnerProduct", layer.name, inputs, layer.name,
-                    f"0={layer.shape[0]} 1=1 2={layer.weight.size}{int8}")
+                    f"0={layer.shape[0]} 1=1 2={layer.weight.size}{int8}{_activation(layer)}")
             weights += _weights(layer, activation_scales)
-        elif layer.kind == "add":
+        elif layer.kind == "add" and not (layer.relu or layer.relu6):
             produce("BinaryOp", layer.name, inputs, layer.name, "0=0")
+        elif layer.kind == "add":   # BinaryOp has no fused activation: a ReLU or Clip layer follows
+            sum_blob = f"{layer.name}_sum"
+            lines.append(f"{'BinaryOp':<16} {layer.name:<24} 2 1 {' '.join(inputs)} {sum_blob} 0=0")
+            blobs.add(sum_blob)
+            produce("ReLU" if layer.relu else "Clip", f"{layer.name}_act", [sum_blob], layer.name,
+                    "" if layer.relu else "0=0.000000e+00 1=6.000000e+00")
         elif layer.kind in ("maxpool", "avgpool"):
             extra_h, extra_w = layer.extra_rows_cols()
             top, bottom, left, right = layer.pad
@@ -124,11 +130,16 @@ def _conv_params(layer: Layer, activation_scales: dict[str, float] | None) -> st
         params += f" 7={layer.groups}"
     if activation_scales is not None:   # per output channel (Convolution) / per group (ConvolutionDepthWise)
         params += " 8=2" if layer.groups == 1 else " 8=1"
+    return params + _activation(layer)
+
+
+def _activation(layer: Layer) -> str:
+    """A fused activation of Convolution/ConvolutionDepthWise/InnerProduct: 9=1 ReLU, 9=3 clip to [0, 6]."""
     if layer.relu:
-        params += " 9=1"
-    elif layer.relu6:
-        params += " 9=3 -23310=2,0.000000e+00,6.000000e+00"
-    return params
+        return " 9=1"
+    if layer.relu6:
+        return " 9=3 -23310=2,0.000000e+00,6.000000e+00"
+    return ""
 
 
 def _weights(layer: Layer, activation_scales: dict[str, float] | None) -> bytes:

@@ -21,7 +21,7 @@ from typing import Any
 
 from bench.peers import cxx, sysroot
 from bench.peers.base import Peer, PeerError
-from bench.peers.network import Network
+from bench.peers.network import EXTENSIONS, Network
 from bench.peers.opencv_dnn import onnx_model
 from bench.peers.sysroot import Log, log_stderr
 
@@ -69,7 +69,7 @@ class ONNXRuntimePeer(Peer):
     name = NAME
     provider = "cpu"
     sysroot = ROOT.path
-    extended_ops = True   # the ONNX writer covers depthwise convolutions, ReLU6, additions and fc layers
+    features = frozenset(EXTENSIONS)   # the ONNX writer covers depthwise convolutions, ReLU6, additions and fc layers
 
     def __init__(self, network: Network, workdir: Path, target: str | None = None):
         super().__init__(network, workdir, target)  # armhf only: prepare() refuses other targets first

@@ -31,6 +31,19 @@ def _window_attributes(layer: Layer) -> dict:
             "pads": [top, left, bottom + extra_h, right + extra_w]}
 
 
+def _activation(layer: Layer, source: str, nodes: list, initializers: list) -> None:
+    """The layer's fused activation as its own node, from `source` to the layer's output: Relu, or ReLU6 as Clip
+    (opset 11: the bounds are inputs)."""
+    if layer.relu:
+        nodes.append(helper.make_node("Relu", [source], [layer.name], name=f"{layer.name}/relu"))
+    elif layer.relu6:
+        if not any(i.name == "relu6.min" for i in initializers):
+            initializers += [numpy_helper.from_array(np.array(0, np.float32), "relu6.min"),
+                             numpy_helper.from_array(np.array(6, np.float32), "relu6.max")]
+        nodes.append(helper.make_node("Clip", [source, "relu6.min", "relu6.max"], [layer.name],
+                                      name=f"{layer.name}/relu6"))
+
+
 def write(network: Network) -> bytes:
     """The network as a serialised ONNX ModelProto (input `network.input_name`, output the last layer)."""
     if onnx is None:
@@ -42,30 +55,27 @@ def write(network: Network) -> bytes:
         if layer.kind == "conv":
             initializers += [numpy_helper.from_array(layer.weight, f"{layer.name}.weight"),
                              numpy_helper.from_array(layer.bias, f"{layer.name}.bias")]
-            conv_out = f"{out}/conv" if layer.relu or layer.relu6 else out
+            conv_out = f"{out}/conv" if layer.relu or layer.relu6 else out   # the activation writes `out`
             groups = {"group": layer.groups} if layer.groups != 1 else {}
             nodes.append(helper.make_node("Conv", [layer.inputs[0], f"{layer.name}.weight", f"{layer.name}.bias"],
                                           [conv_out], name=layer.name, **_window_attributes(layer), **groups))
-            if layer.relu:
-                nodes.append(helper.make_node("Relu", [conv_out], [out], name=f"{layer.name}/relu"))
-            elif layer.relu6:   # opset 11: Clip's bounds are inputs
-                if not any(i.name == "relu6.min" for i in initializers):
-                    initializers += [numpy_helper.from_array(np.array(0, np.float32), "relu6.min"),
-                                     numpy_helper.from_array(np.array(6, np.float32), "relu6.max")]
-                nodes.append(helper.make_node("Clip", [conv_out, "relu6.min", "relu6.max"], [out],
-                                              name=f"{layer.name}/relu6"))
-        elif layer.kind == "fc":   # extended peers only: (C, 1, 1) -> Flatten -> Gemm (B transposed: (O, I))
+            _activation(layer, conv_out, nodes, initializers)
+        elif layer.kind == "fc":   # peers with the fc extension: (C, 1, 1) -> Flatten -> Gemm (B: (O, I))
             initializers += [numpy_helper.from_array(layer.weight, f"{layer.name}.weight"),
-                             numpy_helper.from_array(layer.bias, f"{layer.name}.bias")]
+                             numpy_helper.from_array(layer.bias, f"{layer.name}.bias"),
+                             numpy_helper.from_array(np.array([1, layer.shape[0], 1, 1], np.int64),
+                                                     f"{layer.name}.shape")]
             nodes.append(helper.make_node("Flatten", layer.inputs, [f"{out}/flat"], name=f"{out}/flatten", axis=1))
             nodes.append(helper.make_node("Gemm", [f"{out}/flat", f"{layer.name}.weight", f"{layer.name}.bias"],
                                           [f"{out}/gemm"], name=layer.name, transB=1))
-            nodes.append(helper.make_node("Reshape", [f"{out}/gemm", f"{layer.name}.shape"], [out],
+            fc_out = f"{out}/fc" if layer.relu or layer.relu6 else out
+            nodes.append(helper.make_node("Reshape", [f"{out}/gemm", f"{layer.name}.shape"], [fc_out],
                                           name=f"{out}/reshape"))
-            initializers.append(numpy_helper.from_array(np.array([1, layer.shape[0], 1, 1], np.int64),
-                                                        f"{layer.name}.shape"))
+            _activation(layer, fc_out, nodes, initializers)
         elif layer.kind == "add":
-            nodes.append(helper.make_node("Add", layer.inputs, [out], name=layer.name))
+            add_out = f"{out}/add" if layer.relu or layer.relu6 else out
+            nodes.append(helper.make_node("Add", layer.inputs, [add_out], name=layer.name))
+            _activation(layer, add_out, nodes, initializers)
         elif layer.kind in ("maxpool", "avgpool"):
             op = "MaxPool" if layer.kind == "maxpool" else "AveragePool"
             nodes.append(helper.make_node(op, layer.inputs, [out], name=layer.name, **_window_attributes(layer)))
