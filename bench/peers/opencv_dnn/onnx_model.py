@@ -4,7 +4,7 @@ Built with the onnx package's helpers straight from the peer network rather than
 so the file holds exactly our layers and weights. Caffe's rounding up is written as explicit end padding with
 floor rounding (ceil_mode=0): every ONNX reader agrees on that, while importers differ in how they honour
 ceil_mode. Max pooling ignores padded cells in ONNX and in OpenCV alike. For the peers that take
-network.EXTENDED (ONNX Runtime) it also writes grouped convolutions, ReLU6 (Clip), Add and fully connected
+network.EXTENSIONS (ONNX Runtime) it also writes depthwise convolutions, ReLU6 (Clip), Add and fully connected
 layers (Flatten + Gemm, reshaped back to N, C, 1, 1 so a following softmax sees what it sees after pooling).
 """
 
