@@ -186,6 +186,7 @@ def _charts(results: list[dict], out: Path) -> list[str]:
 
 _PEER_LABELS = {
     "tflite": "TensorFlow Lite 2.14 (tflite-runtime)",
+    "litert": "LiteRT 1.4 (ai-edge-litert)",
     "acl_graph": "ACL 20.08 graph API, NCHW",
     "acl_graph_nhwc": "ACL 20.08 graph API, NHWC",
     "opencv_dnn": "OpenCV 4.6 DNN (Debian armhf)",
@@ -205,6 +206,8 @@ def _peer_label(peer: str, measured: dict) -> str:
     if peer == "tflite":   # say what ran: the armv7l wheel may lack XNNPACK
         xnnpack = measured["details"].get("xnnpack")
         label += ", XNNPACK applied" if xnnpack else ", no XNNPACK in the armv7l wheel (built-in kernels)"
+    if peer == "litert":
+        label += ", XNNPACK applied" if measured["details"].get("xnnpack") else ", XNNPACK NOT applied"
     return label
 
 

@@ -75,9 +75,9 @@ Clamp clamp_of(const ActivationLayerInfo &act)
 }
 
 #if defined(__aarch64__)
-// AArch64: the same 4 x 8 block and packing, in intrinsics; the compiler allocates the 32 128-bit registers (8
-// accumulators, 4 A rows of 4 k, 2 B halves per step, double-buffered across the unrolled steps) and emits
-// fused multiply-accumulates by lane (fmla v.4s, v.4s, v.s[lane]).
+// AArch64: the same 4 x 8 block and packing; the k loop in inline assembly (fused multiply-accumulates by lane,
+// fmla v.4s, v.4s, v.s[lane], on 8 accumulators the compiler allocates, with 4-register loads GCC's intrinsics
+// do not keep post-incremented), the bias start, clamp and stores in intrinsics.
 namespace
 {
 void block_4x8(const float *a, const float *b, size_t k_blocks, const float *bias, float *c, size_t row_stride_bytes, const Clamp &clamp)
@@ -85,30 +85,44 @@ void block_4x8(const float *a, const float *b, size_t k_blocks, const float *bia
     const float32x4_t bias_lo = vld1q_f32(bias), bias_hi = vld1q_f32(bias + 4);
     float32x4_t       c0l = bias_lo, c0h = bias_hi, c1l = bias_lo, c1h = bias_hi;
     float32x4_t       c2l = bias_lo, c2h = bias_hi, c3l = bias_lo, c3h = bias_hi;
-    do
-    {
-        const float32x4_t a0 = vld1q_f32(a), a1 = vld1q_f32(a + 4), a2 = vld1q_f32(a + 8), a3 = vld1q_f32(a + 12);
-        a += 16;
-#define ENGINE_GEMM_STEP(LANE)                                              \
-    {                                                                       \
-        const float32x4_t bl = vld1q_f32(b), bh = vld1q_f32(b + 4);         \
-        b += 8;                                                             \
-        c0l = vfmaq_laneq_f32(c0l, bl, a0, LANE);                           \
-        c0h = vfmaq_laneq_f32(c0h, bh, a0, LANE);                           \
-        c1l = vfmaq_laneq_f32(c1l, bl, a1, LANE);                           \
-        c1h = vfmaq_laneq_f32(c1h, bh, a1, LANE);                           \
-        c2l = vfmaq_laneq_f32(c2l, bl, a2, LANE);                           \
-        c2h = vfmaq_laneq_f32(c2h, bh, a2, LANE);                           \
-        c3l = vfmaq_laneq_f32(c3l, bl, a3, LANE);                           \
-        c3h = vfmaq_laneq_f32(c3h, bh, a3, LANE);                           \
-    }
-        ENGINE_GEMM_STEP(0)
-        ENGINE_GEMM_STEP(1)
-        ENGINE_GEMM_STEP(2)
-        ENGINE_GEMM_STEP(3)
-#undef ENGINE_GEMM_STEP
-    }
-    while(--k_blocks != 0);
+    // An odd k block first, then two per loop iteration: per k block one 4-register load (ld1, 64 bytes, post-
+    // incremented) of the A panel block and two of B's rows (two k steps each) for 32 multiply-accumulates by lane,
+    // as armv7's vldmia: 72 instructions per 8 steps of k with the loop's own two.
+#define ENGINE_GEMM_HALF(B0, B1, B2, B3, L0, L1)   \
+    "fmla %[c0l].4s, " B0 ".4s, v0.s[" L0 "]\n"      \
+    "fmla %[c0h].4s, " B1 ".4s, v0.s[" L0 "]\n"      \
+    "fmla %[c1l].4s, " B0 ".4s, v1.s[" L0 "]\n"      \
+    "fmla %[c1h].4s, " B1 ".4s, v1.s[" L0 "]\n"      \
+    "fmla %[c2l].4s, " B0 ".4s, v2.s[" L0 "]\n"      \
+    "fmla %[c2h].4s, " B1 ".4s, v2.s[" L0 "]\n"      \
+    "fmla %[c3l].4s, " B0 ".4s, v3.s[" L0 "]\n"      \
+    "fmla %[c3h].4s, " B1 ".4s, v3.s[" L0 "]\n"      \
+    "fmla %[c0l].4s, " B2 ".4s, v0.s[" L1 "]\n"      \
+    "fmla %[c0h].4s, " B3 ".4s, v0.s[" L1 "]\n"      \
+    "fmla %[c1l].4s, " B2 ".4s, v1.s[" L1 "]\n"      \
+    "fmla %[c1h].4s, " B3 ".4s, v1.s[" L1 "]\n"      \
+    "fmla %[c2l].4s, " B2 ".4s, v2.s[" L1 "]\n"      \
+    "fmla %[c2h].4s, " B3 ".4s, v2.s[" L1 "]\n"      \
+    "fmla %[c3l].4s, " B2 ".4s, v3.s[" L1 "]\n"      \
+    "fmla %[c3h].4s, " B3 ".4s, v3.s[" L1 "]\n"
+#define ENGINE_GEMM_K_BLOCK                          \
+    "ld1 {v0.4s-v3.4s}, [%[a]], #64\n"               \
+    "ld1 {v4.4s-v7.4s}, [%[b]], #64\n"               \
+    "ld1 {v16.4s-v19.4s}, [%[b]], #64\n"             \
+    ENGINE_GEMM_HALF("v4", "v5", "v6", "v7", "0", "1") \
+    ENGINE_GEMM_HALF("v16", "v17", "v18", "v19", "2", "3")
+    asm volatile("tbz %[k], #0, 1f\n" ENGINE_GEMM_K_BLOCK "1:\n"
+                 "lsr %[k], %[k], #1\n"
+                 "cbz %[k], 3f\n"
+                 "2:\n" ENGINE_GEMM_K_BLOCK ENGINE_GEMM_K_BLOCK "subs %[k], %[k], #1\n"
+                 "b.ne 2b\n"
+                 "3:\n"
+                 : [a] "+r"(a), [b] "+r"(b), [k] "+r"(k_blocks), [c0l] "+w"(c0l), [c0h] "+w"(c0h), [c1l] "+w"(c1l),
+                   [c1h] "+w"(c1h), [c2l] "+w"(c2l), [c2h] "+w"(c2h), [c3l] "+w"(c3l), [c3h] "+w"(c3h)
+                 :
+                 : "cc", "memory", "v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7", "v16", "v17", "v18", "v19");
+#undef ENGINE_GEMM_K_BLOCK
+#undef ENGINE_GEMM_HALF
     if(clamp.flags & 1)
     {
         const float32x4_t lo = vdupq_n_f32(clamp.lo);

@@ -18,6 +18,16 @@ namespace
 {
 constexpr size_t kMaxTile = 8;
 
+#if defined(__aarch64__)
+// AArch64's vmlaq_lane_f32 / vmlsq_lane_f32 are an unfused multiply and add (two instructions each); the fused
+// forms are one (and round once).
+#define ENGINE_MLA_LANE vfmaq_lane_f32
+#define ENGINE_MLS_LANE vfmsq_lane_f32
+#else
+#define ENGINE_MLA_LANE vmlaq_lane_f32
+#define ENGINE_MLS_LANE vmlsq_lane_f32
+#endif
+
 // F(6, 3)'s matrices (points 0, +-1, +-2, +-1/2, infinity), one 1-D pass over 8 vectors of 4 channels read at a
 // stride and written at a stride (floats), every value in a register, the constants as lanes of two vectors.
 // Input: r = B^T d.
@@ -27,18 +37,18 @@ __attribute__((always_inline)) inline void input_1d(const float *d_at, size_t d_
     const float32x2_t k0l = vget_low_f32(k0), k0h = vget_high_f32(k0), k1l = vget_low_f32(k1), k1h = vget_high_f32(k1);
     const float32x4_t d0 = vld1q_f32(d_at), d1 = vld1q_f32(d_at + d_step), d2 = vld1q_f32(d_at + 2 * d_step), d3 = vld1q_f32(d_at + 3 * d_step);
     const float32x4_t d4 = vld1q_f32(d_at + 4 * d_step), d5 = vld1q_f32(d_at + 5 * d_step), d6 = vld1q_f32(d_at + 6 * d_step), d7 = vld1q_f32(d_at + 7 * d_step);
-    vst1q_f32(r_at, vmlaq_lane_f32(vsubq_f32(d0, d6), vsubq_f32(d4, d2), k0l, 0));
-    vst1q_f32(r_at + 7 * r_step, vmlaq_lane_f32(vsubq_f32(d7, d1), vsubq_f32(d3, d5), k0l, 0));
-    const float32x4_t a12 = vmlsq_lane_f32(vaddq_f32(d2, d6), d4, k0l, 1);
-    const float32x4_t b12 = vmlsq_lane_f32(vaddq_f32(d1, d5), d3, k0l, 1);
+    vst1q_f32(r_at, ENGINE_MLA_LANE(vsubq_f32(d0, d6), vsubq_f32(d4, d2), k0l, 0));
+    vst1q_f32(r_at + 7 * r_step, ENGINE_MLA_LANE(vsubq_f32(d7, d1), vsubq_f32(d3, d5), k0l, 0));
+    const float32x4_t a12 = ENGINE_MLS_LANE(vaddq_f32(d2, d6), d4, k0l, 1);
+    const float32x4_t b12 = ENGINE_MLS_LANE(vaddq_f32(d1, d5), d3, k0l, 1);
     vst1q_f32(r_at + r_step, vaddq_f32(a12, b12));
     vst1q_f32(r_at + 2 * r_step, vsubq_f32(a12, b12));
-    const float32x4_t a34 = vmlsq_lane_f32(vmlaq_lane_f32(d6, d2, k1l, 0), d4, k0h, 0);
-    const float32x4_t b34 = vmlaq_lane_f32(vmlsq_lane_f32(vmulq_lane_f32(d1, k1l, 1), d3, k0h, 1), d5, k1h, 0);
+    const float32x4_t a34 = ENGINE_MLS_LANE(ENGINE_MLA_LANE(d6, d2, k1l, 0), d4, k0h, 0);
+    const float32x4_t b34 = ENGINE_MLA_LANE(ENGINE_MLS_LANE(vmulq_lane_f32(d1, k1l, 1), d3, k0h, 1), d5, k1h, 0);
     vst1q_f32(r_at + 3 * r_step, vaddq_f32(a34, b34));
     vst1q_f32(r_at + 4 * r_step, vsubq_f32(a34, b34));
-    const float32x4_t a56 = vmlaq_lane_f32(d6, vmlsq_lane_f32(d2, d4, k0h, 0), k1h, 1);
-    const float32x4_t b56 = vmlaq_lane_f32(vmlsq_lane_f32(vmulq_lane_f32(d1, k1h, 0), d3, k0h, 1), d5, k1l, 1);
+    const float32x4_t a56 = ENGINE_MLA_LANE(d6, ENGINE_MLS_LANE(d2, d4, k0h, 0), k1h, 1);
+    const float32x4_t b56 = ENGINE_MLA_LANE(ENGINE_MLS_LANE(vmulq_lane_f32(d1, k1h, 0), d3, k0h, 1), d5, k1l, 1);
     vst1q_f32(r_at + 5 * r_step, vaddq_f32(a56, b56));
     vst1q_f32(r_at + 6 * r_step, vsubq_f32(a56, b56));
 }
@@ -53,12 +63,12 @@ __attribute__((always_inline)) inline void output_1d(const float *m_at, size_t m
     const float32x4_t e3 = vaddq_f32(m3, m4), o3 = vsubq_f32(m3, m4);
     const float32x4_t e5 = vaddq_f32(m5, m6), o5 = vsubq_f32(m5, m6);
     const float32x4_t e5x2 = vaddq_f32(e5, e5), o3x2 = vaddq_f32(o3, o3);
-    o[0] = vmlaq_lane_f32(vaddq_f32(vaddq_f32(m0, e1), e3), e5x2, kh, 1);
-    o[2] = vmlaq_lane_f32(vmlaq_lane_f32(e1, e3, kl, 1), e5, kh, 0);
-    o[4] = vaddq_f32(vmlaq_lane_f32(e1, e3, kh, 1), e5x2);
-    o[1] = vmlaq_lane_f32(vaddq_f32(o1, o3x2), o5, kh, 1);
-    o[3] = vmlaq_lane_f32(vmlaq_lane_f32(o1, o3, kh, 0), o5, kl, 1);
-    o[5] = vaddq_f32(vmlaq_lane_f32(vaddq_f32(o1, m7), o3x2, kh, 1), o5);
+    o[0] = ENGINE_MLA_LANE(vaddq_f32(vaddq_f32(m0, e1), e3), e5x2, kh, 1);
+    o[2] = ENGINE_MLA_LANE(ENGINE_MLA_LANE(e1, e3, kl, 1), e5, kh, 0);
+    o[4] = vaddq_f32(ENGINE_MLA_LANE(e1, e3, kh, 1), e5x2);
+    o[1] = ENGINE_MLA_LANE(vaddq_f32(o1, o3x2), o5, kh, 1);
+    o[3] = ENGINE_MLA_LANE(ENGINE_MLA_LANE(o1, o3, kh, 0), o5, kl, 1);
+    o[5] = vaddq_f32(ENGINE_MLA_LANE(vaddq_f32(o1, m7), o3x2, kh, 1), o5);
 }
 
 // Kernel: G (8 x 3).
@@ -78,15 +88,15 @@ __attribute__((always_inline)) inline void input_1d_43(const float *d_at, size_t
     const float32x2_t kl = vget_low_f32(k0), kh = vget_high_f32(k0);
     const float32x4_t d0 = vld1q_f32(d_at), d1 = vld1q_f32(d_at + d_step), d2 = vld1q_f32(d_at + 2 * d_step), d3 = vld1q_f32(d_at + 3 * d_step);
     const float32x4_t d4 = vld1q_f32(d_at + 4 * d_step), d5 = vld1q_f32(d_at + 5 * d_step);
-    vst1q_f32(r_at, vmlsq_lane_f32(vmlaq_lane_f32(d4, d0, kl, 0), d2, kl, 1));                // 4 d0 - 5 d2 + d4
+    vst1q_f32(r_at, ENGINE_MLS_LANE(ENGINE_MLA_LANE(d4, d0, kl, 0), d2, kl, 1));                // 4 d0 - 5 d2 + d4
     const float32x4_t s12 = vaddq_f32(d1, d2), s34 = vaddq_f32(d3, d4);
-    vst1q_f32(r_at + r_step, vmlsq_lane_f32(s34, s12, kl, 0));                                  // d3 + d4 - 4 (d1 + d2)
+    vst1q_f32(r_at + r_step, ENGINE_MLS_LANE(s34, s12, kl, 0));                                  // d3 + d4 - 4 (d1 + d2)
     const float32x4_t m12 = vsubq_f32(d1, d2), m43 = vsubq_f32(d4, d3);
-    vst1q_f32(r_at + 2 * r_step, vmlaq_lane_f32(m43, m12, kl, 0));                              // d4 - d3 + 4 (d1 - d2)
+    vst1q_f32(r_at + 2 * r_step, ENGINE_MLA_LANE(m43, m12, kl, 0));                              // d4 - d3 + 4 (d1 - d2)
     const float32x4_t m42 = vsubq_f32(d4, d2), m31 = vsubq_f32(d3, d1);
-    vst1q_f32(r_at + 3 * r_step, vmlaq_lane_f32(m42, m31, kh, 0));                              // d4 - d2 + 2 (d3 - d1)
-    vst1q_f32(r_at + 4 * r_step, vmlsq_lane_f32(m42, m31, kh, 0));                              // d4 - d2 - 2 (d3 - d1)
-    vst1q_f32(r_at + 5 * r_step, vmlsq_lane_f32(vmlaq_lane_f32(d5, d1, kl, 0), d3, kl, 1));    // 4 d1 - 5 d3 + d5
+    vst1q_f32(r_at + 3 * r_step, ENGINE_MLA_LANE(m42, m31, kh, 0));                              // d4 - d2 + 2 (d3 - d1)
+    vst1q_f32(r_at + 4 * r_step, ENGINE_MLS_LANE(m42, m31, kh, 0));                              // d4 - d2 - 2 (d3 - d1)
+    vst1q_f32(r_at + 5 * r_step, ENGINE_MLS_LANE(ENGINE_MLA_LANE(d5, d1, kl, 0), d3, kl, 1));    // 4 d1 - 5 d3 + d5
 }
 
 // Output: o = A^T m (4 of 6). k = {2, 4, 8, 16}.
@@ -97,9 +107,9 @@ __attribute__((always_inline)) inline void output_1d_43(const float *m_at, size_
     const float32x4_t m4 = vld1q_f32(m_at + 4 * m_step), m5 = vld1q_f32(m_at + 5 * m_step);
     const float32x4_t e1 = vaddq_f32(m1, m2), o1 = vsubq_f32(m1, m2), e3 = vaddq_f32(m3, m4), o3 = vsubq_f32(m3, m4);
     o[0] = vaddq_f32(vaddq_f32(m0, e1), e3);
-    o[1] = vmlaq_lane_f32(o1, o3, kl, 0);
-    o[2] = vmlaq_lane_f32(e1, e3, kl, 1);
-    o[3] = vmlaq_lane_f32(vaddq_f32(o1, m5), o3, kh, 0);
+    o[1] = ENGINE_MLA_LANE(o1, o3, kl, 0);
+    o[2] = ENGINE_MLA_LANE(e1, e3, kl, 1);
+    o[3] = ENGINE_MLA_LANE(vaddq_f32(o1, m5), o3, kh, 0);
 }
 
 const float kG43[6][3] = { { 1.f / 4, 0.f, 0.f },

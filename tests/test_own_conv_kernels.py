@@ -1,6 +1,6 @@
 """Our NHWC convolution kernels (engine::PackedGemmConvolution, engine::WinogradConvolution with F(6x6, 3x3) and
 F(4x4, 3x3), engine::DirectConvolution3x3s2), cross-built and run
-under qemu-arm in a network of odd shapes (tests/models/odd_convs.yaml), against convolutions written here with
+under qemu-arm / qemu-aarch64 in a network of odd shapes (tests/models/odd_convs.yaml), against convolutions written here with
 plain numpy; and refused by name where they cannot run."""
 
 from __future__ import annotations
@@ -55,12 +55,14 @@ def weights(tmp_path_factory):
     {name: "winograd63" if name in THREE_BY_THREE_STRIDE_1 else "packed_gemm" for name in CONVS},
     {name: "winograd43" if name in THREE_BY_THREE_STRIDE_1 else "packed_gemm" for name in CONVS},
 ], ids=["packed_gemm", "winograd63", "winograd43"])
-def test_kernels_match_numpy_in_odd_shapes(weights, methods):
+@pytest.mark.parametrize("target", ["armv7", "aarch64"])  # the GEMM block in inline assembly of either
+def test_kernels_match_numpy_in_odd_shapes(weights, methods, target):
     work, arrays = weights
     kind = "-".join(sorted(set(methods.values())))
     tuning = work / f"{kind}.yaml"
     tuning.write_text("conv_method:\n" + "".join(f"  {n}: {m}\n" for n, m in methods.items()))
-    binary = build(MODEL, work / kind, work / "w.npz", "layout=nhwc", f"tuning={tuning}")
+    binary = build(MODEL, work / f"{kind}-{target}", work / "w.npz", "layout=nhwc", f"tuning={tuning}",
+                   target=target)
     source = binary.with_suffix(".cpp").read_text()
     for name, method in methods.items():
         function = {"packed_gemm": "PackedGemmConvolution", "winograd63": "WinogradConvolution",
@@ -70,7 +72,7 @@ def test_kernels_match_numpy_in_odd_shapes(weights, methods):
     expected = reference(arrays, x)
     assert np.abs(expected).max() > 1.0  # a result worth comparing
     for threads in ("1", "3"):  # the work split among threads (panels, tiles, Winograd positions)
-        ours, _ = infer(binary, x, work, "--runs", "2", "--threads", threads)
+        ours, _ = infer(binary, x, work, "--runs", "2", "--threads", threads, target=target)
         np.testing.assert_allclose(ours, expected, rtol=1e-4, atol=1e-4)
 
 

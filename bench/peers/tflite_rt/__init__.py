@@ -6,6 +6,10 @@ op resolver, which applies XNNPACK where the build has it. The armv7l wheel does
 is the weak stub of tflite_with_xnnpack_optional.cc, TFLite logs no delegate creation and the graph keeps no
 delegated partition. Each run reports what it saw (details["xnnpack"]) rather than assuming; the kernels that
 run are TFLite's built-in optimized ones (ruy GEMM on NEON).
+
+On aarch64 the peer `litert` is the same program on PyPI's ai-edge-litert 1.4.0 aarch64 wheel (LiteRT, TFLite's
+successor; XNNPACK built in and applied by the default resolver) in Debian's arm64 python3.11 under
+qemu-aarch64. Both wheels sit beside their target's Debian Python root (bench/peers/python_root.py).
 """
 
 from __future__ import annotations
