@@ -47,6 +47,7 @@ class _Reader:
             for tensor in node.input:
                 self.readers[tensor] = self.readers.get(tensor, 0) + 1
         self.names: set[str] = set()
+        self.outputs = {v.name for v in self.graph.output}
 
     def refuse(self, node, why: str) -> UserError:
         return UserError(f"{self.path}: node '{node.name or node.output[0]}' ({node.op_type}): {why}")
@@ -551,6 +552,9 @@ class _Reader:
         c, h, w = self.chw(node)
         if None in after:
             raise self.refuse(node, "shape inference did not find this reshape's output shape")
+        if node.output[0] in self.outputs and not self.readers.get(node.output[0]) and \
+                int(np.prod(after)) == c * h * w:
+            return self.alias(node)  # the model's output: its values in the same order, whatever their labels
         if (len(after) == 5 and after[0] == 1 and after[1] * after[2] == c and tuple(after[3:]) == (h, w)
                 and after[1] > 1):
             self.shuffle[node.output[0]] = (self.data_input(node), int(after[1]), False)
@@ -829,8 +833,10 @@ def load_onnx(path: Path, name: str, input_shape: tuple[int, int, int] | None = 
     if len(outputs) != 1:
         raise UserError(f"{path}: the model has {len(outputs)} outputs; the engine computes one")
     if reader.producer.get(outputs[0]) == input_name:
-        raise UserError(f"{path}: output '{outputs[0]}' is the model's input itself (only Identity/Dropout nodes): "
-                        "there is nothing for the engine to compute")
+        # Only Identity/Dropout/relabelling nodes: the engine copies its input (an affine map with alpha 1, beta 0).
+        copy = unique(identifier(outputs[0], "copy"), reader.names)
+        reader.layers.append({"name": copy, "type": "affine", "input": [input_name]})
+        reader.producer[outputs[0]] = copy
     reader.layers = fuse_patterns(reader.layers)
     if not reader.layers or reader.producer.get(outputs[0]) != reader.layers[-1]["name"]:
         raise UserError(f"{path}: output '{outputs[0]}' is not computed by the model's last operator")
