@@ -428,9 +428,10 @@ class _Reader:
         self.pool(node, attrs, "avgpool")
 
     def pool(self, node, attrs: dict, kind: str) -> None:
-        if any(d != 1 for d in attrs.get("dilations", [1, 1])):
-            raise self.refuse(node, f"dilated pooling (dilations {attrs['dilations']}) is not supported")
-        entry = {"type": kind, **self.window(node, attrs, tuple(attrs["kernel_shape"]))}
+        dilation = tuple(attrs.get("dilations", [1, 1]))
+        entry = {"type": kind, **self.window(node, attrs, tuple(attrs["kernel_shape"]), dilation)}
+        if dilation != (1, 1):
+            entry["dilation"] = _size(dilation)
         if attrs.get("ceil_mode", 0):
             entry.update(rounding="ceil", ceil_rule="onnx")
         if kind == "avgpool" and attrs.get("count_include_pad", 0) and "pad" in entry:
