@@ -4,7 +4,8 @@ seeded random weights and batch-norm statistics, exported by torch.onnx.export a
 All 13 architectures are imported and checked on the host (neoncc's PyTorch interpreter of the imported description
 against ONNX Runtime on the .onnx file), at 64x64; three of them, covering depthwise convolutions, hard-swish,
 squeeze-excitation, channel shuffle, channel slices and standalone batch normalization, are built and run under
-qemu-arm. `python3 -m bench zoo` runs the whole set on qemu-arm at 224x224 (docs/zoo.md)."""
+qemu-arm, and MobileNet v3-small on an emulated board through deploy's flow. `python3 -m bench zoo` runs the
+whole set on qemu-arm at 224x224, `--board NAME` on a board too (docs/zoo.md)."""
 
 from __future__ import annotations
 
