@@ -111,6 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     p = commands.add_parser("zoo", help="13 common CNNs from pytorchcv via ONNX: engine under qemu-arm vs ONNX Runtime")
     p.add_argument("--models", nargs="*", default=None, help="architectures (default: all 13)")
     p.add_argument("--size", type=int, default=224, help="input height and width (default 224)")
+    p.add_argument("--board", help="also run each engine on this board (configs/boards/NAME.yaml or a YAML file) "
+                                   "the way deploy.py does, and check its output against ONNX Runtime")
+    p.add_argument("--board-only", action="store_true", help="with --board: skip the qemu-arm run and its count")
     p = commands.add_parser("onnx-nodes", help="ONNX's backend node tests of the imported ops, under qemu-arm")
     p.add_argument("cases", nargs="*", help="case names (default: all of the supported ops)")
     args = parser.parse_args(argv)
@@ -144,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
             int8_report(args.models, args.runs, log=log, update_docs=args.update_docs)
         elif args.command == "zoo":
             from bench.zoo import zoo
-            zoo(args.models, args.size)
+            zoo(args.models, args.size, board=args.board, qemu=not args.board_only)
         elif args.command == "onnx-nodes":
             from bench.onnx_nodes import node_tests
             node_tests(args.cases)

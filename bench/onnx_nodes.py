@@ -31,7 +31,7 @@ from neoncc import PROJECT_ROOT
 OPS = ("Conv", "BatchNormalization", "Relu", "Clip", "LeakyRelu", "PRelu", "Sigmoid", "HardSigmoid", "HardSwish",
        "Add", "Sub", "Mul", "Div", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "ReduceMean",
        "ReduceMax", "Concat", "Split", "Slice", "Gemm", "MatMul", "Flatten", "Reshape", "Squeeze", "Unsqueeze",
-       "Transpose", "Softmax", "Dropout", "Identity")
+       "Transpose", "Softmax", "Pad", "Resize", "Upsample", "Dropout", "Identity")
 
 
 @dataclass

@@ -3,7 +3,11 @@ weights and batch-norm statistics, exported by `torch.onnx.export` (PyTorch's de
 `neoncc import onnx`, built, run under qemu-arm and compared with ONNX Runtime on the same .onnx file.
 
 `python3 -m bench zoo` runs all 13 at 224x224 (or `--size`, `--models`), counts each engine's guest instructions per
-inference and writes results/zoo.md and results/zoo.json; tests/test_zoo.py runs a few at small sizes.
+inference and writes results/zoo.md and results/zoo.json; tests/test_zoo.py runs a few at small sizes. With
+`--board NAME` each engine also goes to that board the way deploy.py sends it (deploy.cli: build, bundle, upload,
+run with the board's cores), and the board's output is checked against ONNX Runtime too: on the emulated board
+(configs/boards/emulated.yaml) that is the full system emulation, a real kernel, the statically linked engine and
+the board's 4 threads, rather than qemu-arm's user mode. `--board-only` skips the qemu-arm run and its count.
 """
 
 from __future__ import annotations
@@ -118,13 +122,38 @@ class Row:
     same_argmax: bool | None = None
     instructions: int | None = None
     error: str | None = None
+    board: str | None = None            # with --board: where it also ran, and how its output compared
+    board_max_abs: float | None = None
+    board_max_rel: float | None = None
+    board_same_argmax: bool | None = None
+    board_threads: int | None = None
+    board_error: str | None = None
+    qemu: bool = True                    # run under qemu-arm too (--board-only: on the board alone)
 
     @property
     def passed(self) -> bool:
-        return self.error is None and self.same_argmax and self.max_rel is not None and self.max_rel <= 1e-4
+        ok = self.error is None and (not self.qemu or (self.same_argmax and self.max_rel is not None
+                                                        and self.max_rel <= 1e-4))
+        return bool(ok and (self.board is None or self.board_passed))
+
+    @property
+    def board_passed(self) -> bool:
+        return self.board_error is None and bool(self.board_same_argmax) and self.board_max_rel is not None \
+            and self.board_max_rel <= 1e-4
 
 
-def run_one(arch: str, size: int, work: Path, log=print) -> Row:
+def on_board(board: str, yaml_path: Path, npz: Path, tensor: Path, work: Path, log=print) -> tuple[np.ndarray, dict]:
+    """deploy.py's flow for one engine on a board (built as deploy builds it, with these weights and this input):
+    the board's raw output and deploy's result."""
+    from deploy import cli
+    out = work / "board_output.f32"
+    args = cli.parse_args(["--board", board, "--model", str(yaml_path), "--weights", str(npz), "--input",
+                           str(tensor), "--output", str(out), "--runs", "1", "--warmup", "0"])
+    result = cli.deploy(args, log=lambda message: None)
+    return np.fromfile(out, "<f4"), result
+
+
+def run_one(arch: str, size: int, work: Path, log=print, board: str | None = None, qemu: bool = True) -> Row:
     from bench.engine import build, count_engine
     from neoncc.errors import UserError
     from neoncc.frontend.yaml_model import load_yaml_model
@@ -134,44 +163,75 @@ def run_one(arch: str, size: int, work: Path, log=print) -> Row:
     expected = onnx_runtime(onnx_path, x)
     try:
         yaml_path, npz = import_onnx(arch, onnx_path, work)
-        row = Row(arch, size, len(load_yaml_model(yaml_path).nodes))
+        row = Row(arch, size, len(load_yaml_model(yaml_path).nodes), qemu=qemu)
         x[0].astype("<f4").tofile(work / "input.f32")
-        counted = count_engine(build(yaml_path, work / "build", npz, tuning="none"), work / "input.f32")
+        if qemu:
+            counted = count_engine(build(yaml_path, work / "build", npz, tuning="none"), work / "input.f32")
     except (UserError, AssertionError) as err:
         return Row(arch, size, 0, error=str(err).splitlines()[0])
-    found = agreement(counted.output, expected)
-    row.max_abs, row.max_rel, row.same_argmax = found["max_abs"], found["max_rel"], found["same_argmax"]
-    row.instructions = counted.per_inference
-    log(f"{arch} {size}x{size}: max abs {row.max_abs:.3g} (relative to the largest logit {row.max_rel:.3g}), "
-        f"same argmax {row.same_argmax}, {row.instructions / 1e6:.1f} M guest instructions")
+    if qemu:
+        found = agreement(counted.output, expected)
+        row.max_abs, row.max_rel, row.same_argmax = found["max_abs"], found["max_rel"], found["same_argmax"]
+        row.instructions = counted.per_inference
+        log(f"{arch} {size}x{size}: max abs {row.max_abs:.3g} (relative to the largest logit {row.max_rel:.3g}), "
+            f"same argmax {row.same_argmax}, {row.instructions / 1e6:.1f} M guest instructions")
+    if board is not None:
+        row.board = board
+        try:
+            output, result = on_board(board, yaml_path, npz, work / "input.f32", work, log)
+        except UserError as err:  # DeployError is one
+            row.board_error = str(err).splitlines()[0]
+            log(f"{arch} on board {board}: {row.board_error}")
+            return row
+        found = agreement(output, expected)
+        row.board_max_abs, row.board_max_rel = found["max_abs"], found["max_rel"]
+        row.board_same_argmax, row.board_threads = found["same_argmax"], int(result["threads"])
+        log(f"{arch} {size}x{size} on board {board} ({row.board_threads} threads): max abs {row.board_max_abs:.3g} "
+            f"(relative {row.board_max_rel:.3g}), same argmax {row.board_same_argmax}")
     return row
 
 
-def zoo(archs: list[str] | None = None, size: int = 224, log=print) -> list[Row]:
+def zoo(archs: list[str] | None = None, size: int = 224, log=print, board: str | None = None,
+        qemu: bool = True) -> list[Row]:
     archs = archs or list(ZOO)
     unknown = [a for a in archs if a not in ZOO and a not in {c for _, c in ZOO.values()}]
+    from neoncc.errors import UserError
+    if not qemu and board is None:
+        raise UserError("--board-only needs --board NAME")
     if unknown:
-        from neoncc.errors import UserError
         raise UserError(f"unknown architecture(s) {', '.join(unknown)} (known: {', '.join(ZOO)})")
     by_constructor = {c: a for a, (_, c) in ZOO.items()}
     rows = []
+    if board is not None:
+        from deploy import boards
+        from deploy.errors import DeployError
+        try:
+            boards.load(board)
+        except DeployError as err:
+            raise UserError(str(err)) from None
     with tempfile.TemporaryDirectory(prefix="neoncc-zoo-") as work:
         for arch in [by_constructor.get(a, a) for a in archs]:
-            rows.append(run_one(arch, size, Path(work) / ZOO[arch][1], log))
+            rows.append(run_one(arch, size, Path(work) / ZOO[arch][1], log, board, qemu))
     passed = sum(row.passed for row in rows)
     lines = [f"# Model zoo: {passed} of {len(rows)} architectures match ONNX Runtime ({size}x{size})", "",
              "Written by `python3 -m bench zoo` (see docs/zoo.md): pytorchcv models with seeded random weights and "
              "batch-norm statistics, exported by torch.onnx.export, imported, built for armv7 and run under qemu-arm "
              "(1 thread); compared with ONNX Runtime on the same file. Relative error: max abs difference over the "
              "largest logit.", "",
-             "| architecture | layers | max abs error | relative | same argmax | guest instructions / inference | result |",
-             "| --- | ---: | ---: | ---: | --- | ---: | --- |"]
+             "| architecture | layers | max abs error | relative | same argmax | guest instructions / inference |"
+             + (f" board {board}: relative, same argmax |" if board else "") + " result |",
+             "| --- | ---: | ---: | ---: | --- | ---: |" + (" --- |" if board else "") + " --- |"]
     for row in rows:
+        on = "" if board is None else (f" {row.board_error} |" if row.board_error else " - |" if row.error else
+                                       f" {row.board_max_rel:.2g}, {row.board_same_argmax} ({row.board_threads} "
+                                       "threads) |")
         if row.error:
-            lines.append(f"| {row.arch} | - | - | - | - | - | refused: {row.error} |")
+            lines.append(f"| {row.arch} | - | - | - | - | - |{on} refused: {row.error} |")
+        elif not row.qemu:
+            lines.append(f"| {row.arch} | {row.layers} | - | - | - | - |{on} {'pass' if row.passed else 'FAIL'} |")
         else:
             lines.append(f"| {row.arch} | {row.layers} | {row.max_abs:.2g} | {row.max_rel:.2g} | {row.same_argmax} | "
-                         f"{row.instructions / 1e6:.1f} M | {'pass' if row.passed else 'FAIL'} |")
+                         f"{row.instructions / 1e6:.1f} M |{on} {'pass' if row.passed else 'FAIL'} |")
     out = PROJECT_ROOT / "results"
     out.mkdir(exist_ok=True)
     (out / "zoo.md").write_text("\n".join(lines) + "\n")

@@ -124,3 +124,19 @@ def test_flatten_in_hwc_order_matches_numpy(tmp_path, layout):
         small = F.conv2d(torch.from_numpy(x)[None], w["small.weight"], w["small.bias"], stride=2)[0].numpy()
     expected = np.concatenate([big.transpose(1, 2, 0).ravel(), small.transpose(1, 2, 0).ravel()])
     np.testing.assert_allclose(ours, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_pad_and_resize_match_pytorch(tmp_path):
+    """tests/models/resize_pad.yaml in both layouts, against PyTorch's F.pad and F.interpolate (written here; the
+    taps the compiler works out are its own, neoncc/ops/resize.py). Antialiasing is left to the ONNX node tests:
+    PyTorch's drops the taps outside the image where ONNX's repeats the edge."""
+    x = np.random.default_rng(3).normal(0, 1, (1, 6, 15, 13)).astype(np.float32)
+    t = torch.from_numpy(x)
+    padded = F.pad(F.pad(t, (2, 1, 1, 0), value=0.5), (1, 2, 2, 1), mode="reflect")
+    linear = F.interpolate(padded, size=(22, 9), mode="bilinear", align_corners=False)
+    nearest = F.interpolate(linear, size=(31, 20), mode="nearest")
+    expected = F.interpolate(nearest, size=(12, 7), mode="bicubic", align_corners=False)
+    for layout in ("nchw", "nhwc"):
+        binary = build(ROOT / "tests/models/resize_pad.yaml", tmp_path / layout, None, f"layout={layout}")
+        ours, _ = infer(binary, x[0], tmp_path)
+        np.testing.assert_allclose(ours, expected.numpy().ravel(), rtol=1e-4, atol=1e-5, err_msg=layout)

@@ -14,7 +14,11 @@ from import_helpers import refused, run_import
 
 SUBSET = ["test_maxpool_2d_ceil_output_size_reduce_by_one",  # ONNX's ceil rule, not Caffe's
           "test_averagepool_2d_pads_count_include_pad", "test_averagepool_2d_same_lower",
-          "test_conv_with_strides_and_asymmetric_padding", "test_conv_with_autopad_same", "test_globalmaxpool"]
+          "test_conv_with_strides_and_asymmetric_padding", "test_conv_with_autopad_same", "test_globalmaxpool",
+          "test_constant_pad",  # a standalone Pad with a non-zero value
+          "test_resize_downsample_scales_cubic_antialias",  # Resize: cubic, antialiased, scales given
+          "test_resize_tf_crop_and_resize_extrapolation_value",  # crop-and-resize, the outside extrapolated
+          "test_averagepool_2d_dilations"]  # our dilated pooling (ACL 20.08 has none)
 
 
 @pytest.fixture(scope="module")
@@ -54,9 +58,12 @@ def _const(name, array):
             [_const("w", np.ones((4, 2, 3, 3)))]),
      "node 'grouped' (Conv): grouped convolution (group 2 of 4 input channels) is not supported: only dense "
      "(group 1) and depthwise (group = input channels)"),
-    (_model([helper.make_node("Dropout", ["x"], ["y"], name="only")], [_x()], _y()),
-     "output 'y' is the model's input itself (only Identity/Dropout nodes): there is nothing for the engine to "
-     "compute"),
+    (_model([helper.make_node("Pad", ["x", "pads"], ["y"], name="edge", mode="edge")], [_x()], _y(8, 6, 6),
+            [onnx.numpy_helper.from_array(np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64), "pads")]),
+     "node 'edge' (Pad): padding mode 'edge' is not supported (constant or reflect)"),
+    (_model([helper.make_node("Resize", ["x", "", "scales"], ["y"], name="deeper")], [_x()], _y(8, 6, 6),
+            [_const("scales", [1, 2, 1, 1])]),
+     "node 'deeper' (Resize): resizing [1, 4, 6, 6] to [1, 8, 6, 6] is not supported (height and width only)"),
     (_model([helper.make_node("Div", ["k", "x"], ["y"], name="inverse")], [_x()], _y(), [_const("k", 2.0)]),
      "node 'inverse' (Div): dividing a constant by a tensor is not supported"),
     (_model([helper.make_node("Transpose", ["x"], ["y"], name="nhwc", perm=[0, 2, 3, 1])], [_x()], _y()),
@@ -100,9 +107,9 @@ def test_constants_fold_into_affine_batchnorm_and_depthwise(tmp_path):
     np.testing.assert_allclose(np.asarray(actual).ravel(), expected.ravel(), rtol=1e-5, atol=1e-6)
 
 
-def test_zero_padding_before_a_convolution_becomes_its_padding(tmp_path, capsys):
+def test_zero_padding_before_a_convolution_becomes_its_padding(tmp_path):
     """TensorFlow-converted models pad explicitly before strided convolutions: the Conv takes the Pad over
-    (asymmetric, added to its own pads); a Pad read by anything else is refused by node."""
+    (asymmetric, added to its own pads); a Pad read by anything else is a `pad` layer."""
     rng = np.random.default_rng(1)
     pad = helper.make_node("Pad", ["x", "pads"], ["p"], name="pad")
     conv = helper.make_node("Conv", ["p", "w"], ["y"], name="conv", kernel_shape=[3, 3], strides=[2, 2],
@@ -122,12 +129,15 @@ def test_zero_padding_before_a_convolution_becomes_its_padding(tmp_path, capsys)
     with np.load(tmp_path / "m.npz") as weights:
         actual = torch_graph.run(load_yaml_model(tmp_path / "m.yaml"), dict(weights), x)[0]
     np.testing.assert_allclose(np.asarray(actual).ravel(), expected.ravel(), rtol=1e-5, atol=1e-5)
+    # Read by anything else, the padding is a layer of its own.
     relu = helper.make_node("Relu", ["p"], ["y"], name="after_pad")
     onnx.save(_model([pad, relu], [_x()], helper.make_tensor_value_info("y", TensorProto.FLOAT, None), [pads]),
-              tmp_path / "bad.onnx")
-    err = refused(capsys, "onnx", tmp_path / "bad.onnx", "-o", tmp_path / "b.yaml", "--weights-out",
-                  tmp_path / "b.npz")
-    assert "node 'pad' (Pad): zero padding is supported only when a convolution alone reads it" in err
+              tmp_path / "own.onnx")
+    run_import("onnx", tmp_path / "own.onnx", "-o", tmp_path / "own.yaml", "--weights-out", tmp_path / "own.npz")
+    assert "{name: pad, type: pad, pad: [0, 2, 1, 1]}" in (tmp_path / "own.yaml").read_text()
+    expected = onnxruntime.InferenceSession(str(tmp_path / "own.onnx")).run(None, {"x": x})[0]
+    actual = torch_graph.run(load_yaml_model(tmp_path / "own.yaml"), {}, x)[0]
+    np.testing.assert_allclose(np.asarray(actual).ravel(), expected.ravel(), rtol=1e-6, atol=1e-6)
 
 
 def test_a_missing_external_data_file_is_named(tmp_path, capsys):

@@ -4,7 +4,8 @@ seeded random weights and batch-norm statistics, exported by torch.onnx.export a
 All 13 architectures are imported and checked on the host (neoncc's PyTorch interpreter of the imported description
 against ONNX Runtime on the .onnx file), at 64x64; three of them, covering depthwise convolutions, hard-swish,
 squeeze-excitation, channel shuffle, channel slices and standalone batch normalization, are built and run under
-qemu-arm. `python3 -m bench zoo` runs the whole set on qemu-arm at 224x224 (docs/zoo.md)."""
+qemu-arm, and MobileNet v3-small on an emulated board through deploy's flow. `python3 -m bench zoo` runs the
+whole set on qemu-arm at 224x224, `--board NAME` on a board too (docs/zoo.md)."""
 
 from __future__ import annotations
 
@@ -80,3 +81,20 @@ def test_descriptions_use_the_engines_layer_kinds(tmp_path):
     # EfficientNet's x * sigmoid(x): the reader expands `swish` into sigmoid and mul; squeeze-excitation muls too.
     yaml_text = (tmp_path / f"{model_name('EfficientNet-B0')}.yaml").read_text()
     assert yaml_text.count("type: swish") >= 40
+
+
+def test_engine_on_the_emulated_board_matches_onnx_runtime(tmp_path):
+    """`python3 -m bench zoo --board NAME`'s route for one model: deploy.py's flow (build, bundle, upload, run with
+    the board's 4 cores) on a private emulated board booted for this test, the board's output against ONNX
+    Runtime."""
+    from bench.zoo import on_board
+    from deploy import testing
+    arch = "MobileNet v3-small"
+    x, expected, yaml_path, npz = imported(arch, 96, tmp_path)
+    x[0].astype("<f4").tofile(tmp_path / "input.f32")
+    path = testing.board_file(tmp_path, "pytest-zoo-board")
+    with testing.running_board(path):
+        output, result = on_board(str(path), yaml_path, npz, tmp_path / "input.f32", tmp_path)
+    assert result["emulated"] and result["board"] == "pytest-zoo-board" and result["threads"] == 4
+    assert not result["weights_random"]
+    check(output, expected, f"{arch} 96x96, engine on the emulated board")

@@ -85,7 +85,7 @@ class Op:
         if self.name in strategy.get(precision, {}):
             return strategy[precision][self.name]
         for key, impl in self.implementations.items():
-            if precision in impl.precisions:
+            if precision in impl.precisions and impl.accepts(node):
                 return key
         raise UserError(f"{node.origin}: layer '{node.name}': '{self.name}' has no {precision} implementation; "
                         f"build this model with precision=float32")

@@ -23,8 +23,8 @@ from neoncc.frontend.emit import preprocess as preprocess_for
 SUPPORTED = ("Conv (dense or depthwise), BatchNormalization, Relu, Clip, LeakyRelu, PRelu (one slope), Sigmoid, "
              "HardSigmoid, HardSwish, Add, Sub, Mul, Div, MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool, "
              "ReduceMean/ReduceMax (over H, W), Concat (channels), Split/Slice (channels), Gemm, MatMul, Flatten, "
-             "Reshape, Squeeze, Unsqueeze, Transpose (channel shuffle), Softmax, Pad (zeros, before a Conv), "
-             "Dropout, Identity, and any node of constants")
+             "Reshape, Squeeze, Unsqueeze, Transpose (channel shuffle), Softmax, Pad (constant, reflect), "
+             "Resize and Upsample (nearest, linear, cubic), Dropout, Identity, and any node of constants")
 
 # Nodes that are evaluated when all their inputs are constants, besides any other op the reference evaluator runs.
 _NO_FOLD = {"Dropout"}
@@ -47,6 +47,7 @@ class _Reader:
             for tensor in node.input:
                 self.readers[tensor] = self.readers.get(tensor, 0) + 1
         self.names: set[str] = set()
+        self.outputs = {v.name for v in self.graph.output}
 
     def refuse(self, node, why: str) -> UserError:
         return UserError(f"{self.path}: node '{node.name or node.output[0]}' ({node.op_type}): {why}")
@@ -206,14 +207,17 @@ class _Reader:
         self.weights[f"{name}.bias"] = np.asarray(bias, np.float32)
 
     def _Pad(self, node, attrs: dict) -> None:
-        """Zero padding of height and width, taken over by the convolution that reads it (TensorFlow's explicit
-        padding before strided convolutions)."""
+        """Padding of height and width: zero padding that a convolution alone reads is taken over by it
+        (TensorFlow's explicit padding before strided convolutions); otherwise a `pad` layer."""
         mode = attrs.get("mode", b"constant").decode()
         pads = attrs.get("pads", self.constant(node, 1))
         value = attrs.get("value", self.constant(node, 2, 0.0))
+        value = float(np.ravel(value)[0]) if np.size(value) else 0.0
         axes = self.constant(node, 3)
-        if mode != "constant" or float(np.ravel(value)[0] if np.size(value) else 0.0) != 0.0 or pads is None:
-            raise self.refuse(node, f"only zero padding is supported (mode {mode})")
+        if pads is None:
+            raise self.refuse(node, "the pads must be a constant")
+        if mode not in ("constant", "reflect"):
+            raise self.refuse(node, f"padding mode '{mode}' is not supported (constant or reflect)")
         pads = [int(p) for p in np.ravel(pads)]
         rank = len(pads) // 2
         axes = list(range(rank)) if axes is None else [int(a) % 4 for a in np.ravel(axes)]
@@ -221,11 +225,106 @@ class _Reader:
         end = dict(zip(axes, pads[rank:]))
         if any(begin.get(a, 0) or end.get(a, 0) for a in (0, 1)) or any(p < 0 for p in pads):
             raise self.refuse(node, f"padding {pads} is not supported (height and width only, not negative)")
-        if self.readers.get(node.output[0], 0) != 1 or not any(
-                n.op_type == "Conv" and n.input[0] == node.output[0] for n in self.graph.node):
-            raise self.refuse(node, "zero padding is supported only when a convolution alone reads it")
+        sides = [begin.get(2, 0), begin.get(3, 0), end.get(2, 0), end.get(3, 0)]  # t, l, b, r
         source = self.data_input(node)
-        self.padded[node.output[0]] = (source, [begin.get(2, 0), begin.get(3, 0), end.get(2, 0), end.get(3, 0)])
+        if mode == "constant" and value == 0.0 and self.readers.get(node.output[0], 0) == 1 and any(
+                n.op_type == "Conv" and n.input[0] == node.output[0] for n in self.graph.node):
+            self.padded[node.output[0]] = (source, sides)
+            return
+        entry = {"type": "pad", "pad": [sides[0], sides[2], sides[1], sides[3]]}
+        if mode != "constant":
+            entry["mode"] = mode
+        if value != 0.0:
+            entry["value"] = value
+        self.add(node, entry, [source])
+
+    def _Resize(self, node, attrs: dict) -> None:
+        """Resizing of height and width (the `resize` layer computes every ONNX mode: neoncc/ops/resize.py)."""
+        c, h, w = self.chw(node)
+        dims = (1, c, h, w)
+
+        def given(index: int):
+            value = self.constant(node, index)
+            return None if value is None or np.size(value) == 0 else np.ravel(value)
+        if self.opset < 11:
+            roi, scales, sizes = None, given(1), None
+        else:
+            roi, scales, sizes = given(1), given(2), given(3)
+        axes = [int(a) % 4 for a in attrs.get("axes", range(4))]
+        mode = attrs.get("mode", b"nearest").decode()
+        default = "half_pixel" if self.opset >= 11 else "asymmetric"
+        coordinates = attrs.get("coordinate_transformation_mode", default.encode()).decode()
+        self.resize(node, dims, axes, roi, scales, sizes, {
+            "mode": mode, "coordinates": coordinates,
+            "nearest_mode": attrs.get("nearest_mode", b"round_prefer_floor" if self.opset >= 11 else b"floor").decode(),
+            "cubic_a": float(np.float32(attrs.get("cubic_coeff_a", -0.75))),
+            "exclude_outside": bool(attrs.get("exclude_outside", 0)), "antialias": bool(attrs.get("antialias", 0)),
+            "extrapolation_value": float(np.float32(attrs.get("extrapolation_value", 0.0)))},
+            attrs.get("keep_aspect_ratio_policy", b"stretch").decode())
+
+    def _Upsample(self, node, attrs: dict) -> None:
+        """The deprecated Upsample: Resize with the `asymmetric` coordinates, nearest rounding down."""
+        c, h, w = self.chw(node)
+        scales = attrs.get("scales")
+        scales = np.ravel(self.constant(node, 1)) if scales is None else np.ravel(scales)
+        self.resize(node, (1, c, h, w), list(range(4)), None, scales, None,
+                    {"mode": attrs.get("mode", b"nearest").decode(), "coordinates": "asymmetric",
+                     "nearest_mode": "floor"}, "stretch")
+
+    def resize(self, node, dims: tuple, axes: list[int], roi, scales, sizes, fields: dict, policy: str) -> None:
+        from neoncc.ops.resize import COORDINATES, MODES, NEAREST
+        mode, coordinates = fields["mode"], fields["coordinates"]
+        if mode not in MODES or coordinates not in COORDINATES or fields["nearest_mode"] not in NEAREST:
+            raise self.refuse(node, f"mode '{mode}', coordinates '{coordinates}', nearest_mode "
+                                    f"'{fields['nearest_mode']}' are not all ONNX's")
+        if (scales is None) == (sizes is None):
+            raise self.refuse(node, "give either constant scales or constant sizes")
+        if len(scales if sizes is None else sizes) != len(axes):
+            raise self.refuse(node, f"{len(scales if sizes is None else sizes)} scales or sizes for {len(axes)} axes")
+        if sizes is not None:
+            size = list(dims)
+            for axis, value in zip(axes, sizes):
+                size[axis] = int(value)
+            scale = [s / d for s, d in zip(size, dims)]
+            if policy in ("not_larger", "not_smaller"):
+                pick = (min if policy == "not_larger" else max)(scale[a] for a in axes)
+                scale = [pick if a in axes else 1.0 for a in range(4)]
+                size = [int(pick * d + 0.5) if a in axes else d for a, d in enumerate(dims)]
+            elif policy != "stretch":
+                raise self.refuse(node, f"keep_aspect_ratio_policy '{policy}' is not ONNX's")
+        else:
+            scale = [1.0] * 4
+            for axis, value in zip(axes, scales):
+                scale[axis] = float(value)
+            size = [int(s * d) for s, d in zip(scale, dims)]
+        if size[:2] != list(dims[:2]) or scale[:2] != [1.0, 1.0]:
+            raise self.refuse(node, f"resizing {list(dims)} to {size} is not supported (height and width only)")
+        if min(size[2:]) < 1:
+            raise self.refuse(node, f"resizing {list(dims)} to {size}: an empty output")
+        entry = {"type": "resize", "size": size[2:], "mode": mode}
+        if [scale[2], scale[3]] != [size[2] / dims[2], size[3] / dims[3]]:
+            entry["scale"] = scale[2:]
+        if mode != "nearest" or coordinates != "half_pixel":
+            entry["coordinates"] = coordinates
+        if coordinates == "tf_crop_and_resize":
+            if roi is None:
+                raise self.refuse(node, "tf_crop_and_resize needs a constant roi")
+            full = [0.0] * 4 + [1.0] * 4
+            for i, axis in enumerate(axes):
+                full[axis], full[4 + axis] = float(roi[i]), float(roi[len(axes) + i])
+            if full[:2] != [0.0, 0.0] or full[4:6] != [1.0, 1.0]:
+                raise self.refuse(node, "cropping batch or channels is not supported")
+            entry["roi"] = [full[2], full[3], full[6], full[7]]
+            entry["extrapolation_value"] = fields.get("extrapolation_value", 0.0)
+        if mode == "nearest":
+            entry["nearest_mode"] = fields["nearest_mode"]
+        if mode == "cubic":
+            entry["cubic_a"] = fields.get("cubic_a", -0.75)
+            if fields.get("exclude_outside"):
+                entry["exclude_outside"] = True
+        if mode != "nearest" and fields.get("antialias"):
+            entry["antialias"] = True
+        self.add(node, entry, [self.data_input(node)], chw=(dims[1], size[2], size[3]))
 
     def window(self, node, attrs: dict, kernel: tuple, dilation: tuple = (1, 1)) -> dict:
         """kernel, stride and pad of a Conv or pooling node, ONNX pads [t, l, b, r] -> ours [t, b, l, r]."""
@@ -329,9 +428,10 @@ class _Reader:
         self.pool(node, attrs, "avgpool")
 
     def pool(self, node, attrs: dict, kind: str) -> None:
-        if any(d != 1 for d in attrs.get("dilations", [1, 1])):
-            raise self.refuse(node, f"dilated pooling (dilations {attrs['dilations']}) is not supported")
-        entry = {"type": kind, **self.window(node, attrs, tuple(attrs["kernel_shape"]))}
+        dilation = tuple(attrs.get("dilations", [1, 1]))
+        entry = {"type": kind, **self.window(node, attrs, tuple(attrs["kernel_shape"]), dilation)}
+        if dilation != (1, 1):
+            entry["dilation"] = _size(dilation)
         if attrs.get("ceil_mode", 0):
             entry.update(rounding="ceil", ceil_rule="onnx")
         if kind == "avgpool" and attrs.get("count_include_pad", 0) and "pad" in entry:
@@ -453,6 +553,9 @@ class _Reader:
         c, h, w = self.chw(node)
         if None in after:
             raise self.refuse(node, "shape inference did not find this reshape's output shape")
+        if node.output[0] in self.outputs and not self.readers.get(node.output[0]) and \
+                int(np.prod(after)) == c * h * w:
+            return self.alias(node)  # the model's output: its values in the same order, whatever their labels
         if (len(after) == 5 and after[0] == 1 and after[1] * after[2] == c and tuple(after[3:]) == (h, w)
                 and after[1] > 1):
             self.shuffle[node.output[0]] = (self.data_input(node), int(after[1]), False)
@@ -731,8 +834,10 @@ def load_onnx(path: Path, name: str, input_shape: tuple[int, int, int] | None = 
     if len(outputs) != 1:
         raise UserError(f"{path}: the model has {len(outputs)} outputs; the engine computes one")
     if reader.producer.get(outputs[0]) == input_name:
-        raise UserError(f"{path}: output '{outputs[0]}' is the model's input itself (only Identity/Dropout nodes): "
-                        "there is nothing for the engine to compute")
+        # Only Identity/Dropout/relabelling nodes: the engine copies its input (an affine map with alpha 1, beta 0).
+        copy = unique(identifier(outputs[0], "copy"), reader.names)
+        reader.layers.append({"name": copy, "type": "affine", "input": [input_name]})
+        reader.producer[outputs[0]] = copy
     reader.layers = fuse_patterns(reader.layers)
     if not reader.layers or reader.producer.get(outputs[0]) != reader.layers[-1]["name"]:
         raise UserError(f"{path}: output '{outputs[0]}' is not computed by the model's last operator")
