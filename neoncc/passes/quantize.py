@@ -5,10 +5,12 @@ follows the input and one dequantize node precedes the tail (or ends the network
 fully connected weights QASYMM8, biases int32 at input scale x weight scale, so accumulators need no offset
 correction for them.
 
-A float32 head (`int8_float_head: [layer, ...]` in the tuning file: the network's first layers, in order) keeps
-those layers in float32 and moves the one quantize node to their output: mixed precision where the float kernels
-are cheaper (e.g. SqueezeNet's conv1 + pool1: the float direct 3x3/2 convolution on 3 channels costs less than any
-8-bit one, and quantizing pool1's output costs less than quantizing the input and permuting it to NHWC)."""
+Mixed precision: layers a tuning file names (`int8_float_layers: [layer, ...]`, chosen by counting) run in float32
+inside the 8-bit network, with a quantize node after them and a dequantize node before them where their neighbours
+are 8-bit; e.g. SqueezeNet's conv1 + pool1 (the float direct 3x3/2 convolution on 3 channels costs less than any
+8-bit one, and quantizing pool1's output less than quantizing the input and permuting it to NHWC) and its
+expand3x3 layers (float Winograd needs 2.25-5x fewer multiplications than any 8-bit product; the conversions cost a
+few instructions per value). The quantize node after a layer feeding a concat writes into the concat (no copy)."""
 
 from __future__ import annotations
 
@@ -24,34 +26,46 @@ def _quantized(graph: Graph, tensor: str, plan: QuantPlan) -> None:
     t.dtype, t.quant = "qasymm8", plan.tensors[tensor]
 
 
-def run(graph: Graph, plan: QuantPlan, float_head: list[str] | tuple[str, ...] = (), source: str = "tuning") -> Graph:
+def run(graph: Graph, plan: QuantPlan, float_layers: list[str] | tuple[str, ...] = (), source: str = "tuning") -> Graph:
     check_supported(graph)
-    tail = set(plan.float_tail)
-    head = list(float_head)
-    names = [n.name for n in graph.nodes[:len(head)]]
-    if names != head or any(n.name in tail for n in graph.nodes[:len(head)]) \
-            or any(len(n.inputs) != 1 for n in graph.nodes[:len(head)]) or len(head) >= len(graph.nodes):
-        raise UserError(f"{source}: int8_float_head: {head} is not a chain of {graph.name}'s first layers "
-                        f"(they are {[n.name for n in graph.nodes[:max(len(head), 1)]]})")
-    start = graph.nodes[len(head) - 1].output if head else graph.input_name
-    first = Node(f"{start}.quantize", "quantize", [start], {"precision": "int8"},
-                 shape=graph.shape_of(start), origin=graph.nodes[len(head)].origin)
-    if start not in plan.tensors:
-        raise UserError(f"{source}: int8_float_head: the plan has no scale for '{start}'")
-    graph.insert_after(start, first)
-    graph.tensor(first.output)
-    graph.tensors[first.output].dtype, graph.tensors[first.output].quant = "qasymm8", plan.tensors[start]
-    for node in [n for n in graph.nodes if n.op not in ("quantize",)]:
-        if node.name in tail or node.name in head:
-            node.attrs["precision"] = "float32"
+    keep = set(plan.float_tail) | set(float_layers)
+    names = {n.name: n for n in graph.nodes}
+    for name in float_layers:
+        if name not in names:
+            raise UserError(f"{source}: int8_float_layers: {graph.name} has no layer '{name}'")
+        if names[name].op in ("concat",) or len(names[name].inputs) != 1:
+            raise UserError(f"{source}: int8_float_layers: '{name}' ({names[name].op}) cannot run in float32 inside "
+                            "the 8-bit network (only layers with one input)")
+    for node in graph.nodes:
+        node.attrs["precision"] = "float32" if node.name in keep else "int8"
+    if all(n.attrs["precision"] == "float32" for n in graph.nodes):
+        raise UserError(f"{source}: int8_float_layers: every layer of {graph.name} would run in float32")
+    # A conversion wherever a tensor's producer and a consumer differ in precision: quantize where float32 meets
+    # 8 bits (at the plan's scale for that tensor), dequantize the other way; one per tensor and direction.
+    precision = {graph.input_name: "float32", **{n.output: n.attrs["precision"] for n in graph.nodes}}
+    for tensor in [graph.input_name] + [n.output for n in list(graph.nodes)]:
+        readers = [c for c in graph.consumers(tensor) if c.op not in ("quantize", "dequantize")
+                   and c.attrs["precision"] != precision[tensor]]
+        if not readers:
             continue
-        node.attrs["precision"] = "int8"
+        to_int8 = precision[tensor] == "float32"
+        op = "quantize" if to_int8 else "dequantize"
+        producer = graph.producer(tensor)
+        convert = Node(f"{tensor}.{op}", op, [tensor], {"precision": "int8"}, shape=graph.shape_of(tensor),
+                       origin=(producer or readers[0]).origin)
+        graph.nodes.insert(graph.nodes.index(producer) + 1 if producer else 0, convert)
+        for reader in readers:
+            reader.inputs = [convert.output if t == tensor else t for t in reader.inputs]
+        if to_int8:
+            if tensor not in plan.tensors:
+                raise UserError(f"{source}: int8_float_layers: the 8-bit plan has no scale for '{tensor}'")
+            converted = graph.tensor(convert.output)
+            converted.dtype, converted.quant = "qasymm8", plan.tensors[tensor]
+    for node in graph.nodes:
+        if node.op in ("quantize", "dequantize") or node.attrs["precision"] == "float32":
+            continue
         _quantized(graph, node.output, plan)
         _quantize_constants(graph, node, plan)
-    last_int8 = [n for n in graph.nodes if n.attrs.get("precision") == "int8"][-1]
-    back = Node(f"{last_int8.output}.dequantize", "dequantize", [last_int8.output], {"precision": "int8"},
-                shape=last_int8.shape, origin=last_int8.origin)
-    graph.insert_after(last_int8.output, back)
     return graph
 
 
