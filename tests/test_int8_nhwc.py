@@ -7,6 +7,7 @@ tensor at its pixel stride); and the refusal of bad int8_float_layers (mixed pre
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -101,13 +102,12 @@ def test_nhwc_int8_convolutions_match_integer_numpy(odd):
 @pytest.mark.parametrize("layers, message", [
     ("[nope]", "int8_float_layers: odd_int8 has no layer 'nope'"),
     ("[cat]", "int8_float_layers: 'cat' (concat) cannot run in float32 inside the 8-bit network"),
-    ("[conv1, a, b, cat, conv3, conv4]", "int8_float_layers: 'cat' (concat)"),
 ])
 def test_bad_float_layers_are_refused_by_name(odd, tmp_path, layers, message):
     work, model, _, _, calibration = odd
     tuning = tmp_path / "tuning.yaml"
     tuning.write_text(f"int8_float_layers: {layers}\n")
-    with pytest.raises(AssertionError, match=message):
+    with pytest.raises(AssertionError, match=re.escape(message)):
         build_int8(model, tmp_path / "build", calibration, f"weights={work / 'w.npz'}", f"tuning={tuning}")
     assert not (tmp_path / "build" / "armv7" / "odd_int8-int8" / "odd_int8").exists()
 

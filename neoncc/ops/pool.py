@@ -72,7 +72,11 @@ class MaxPool(_Window):
     doc = "max pooling"
     kind = "MAX"
     # ACL's NHWC pooling costs 4x its NCHW one on armv7: our own NHWC max pooling (runtime/max_pooling_nhwc.h).
-    implementations = {"nhwc": Impl("engine::MaxPoolingNhwc", template="pool", layouts=("NHWC",)), "acl": _POOL}
+    # 8 bits in NHWC: ours too (runtime/quantized_max_pooling_nhwc.h; ACL's cost 7.2 M on v1.1's pool1, ours 0.3 M).
+    implementations = {"nhwc": Impl("engine::MaxPoolingNhwc", template="pool", layouts=("NHWC",)),
+                       "nhwc_int8": Impl("engine::QuantizedMaxPoolingNhwc", template="pool", layouts=("NHWC",),
+                                         precisions=("int8",)),
+                       "acl": _POOL}
 
     def reference(self, node, xs, w):
         from torch.nn import functional as F
@@ -132,7 +136,7 @@ class GlobalAvgPool(_Global):
     # (runtime/global_average_pooling_nhwc.h) about 0.12 M.
     implementations = {"nhwc": Impl("engine::GlobalAveragePoolingNhwc", template="pool", layouts=("NHWC",)),
                        "acl": _POOL,
-                       "engine": Impl("engine::QuantizedGlobalAveragePooling", template="pool", layouts=("NCHW",),
+                       "engine": Impl("engine::QuantizedGlobalAveragePooling", template="pool",
                                       precisions=("int8",))}
 
     def reference(self, node, xs, w):

@@ -61,6 +61,10 @@ def run(graph: Graph, plan: QuantPlan, float_layers: list[str] | tuple[str, ...]
                 raise UserError(f"{source}: int8_float_layers: the 8-bit plan has no scale for '{tensor}'")
             converted = graph.tensor(convert.output)
             converted.dtype, converted.quant = "qasymm8", plan.tensors[tensor]
+    last = graph.nodes[-1]
+    if last.attrs["precision"] == "int8":  # the engine's output is float32: one dequantize ends the network
+        graph.nodes.append(Node(f"{last.output}.dequantize", "dequantize", [last.output], {"precision": "int8"},
+                                shape=last.shape, origin=last.origin))
     for node in graph.nodes:
         if node.op in ("quantize", "dequantize") or node.attrs["precision"] == "float32":
             continue
