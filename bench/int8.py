@@ -148,7 +148,9 @@ def markdown(results: list[dict], calibration_count: int, test_count: int, stamp
              f"{test_count} inputs from real photos (scikit-image, crops and flips), calibrated on "
              f"{calibration_count} inputs from *other* photos.", "",
              f"The paper's warning: {PAPER}, because of the de-quantize/re-quantize around each layer. Here the "
-             "engine quantizes once at the input and de-quantizes once before the softmax.", "",
+             "engine converts only where the precision changes: once at each end of an all-8-bit network, and around "
+             "the layers an int8 tuning file keeps in float32 (mixed precision: their conversions are the per-layer "
+             "table's .quantize/.dequantize rows).", "",
              "| model | weights | convolutions f32 → int8 (insns) | whole network f32 → int8 (insns) | "
              "whole network (emulated ms) | top-1 agreement | cosine mean / min | logit cosine min |",
              "|---|---|---|---|---|---|---|---|"]

@@ -33,13 +33,20 @@ void Quantization::run()
     // x / scale + offset + 0.5, truncated: rounding to nearest (halves up) for every value that is not clamped to 0
     const float32x4_t base   = vdupq_n_f32(static_cast<float>(q.offset) + 0.5f);
     const float32x4_t factor = vdupq_n_f32(inverse);
-    const size_t width = in.dimension(0);
-    for(size_t z = 0; z < in.dimension(2); ++z)
+    // Rows at their strides (the output may be a channel range of a concatenated tensor); tensors whose rows lie
+    // back to back (both) are one long row.
+    const bool   dense  = in.strides_in_bytes()[1] == 4 * in.dimension(0) && in.strides_in_bytes()[2] == 4 * in.dimension(0) * in.dimension(1)
+                       && out.strides_in_bytes()[1] == in.dimension(0) && out.strides_in_bytes()[2] == in.dimension(0) * in.dimension(1);
+    const size_t width  = dense ? in.tensor_shape().total_size() : in.dimension(0);
+    const size_t rows   = dense ? 1 : in.dimension(1), planes = dense ? 1 : in.dimension(2);
+    const uint8_t *first     = _input->buffer() + in.offset_first_element_in_bytes();
+    uint8_t       *first_out = _output->buffer() + out.offset_first_element_in_bytes();
+    for(size_t z = 0; z < planes; ++z)
     {
-        for(size_t y = 0; y < in.dimension(1); ++y)
+        for(size_t y = 0; y < rows; ++y)
         {
-            const float *src = reinterpret_cast<const float *>(_input->buffer() + in.offset_element_in_bytes(Coordinates(0, y, z)));
-            uint8_t     *dst = _output->buffer() + out.offset_element_in_bytes(Coordinates(0, y, z));
+            const float *src = reinterpret_cast<const float *>(first + z * in.strides_in_bytes()[2] + y * in.strides_in_bytes()[1]);
+            uint8_t     *dst = first_out + z * out.strides_in_bytes()[2] + y * out.strides_in_bytes()[1];
             size_t       x   = 0;
             for(; x + 8 <= width; x += 8)
             {

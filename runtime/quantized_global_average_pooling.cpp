@@ -11,10 +11,14 @@ namespace engine
 Status QuantizedGlobalAveragePooling::validate(const ITensorInfo *input, const ITensorInfo *output, const PoolingLayerInfo &info)
 {
     ARM_COMPUTE_RETURN_ERROR_ON_MSG(input->data_type() != DataType::QASYMM8 || output->data_type() != DataType::QASYMM8, "QASYMM8 only");
-    ARM_COMPUTE_RETURN_ERROR_ON_MSG(input->data_layout() != DataLayout::NCHW || !info.is_global_pooling || info.pool_type != PoolingType::AVG, "global average pooling, NCHW");
-    ARM_COMPUTE_RETURN_ERROR_ON_MSG(output->dimension(0) != 1 || output->dimension(1) != 1 || output->dimension(2) != input->dimension(2), "output must be 1 x 1 x channels");
+    ARM_COMPUTE_RETURN_ERROR_ON_MSG(!info.is_global_pooling || info.pool_type != PoolingType::AVG, "global average pooling only");
+    ARM_COMPUTE_RETURN_ERROR_ON_MSG(input->data_layout() != output->data_layout(), "input and output must have the same layout");
+    const bool nhwc = input->data_layout() == DataLayout::NHWC;
+    ARM_COMPUTE_RETURN_ERROR_ON_MSG(nhwc ? (output->dimension(1) != 1 || output->dimension(2) != 1 || output->dimension(0) != input->dimension(0) || input->strides_in_bytes()[0] != 1)
+                                         : (output->dimension(0) != 1 || output->dimension(1) != 1 || output->dimension(2) != input->dimension(2)),
+                                    "output must be 1 x 1 x channels");
     ARM_COMPUTE_RETURN_ERROR_ON_MSG(!(input->quantization_info() == output->quantization_info()), "input and output must share their quantization");
-    ARM_COMPUTE_RETURN_ERROR_ON_MSG(input->dimension(0) * input->dimension(1) > 257 * 16, "plane too large for 16-bit partial sums");
+    ARM_COMPUTE_RETURN_ERROR_ON_MSG(!nhwc && input->dimension(0) * input->dimension(1) > 257 * 16, "plane too large for 16-bit partial sums");
     return Status{};
 }
 
@@ -47,8 +51,65 @@ uint32_t sum_bytes(const uint8_t *bytes, size_t n)
 }
 } // namespace
 
+void QuantizedGlobalAveragePooling::run_nhwc()
+{
+    // NHWC: a pixel's channels are contiguous; 8 channels at a time, summed over the pixels in 16-bit lanes (at most
+    // 257 pixels per partial sum: 257 x 255 < 65536), partial sums widened into 32 bits.
+    const ITensorInfo &info     = *_input->info();
+    const size_t       channels = info.dimension(0), width = info.dimension(1), height = info.dimension(2);
+    const Strides     &strides  = info.strides_in_bytes();
+    const uint32_t     count    = static_cast<uint32_t>(width * height);
+    const uint8_t     *base     = _input->buffer() + info.offset_first_element_in_bytes();
+    uint8_t           *out      = _output->buffer() + _output->info()->offset_first_element_in_bytes();
+    size_t             c        = 0;
+    for(; c + 8 <= channels; c += 8)
+    {
+        uint32x4_t lo = vdupq_n_u32(0), hi = lo;
+        uint16x8_t partial = vdupq_n_u16(0);
+        size_t     in_partial = 0;
+        for(size_t y = 0; y < height; ++y)
+        {
+            const uint8_t *p = base + y * strides[2] + c;
+            for(size_t x = 0; x < width; ++x, p += strides[1])
+            {
+                partial = vaddw_u8(partial, vld1_u8(p));
+                if(++in_partial == 257)
+                {
+                    lo = vaddw_u16(lo, vget_low_u16(partial)), hi = vaddw_u16(hi, vget_high_u16(partial));
+                    partial = vdupq_n_u16(0), in_partial = 0;
+                }
+            }
+        }
+        lo = vaddw_u16(lo, vget_low_u16(partial)), hi = vaddw_u16(hi, vget_high_u16(partial));
+        uint32_t sums[8];
+        vst1q_u32(sums, lo);
+        vst1q_u32(sums + 4, hi);
+        for(size_t i = 0; i < 8; ++i)
+        {
+            out[c + i] = static_cast<uint8_t>((sums[i] + count / 2) / count);
+        }
+    }
+    for(; c < channels; ++c)
+    {
+        uint32_t sum = 0;
+        for(size_t y = 0; y < height; ++y)
+        {
+            for(size_t x = 0; x < width; ++x)
+            {
+                sum += base[y * strides[2] + x * strides[1] + c];
+            }
+        }
+        out[c] = static_cast<uint8_t>((sum + count / 2) / count);
+    }
+}
+
 void QuantizedGlobalAveragePooling::run()
 {
+    if(_input->info()->data_layout() == DataLayout::NHWC)
+    {
+        run_nhwc();
+        return;
+    }
     const ITensorInfo &info    = *_input->info();
     const size_t       width   = info.dimension(0);
     const size_t       height  = info.dimension(1);

@@ -1,4 +1,4 @@
-// Global average pooling of a QASYMM8 NCHW tensor into one value per channel, with the same quantization (the
+// Global average pooling of a QASYMM8 NCHW or NHWC tensor into one value per channel, with the same quantization (the
 // mean of equally scaled values needs no rescaling): a per-channel sum of bytes with NEON pairwise additions.
 // ACL 20.08's NEPoolingLayer takes a generic path for this on armv7: 5.3 M guest instructions for SqueezeNet
 // v1.1's 1000 x 13 x 13 pool10, more than its float32 pooling (3.2 M); this needs a few hundred thousand.
@@ -18,6 +18,8 @@ public:
     void run() override;
 
 private:
+    void run_nhwc();
+
     arm_compute::ITensor *_input{ nullptr };
     arm_compute::ITensor *_output{ nullptr };
 };

@@ -92,6 +92,9 @@ class Conv(Op):
                             strided_output=True, **_CONV),
         "qconv": Impl("engine::QuantizedConvolution", layouts=("NCHW",), precisions=("int8",),
                       requires=(_dense, "groups=1"), **_CONV),
+        # runtime/quantized_convolution_nhwc.h: NHWC, gathers each pixel's row, 8-bit products, any output strides
+        "qconv_nhwc": Impl("engine::QuantizedConvolutionNhwc", layouts=("NHWC",), precisions=("int8",),
+                           requires=(_plain, "groups 1 and no dilation"), strided_output=True, **_CONV),
         "depthwise": Impl("NEDepthwiseConvolutionLayer", template="depthwise", scratch=True,
                           precisions=("float32", "int8"),
                           requires=(lambda n: not _depthwise_nchw_only(n), "one filter per channel, and a 3x3 kernel "

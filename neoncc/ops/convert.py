@@ -1,5 +1,5 @@
-"""The 8-bit engine's two conversions: the input to QASYMM8 once, and the last 8-bit tensor back to float32 once
-(inserted by the quantize pass)."""
+"""The 8-bit engine's two conversions: float32 to QASYMM8 and back, inserted by the quantize pass where the
+precision changes: at the input and before the float32 tail, and around layers a tuning file keeps in float32."""
 
 from __future__ import annotations
 
@@ -21,7 +21,9 @@ class Quantize(_Convert):
 
     name, doc, quant = "quantize", "float32 to QASYMM8, once for the whole network", "own"
     # Ours rounds to nearest; ACL 20.08's NEQuantizationLayer truncates on armv7 (runtime/quantization.h).
-    implementations = {"engine": Impl("engine::Quantization", template="convert", precisions=("int8",))}
+    # It writes row by row at any strides: its output can be a channel range of a concatenated tensor.
+    implementations = {"engine": Impl("engine::Quantization", template="convert", precisions=("int8",),
+                                      strided_output=True)}
 
     def summary(self, node):
         return self.doc
@@ -33,7 +35,9 @@ class Dequantize(_Convert):
 
     name, doc, quant = "dequantize", "QASYMM8 to float32, once for the whole network", "float"
     group = "pool+softmax"
-    implementations = {"acl": Impl("NEDequantizationLayer", template="convert", precisions=("int8",))}
+    # Ours (runtime/dequantization.h) costs a few instructions per value, ACL 20.08's about 70 on a short vector.
+    implementations = {"engine": Impl("engine::Dequantization", template="convert", precisions=("int8",)),
+                       "acl": Impl("NEDequantizationLayer", template="convert", precisions=("int8",))}
 
     def summary(self, node):
         return self.doc

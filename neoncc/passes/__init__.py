@@ -27,7 +27,7 @@ def lower(graph: Graph, *, tuning: dict | None = None, plan=None, strategy: dict
     layout of every tensor (with the conversions it implies), copy-free concatenations."""
     tuning = select_kernels.applicable(tuning, graph)
     if plan is not None:
-        graph = quantize.run(graph, plan)
+        graph = quantize.run(graph, plan, tuning.get("int8_float_layers", []), tuning.get("source", "tuning"))
     graph = select_kernels.run(graph, tuning, strategy)
     graph = layout.run(graph, layout_mode, tuning, default_layout)
     return concat_in_place.run(graph)

@@ -7,7 +7,8 @@ convolutions) fill as well.
 The rewrite: the concat node goes away; its producers' output tensors become views (channel ranges) of a tensor
 that carries the concat's name, which its consumers read as before. A producer qualifies when it is a convolution
 whose output feeds nothing but this concat, and everything is NCHW, or everything is NHWC and each producer's kernel
-writes at any strides; otherwise the concat stays a real NEConcatenateLayer.
+writes at any strides; otherwise the concat stays a real NEConcatenateLayer. In an 8-bit engine, a quantize node
+(our row-by-row engine::Quantization, after a layer kept in float32) qualifies like such a convolution.
 """
 
 from neoncc import ops
@@ -16,10 +17,11 @@ from neoncc.ir.graph import Graph, Node, Tensor
 
 def _writes_views(graph: Graph, producer: Node | None, layout: str) -> bool:
     """Whether the producer can write a channel range of a tensor in this layout."""
-    if producer is None or producer.op != "conv" or graph.tensor(producer.output).view_of is not None \
+    if producer is None or producer.op not in ("conv", "quantize") or graph.tensor(producer.output).view_of is not None \
             or graph.tensor(producer.output).layout != layout or len(graph.consumers(producer.output)) != 1:
         return False
-    return layout == "NCHW" or ops.get("conv").implementations[producer.attrs["impl"]].strided_output
+    impl = ops.get(producer.op).implementations[producer.attrs["impl"]]
+    return (layout == "NCHW" and producer.op == "conv") or impl.strided_output
 
 
 def run(graph: Graph) -> Graph:

@@ -3,12 +3,20 @@ float32 tail runs in 8 bits; activation tensors become QASYMM8 with the plan's (
 follows the input and one dequantize node precedes the tail (or ends the network); the constants become what the
 8-bit kernels read: convolution weights int8 per output channel (QSYMM8_PER_CHANNEL, their scales kept on the node),
 fully connected weights QASYMM8, biases int32 at input scale x weight scale, so accumulators need no offset
-correction for them."""
+correction for them.
+
+Mixed precision: layers a tuning file names (`int8_float_layers: [layer, ...]`, chosen by counting) run in float32
+inside the 8-bit network, with a quantize node after them and a dequantize node before them where their neighbours
+are 8-bit; e.g. SqueezeNet's conv1 + pool1 (the float direct 3x3/2 convolution on 3 channels costs less than any
+8-bit one, and quantizing pool1's output less than quantizing the input and permuting it to NHWC) and its
+expand3x3 layers (float Winograd needs 2.25-5x fewer multiplications than any 8-bit product; the conversions cost a
+few instructions per value). The quantize node after a layer feeding a concat writes into the concat (no copy)."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from neoncc.errors import UserError
 from neoncc.ir.graph import Constant, Graph, Node
 from neoncc.quantize.plan import QuantPlan, check_supported, int32
 
@@ -18,25 +26,50 @@ def _quantized(graph: Graph, tensor: str, plan: QuantPlan) -> None:
     t.dtype, t.quant = "qasymm8", plan.tensors[tensor]
 
 
-def run(graph: Graph, plan: QuantPlan) -> Graph:
+def run(graph: Graph, plan: QuantPlan, float_layers: list[str] | tuple[str, ...] = (), source: str = "tuning") -> Graph:
     check_supported(graph)
-    tail = set(plan.float_tail)
-    first = Node(f"{graph.input_name}.quantize", "quantize", [graph.input_name], {"precision": "int8"},
-                 shape=graph.input_shape, origin=graph.nodes[0].origin)
-    graph.insert_after(graph.input_name, first)
-    graph.tensor(first.output)
-    graph.tensors[first.output].dtype, graph.tensors[first.output].quant = "qasymm8", plan.tensors[graph.input_name]
-    for node in [n for n in graph.nodes if n.op not in ("quantize",)]:
-        if node.name in tail:
-            node.attrs["precision"] = "float32"
+    keep = set(plan.float_tail) | set(float_layers)
+    names = {n.name: n for n in graph.nodes}
+    for name in float_layers:
+        if name not in names:
+            raise UserError(f"{source}: int8_float_layers: {graph.name} has no layer '{name}'")
+        if names[name].op in ("concat",) or len(names[name].inputs) != 1:
+            raise UserError(f"{source}: int8_float_layers: '{name}' ({names[name].op}) cannot run in float32 inside "
+                            "the 8-bit network (only layers with one input)")
+    for node in graph.nodes:
+        node.attrs["precision"] = "float32" if node.name in keep else "int8"
+    if all(n.attrs["precision"] == "float32" for n in graph.nodes):
+        raise UserError(f"{source}: int8_float_layers: every layer of {graph.name} would run in float32")
+    # A conversion wherever a tensor's producer and a consumer differ in precision: quantize where float32 meets
+    # 8 bits (at the plan's scale for that tensor), dequantize the other way; one per tensor and direction.
+    precision = {graph.input_name: "float32", **{n.output: n.attrs["precision"] for n in graph.nodes}}
+    for tensor in [graph.input_name] + [n.output for n in list(graph.nodes)]:
+        readers = [c for c in graph.consumers(tensor) if c.op not in ("quantize", "dequantize")
+                   and c.attrs["precision"] != precision[tensor]]
+        if not readers:
             continue
-        node.attrs["precision"] = "int8"
+        to_int8 = precision[tensor] == "float32"
+        op = "quantize" if to_int8 else "dequantize"
+        producer = graph.producer(tensor)
+        convert = Node(f"{tensor}.{op}", op, [tensor], {"precision": "int8"}, shape=graph.shape_of(tensor),
+                       origin=(producer or readers[0]).origin)
+        graph.nodes.insert(graph.nodes.index(producer) + 1 if producer else 0, convert)
+        for reader in readers:
+            reader.inputs = [convert.output if t == tensor else t for t in reader.inputs]
+        if to_int8:
+            if tensor not in plan.tensors:
+                raise UserError(f"{source}: int8_float_layers: the 8-bit plan has no scale for '{tensor}'")
+            converted = graph.tensor(convert.output)
+            converted.dtype, converted.quant = "qasymm8", plan.tensors[tensor]
+    last = graph.nodes[-1]
+    if last.attrs["precision"] == "int8":  # the engine's output is float32: one dequantize ends the network
+        graph.nodes.append(Node(f"{last.output}.dequantize", "dequantize", [last.output], {"precision": "int8"},
+                                shape=last.shape, origin=last.origin))
+    for node in graph.nodes:
+        if node.op in ("quantize", "dequantize") or node.attrs["precision"] == "float32":
+            continue
         _quantized(graph, node.output, plan)
         _quantize_constants(graph, node, plan)
-    last_int8 = [n for n in graph.nodes if n.attrs.get("precision") == "int8"][-1]
-    back = Node(f"{last_int8.output}.dequantize", "dequantize", [last_int8.output], {"precision": "int8"},
-                shape=last_int8.shape, origin=last_int8.origin)
-    graph.insert_after(last_int8.output, back)
     return graph
 
 

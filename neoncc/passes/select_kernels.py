@@ -37,10 +37,13 @@ def load_tuning(path: Path | None) -> dict:
     for layer, layout in data.get("layout", {}).items():
         if layout not in LAYOUTS:
             raise UserError(f"{path}: layout.{layer}: '{layout}' is not one of {', '.join(LAYOUTS)}")
+    float_layers = data.get("int8_float_layers", [])
+    if not isinstance(float_layers, list) or not all(isinstance(name, str) for name in float_layers):
+        raise UserError(f"{path}: int8_float_layers: expected a list of layer names (kept float32 in an int8 build)")
     if "fingerprint" in data and not isinstance(data["fingerprint"], str):
         raise UserError(f"{path}: fingerprint: expected the model fingerprint `bench tune` wrote (a string)")
     return {"conv_method": data.get("conv_method", {}), "layout": data.get("layout", {}), "source": str(path),
-            "fingerprint": data.get("fingerprint")}
+            "fingerprint": data.get("fingerprint"), "int8_float_layers": float_layers}
 
 
 def applicable(tuning: dict | None, graph: Graph, note=None) -> dict:

@@ -1,0 +1,65 @@
+// An 8-bit convolution on NHWC data: QASYMM8 activations, int8 weights per output channel (QSYMM8_PER_CHANNEL,
+// OHWI), int32 biases, requantized to QASYMM8 with the activation's clamp in the same pass, written at any pixel
+// strides (so a convolution can fill its channel range of a concatenated tensor: the fire module's concat costs
+// no copy).
+//
+// In NHWC a pixel's im2col row (kernel rows x kernel columns x Cin) is a few runs of its neighbours' channel
+// vectors, so one gather per pixel gives X[pixels x K] directly, with no transpose (the NCHW kernel,
+// quantized_convolution.h, needs im2col plus an 8x8 byte transpose). The gather also shifts the activations to
+// signed (x - 128; the shift's share of each sum is folded into the bias) and pads K to a multiple of 16 with
+// zeros. The product runs on 8-bit products (vmull.s8/vmlal.s8: two products per 16-bit lane, safe since
+// |2 x 127 x 128| < 32768, then vpadal.s16 into 32-bit sums), 4 output channels x 2 pixels x 16 k per step. The
+// four channel sums of a pixel end in one vector, so the output stage (bias with the input zero point folded in,
+// per-channel float multiplier, output zero point, ReLU/ReLU6 clamp, rounding, narrowing) handles 4 channels at a
+// time and stores them as one 32-bit word.
+#pragma once
+
+#include "arm_compute/core/ITensor.h"
+#include "arm_compute/core/Types.h"
+#include "arm_compute/runtime/IFunction.h"
+#include "arm_compute/runtime/IMemoryManager.h"
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+namespace engine
+{
+class QuantizedConvolutionNhwc : public arm_compute::IFunction
+{
+public:
+    /** The memory manager is accepted for the generated code's uniformity; the gathered rows are private. */
+    explicit QuantizedConvolutionNhwc(std::shared_ptr<arm_compute::IMemoryManager> memory_manager = nullptr);
+
+    static arm_compute::Status validate(const arm_compute::ITensorInfo *input, const arm_compute::ITensorInfo *weights, const arm_compute::ITensorInfo *biases,
+                                        const arm_compute::ITensorInfo *output, const arm_compute::PadStrideInfo &conv_info,
+                                        const arm_compute::ActivationLayerInfo &act = arm_compute::ActivationLayerInfo());
+    void configure(arm_compute::ITensor *input, arm_compute::ITensor *weights, arm_compute::ITensor *biases, arm_compute::ITensor *output,
+                   const arm_compute::PadStrideInfo &conv_info, const arm_compute::ActivationLayerInfo &act = arm_compute::ActivationLayerInfo());
+    /** Packs the weights (after they are loaded): per block of 4 output channels, 16 k of each channel in turn. */
+    void prepare() override;
+    void run() override;
+
+private:
+    /** Rows of X (one per output pixel, K padded to 16, signed) for pixels [first, end). */
+    void gather(size_t first, size_t end);
+    /** All output channels of the pixel pairs [first_pair, end_pair). */
+    void compute(size_t first_pair, size_t end_pair);
+
+    arm_compute::ITensor      *_input{ nullptr };
+    arm_compute::ITensor      *_weights{ nullptr };
+    arm_compute::ITensor      *_biases{ nullptr };
+    arm_compute::ITensor      *_output{ nullptr };
+    arm_compute::PadStrideInfo _conv_info{};
+    size_t                     _kernel_w{ 0 }, _kernel_h{ 0 }, _channels{ 0 };
+    size_t                     _k{ 0 }, _padded_k{ 0 }, _pixels{ 0 }, _out_channels{ 0 };
+    uint8_t                    _input_zero{ 0 };
+    float                      _low{ 0.f }, _high{ 255.f }, _output_zero{ 0.f };
+    std::vector<int8_t>        _rows;       // [pixels rounded up to 2][padded K]
+    std::vector<uint8_t *>     _out;        // where each output pixel's channel vector starts, set per run
+    std::vector<int8_t>        _packed;     // per block of 4 channels: per 16 k, 16 weights of each channel
+    std::vector<int32_t>       _bias;       // bias + (128 - input zero point) x sum of the channel's weights
+    std::vector<float>         _multiplier; // input scale x weight scale / output scale, per channel
+    bool                       _prepared{ false };
+};
+} // namespace engine

@@ -1,0 +1,153 @@
+"""The NHWC 8-bit convolution (runtime/quantized_convolution_nhwc.h, conv method qconv_nhwc) against integer
+numpy, in odd shapes: 3 input channels with a 3x3 stride-2 padded kernel (K = 27, padded to 32), 13 and 6 output
+channels (not multiples of 4), K = 13, 117, 207 and 2400 (not multiples of 16), an odd pixel count (6 x 5), a
+1x1 output (a 6x5 kernel on the 6x5 image); a copy-free NHWC concat (two convolutions writing channel ranges of one
+tensor at its pixel stride); and the refusal of bad int8_float_layers (mixed precision) entries."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+from conftest import run_engine, scons
+from test_int8 import build_int8
+
+f32 = np.float32
+
+MODEL = """name: odd_int8
+input: {name: data, shape: [3, 11, 9]}
+layers:
+  - {name: conv1, type: conv, filters: 13, kernel: 3, stride: 2, pad: 1, activation: relu}
+  - {name: a, type: conv, filters: 6, kernel: 1, input: conv1, activation: relu}
+  - {name: b, type: conv, filters: 17, kernel: 3, pad: 1, input: conv1, activation: relu}
+  - {name: cat, type: concat, input: [a, b]}
+  - {name: conv3, type: conv, filters: 80, kernel: 3, pad: 1, activation: relu}
+  - {name: conv4, type: conv, filters: 7, kernel: [6, 5]}
+"""
+LAYERS = {"conv1": (2, 1, True), "a": (1, 0, True), "b": (1, 1, True), "conv3": (1, 1, True), "conv4": (1, 0, False)}
+SHAPES = {"conv1": (13, 3, 3, 3), "a": (6, 13, 1, 1), "b": (17, 13, 3, 3), "conv3": (80, 23, 3, 3), "conv4": (7, 80, 6, 5)}
+
+
+def int8_conv(q, offset, scale, plan, name, w, b, stride, pad, relu):
+    """One 8-bit convolution in integer numpy (C, H, W): (x - zero) . w + bias, then the engine's requantization
+    in float32 (x input scale x weight scale / output scale + output zero point, clamped, rounded half up)."""
+    ws = np.asarray(plan["weight_scales"][name])
+    wq = np.clip(np.round(w / ws[:, None, None, None]), -127, 127).astype(np.int64)
+    bq = np.round(b / (scale * ws)).astype(np.int64)
+    x = np.pad(q - offset, ((0, 0), (pad, pad), (pad, pad)))
+    kh, kw = w.shape[2:]
+    oh, ow = (x.shape[1] - kh) // stride + 1, (x.shape[2] - kw) // stride + 1
+    acc = np.zeros((w.shape[0], oh, ow), np.int64)
+    for dy in range(kh):
+        for dx in range(kw):
+            acc += np.einsum("oc,chw->ohw", wq[:, :, dy, dx], x[:, dy:dy + stride * oh:stride, dx:dx + stride * ow:stride])
+    out_scale, out_offset = plan["tensors"][name]
+    multiplier = (f32(scale) * ws.astype(f32)) / f32(out_scale)
+    y = (acc + bq[:, None, None]).astype(f32) * multiplier[:, None, None] + f32(out_offset + 0.5)
+    return np.floor(np.clip(y, f32(out_offset if relu else 0), f32(255))).astype(np.int64), out_offset, out_scale
+
+
+def numpy_engine(plan, weights, x):
+    scale, offset = plan["tensors"]["data"]
+    q = np.clip(np.round(x / scale) + offset, 0, 255).astype(np.int64)
+    c1, o1, s1 = int8_conv(q, offset, scale, plan, "conv1", weights["conv1.weight"], weights["conv1.bias"], *LAYERS["conv1"])
+    parts = [int8_conv(c1, o1, s1, plan, n, weights[f"{n}.weight"], weights[f"{n}.bias"], *LAYERS[n]) for n in ("a", "b")]
+    assert parts[0][1:] == parts[1][1:] == tuple(plan["tensors"]["cat"][::-1])  # one quantization for the concat
+    cat = np.concatenate([parts[0][0], parts[1][0]])
+    c3, o3, s3 = int8_conv(cat, *plan["tensors"]["cat"][::-1], plan, "conv3", weights["conv3.weight"], weights["conv3.bias"], *LAYERS["conv3"])
+    c4, o4, s4 = int8_conv(c3, o3, s3, plan, "conv4", weights["conv4.weight"], weights["conv4.bias"], *LAYERS["conv4"])
+    return (c4 - o4) * f32(s4), s4
+
+
+@pytest.fixture(scope="module")
+def odd(tmp_path_factory):
+    work = tmp_path_factory.mktemp("int8_nhwc")
+    model = work / "odd_int8.yaml"
+    model.write_text(MODEL)
+    rng = np.random.default_rng(5)
+    weights = {}
+    for name, shape in SHAPES.items():
+        weights[f"{name}.weight"] = rng.normal(0, np.sqrt(2 / np.prod(shape[1:])), shape).astype(np.float32)
+        weights[f"{name}.bias"] = rng.uniform(-0.2, 0.2, shape[0]).astype(np.float32)
+    np.savez(work / "w.npz", **weights)
+    calibration = work / "calibration"
+    calibration.mkdir()
+    grid = (rng.integers(-128, 128, (8, 3, 11, 9)) / 32).astype("<f4")  # input scale exactly 1/32 (minmax)
+    grid.flat[:2] = (-4.0, 127 / 32)
+    grid.tofile(calibration / "inputs.f32")
+    tuning = work / "tuning.yaml"
+    tuning.write_text("conv_method: {" + ", ".join(f"{n}: qconv_nhwc" for n in SHAPES) + "}\n")
+    binary = build_int8(model, work / "build", calibration, f"weights={work / 'w.npz'}", "calibration_method=minmax",
+                        f"tuning={tuning}")
+    return work, model, binary, weights, calibration
+
+
+def test_nhwc_int8_convolutions_match_integer_numpy(odd):
+    work, _, binary, weights, _ = odd
+    source = binary.with_suffix(".cpp").read_text()
+    assert source.count("engine::QuantizedConvolutionNhwc ") == 5 and "NEConcatenateLayer" not in source
+    x = (np.random.default_rng(6).integers(-128, 128, (3, 11, 9)) / 32).astype(np.float32)
+    x.astype("<f4").tofile(work / "x.f32")
+    run_engine(binary, "--input", str(work / "x.f32"), "--output", str(work / "y.f32"), "--runs", "1", "--warmup", "0")
+    ours = np.fromfile(work / "y.f32", "<f4")
+    plan = json.loads(binary.with_suffix(".quant.json").read_text())
+    expected, scale = numpy_engine(plan, weights, x)
+    assert expected.shape == (7, 1, 1) and ours.shape == (expected.size,)
+    np.testing.assert_array_equal(np.round(ours / scale), np.round(expected.ravel() / scale))
+
+
+@pytest.mark.parametrize("layers, message", [
+    ("[nope]", "int8_float_layers: odd_int8 has no layer 'nope'"),
+    ("[cat]", "int8_float_layers: 'cat' (concat) cannot run in float32 inside the 8-bit network"),
+])
+def test_bad_float_layers_are_refused_by_name(odd, tmp_path, layers, message):
+    work, model, _, _, calibration = odd
+    tuning = tmp_path / "tuning.yaml"
+    tuning.write_text(f"int8_float_layers: {layers}\n")
+    with pytest.raises(AssertionError, match=re.escape(message)):
+        build_int8(model, tmp_path / "build", calibration, f"weights={work / 'w.npz'}", f"tuning={tuning}")
+    assert not (tmp_path / "build" / "armv7" / "odd_int8-int8" / "odd_int8").exists()
+
+
+def test_mixed_precision_matches_integer_numpy(odd, tmp_path):
+    """b (a 3x3 feeding the concat) in float32 between 8-bit layers: dequantize conv1, the float convolution,
+    quantize into the concat's channel range; checked against numpy doing the same."""
+    work, model, _, weights, calibration = odd
+    tuning = tmp_path / "tuning.yaml"
+    tuning.write_text("int8_float_layers: [b]\nconv_method: {conv1: qconv_nhwc, a: qconv_nhwc, b: winograd63, "
+                      "conv3: qconv_nhwc, conv4: qconv_nhwc}\nlayout: {b: NHWC}\n")
+    binary = build_int8(model, tmp_path / "build", calibration, f"weights={work / 'w.npz'}", "calibration_method=minmax",
+                        f"tuning={tuning}")
+    source = binary.with_suffix(".cpp").read_text()
+    assert "engine::Dequantization " in source and "NEConcatenateLayer" not in source
+    assert source.count("engine::Quantization::validate(") == 2  # the input, and b's output into the concat
+    x = (np.random.default_rng(6).integers(-128, 128, (3, 11, 9)) / 32).astype(np.float32)
+    x.astype("<f4").tofile(tmp_path / "x.f32")
+    run_engine(binary, "--input", str(tmp_path / "x.f32"), "--output", str(tmp_path / "y.f32"), "--runs", "1", "--warmup", "0")
+    ours = np.fromfile(tmp_path / "y.f32", "<f4")
+    plan = json.loads(binary.with_suffix(".quant.json").read_text())
+    scale, offset = plan["tensors"]["data"]
+    q = np.clip(np.round(x / scale) + offset, 0, 255).astype(np.int64)
+    c1, o1, s1 = int8_conv(q, offset, scale, plan, "conv1", weights["conv1.weight"], weights["conv1.bias"], *LAYERS["conv1"])
+    a = int8_conv(c1, o1, s1, plan, "a", weights["a.weight"], weights["a.bias"], *LAYERS["a"])[0]
+    # b in float32 (numpy, float64 then rounded to the concat's grid as engine::Quantization does)
+    xf = np.pad((c1 - o1) * f32(s1), ((0, 0), (1, 1), (1, 1))).astype(np.float64)
+    wb = weights["b.weight"].astype(np.float64)
+    yb = np.zeros((17, *c1.shape[1:]))
+    for dy in range(3):
+        for dx in range(3):
+            yb += np.einsum("oc,chw->ohw", wb[:, :, dy, dx], xf[:, dy:dy + c1.shape[1], dx:dx + c1.shape[2]])
+    yb = np.maximum(yb + weights["b.bias"][:, None, None], 0)
+    cat_scale, cat_offset = plan["tensors"]["cat"]
+    b = np.clip(np.floor(yb / cat_scale + cat_offset + 0.5), 0, 255).astype(np.int64)
+    c3, o3, s3 = int8_conv(np.concatenate([a, b]), cat_offset, cat_scale, plan, "conv3", weights["conv3.weight"],
+                           weights["conv3.bias"], *LAYERS["conv3"])
+    c4, o4, s4 = int8_conv(c3, o3, s3, plan, "conv4", weights["conv4.weight"], weights["conv4.bias"], *LAYERS["conv4"])
+    expected = ((c4 - o4) * f32(s4)).ravel()
+    # Float32 Winograd against float64 may move a value across a rounding boundary of b's grid: one step there
+    # moves the end result by at most a few steps; everything else is exact integer arithmetic.
+    assert np.abs(np.round(ours / s4) - np.round(expected / s4)).max() <= 3
+    assert (np.round(ours / s4) == np.round(expected / s4)).mean() >= 0.7
