@@ -23,9 +23,8 @@ from neoncc.errors import UserError
 
 # Our target -> the Debian root its peers run in.
 ROOTS = {"armv7": sysroot.ARMHF, "aarch64": sysroot.Root("arm64")}
-# Our target -> the manylinux platform tag to ask pip for (the wheel's own tag: pip does not match plain
-# linux_armv7l to manylinux_2_34_armv7l). glibc 2.36 (bookworm) runs any manylinux_2_x with x <= 36.
-PLATFORMS = {"armv7": "manylinux_2_34_armv7l", "aarch64": "manylinux_2_17_aarch64"}
+# Our target -> the machine name of its manylinux wheels (bookworm's glibc 2.36 runs any manylinux_2_x, x <= 36).
+MACHINES = {"armv7": "armv7l", "aarch64": "aarch64"}
 PYTHON_VERSION = "311"                 # Debian 12's python3.11
 PYTHON = "usr/bin/python3.11"
 # The interpreter, numpy and what their shared objects and _ctypes need (check() proves the list complete).
@@ -58,13 +57,12 @@ def wheel_site(requirement: str, target: str, log: sysroot.Log = sysroot.log_std
     if not version:
         raise UserError(f"wheel_site wants a pinned requirement name==version, got {requirement!r}")
     root_of(target)
-    platform = PLATFORMS[target]
     suffix = "" if target == "armv7" else f"-{target}"
     site = sysroot.CACHE / f"{name}-{version}{suffix}"
     marker = marker or name.replace("-", "_")
     with sysroot.locked(site.name):
         if not (site / marker).exists():
-            wheel = sysroot.pip_download(requirement, platform, PYTHON_VERSION)
+            wheel = sysroot.pip_download(requirement, MACHINES[target], PYTHON_VERSION)
             log(f"unpacking {wheel.name}")
             staging = site.with_name(site.name + ".tmp")
             shutil.rmtree(staging, ignore_errors=True)

@@ -168,19 +168,24 @@ def _download(apt: debian.PrivateApt, package: str, version: str) -> Path:
     return debs[0]
 
 
-def pip_download(requirement: str, platform: str, python_version: str) -> Path:
-    """A binary wheel for another platform from PyPI, into WHEELS (kept: later calls find it without pip). Wheels
-    of one release for several architectures sit side by side: the file name's last tag tells them apart."""
+def pip_download(requirement: str, machine: str, python_version: str, glibc_minor: int = 36) -> Path:
+    """A binary wheel for another machine (armv7l, aarch64) from PyPI, into WHEELS (kept: later calls find it
+    without pip): any manylinux wheel whose glibc is at most 2.<glibc_minor> (Debian 12's 2.36 runs them all; pip
+    matches each manylinux tag exactly, so every one is asked for). Wheels of one release for several machines sit
+    side by side: the file name's last tag tells them apart."""
     name, _, version = requirement.partition("==")
-    pattern = f"{name.replace('-', '_')}-{version}-*{platform.rsplit('_', 1)[-1]}.whl"
+    pattern = f"{name.replace('-', '_')}-{version}-*{machine}.whl"
     found = sorted(WHEELS.glob(pattern))
     if not found:
         WHEELS.mkdir(parents=True, exist_ok=True)
+        platforms = [arg for minor in range(glibc_minor, 16, -1) for arg in ("--platform",
+                                                                              f"manylinux_2_{minor}_{machine}")]
         proc = subprocess.run(
             [sys.executable, "-m", "pip", "download", "-q", "--disable-pip-version-check", "--no-deps",
-             "--only-binary=:all:", "--platform", platform, "--python-version", python_version, "-d", str(WHEELS),
+             "--only-binary=:all:", *platforms, "--python-version", python_version, "-d", str(WHEELS),
              requirement], capture_output=True, text=True)
         found = sorted(WHEELS.glob(pattern))
         if proc.returncode != 0 or not found:
-            raise UserError(f"pip download {requirement} for {platform} failed:\n{proc.stderr.strip()}")
+            raise UserError(f"pip download {requirement} for manylinux {machine} (glibc <= 2.{glibc_minor}) "
+                            f"failed:\n{proc.stderr.strip()}")
     return found[-1]

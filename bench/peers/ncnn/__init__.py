@@ -30,9 +30,6 @@ from bench.peers.network import EXTENSIONS, Network
 VERSION = "1.0.20261020"
 WHEEL = f"ncnn=={VERSION}"
 TARGETS = ("armv7", "aarch64")   # PyPI has manylinux armv7l and aarch64 wheels; Debian has python3.11 for both
-# pip matches a manylinux tag exactly: ncnn's aarch64 wheel is manylinux_2_28 (glibc 2.36 of bookworm runs it),
-# not python_root's manylinux_2_17
-PLATFORMS = {"aarch64": "manylinux_2_28_aarch64"}
 GUEST_SCRIPT = Path(__file__).resolve().parent / "guest.py"
 EMPTY_BEGIN, EMPTY_END = 0x10002, 0x10003   # guest.py's markers around nothing
 PHOTOS = sysroot.CACHE / "calibration-photos"
@@ -46,8 +43,6 @@ def site(target: str, log: sysroot.Log = sysroot.log_stderr) -> Path:
     """Debian's Python and numpy in the target's peers' root and the ncnn wheel unzipped beside it (its OpenMP
     runtime in ncnn.libs, found through the extension's $ORIGIN runpath); returns the wheel's directory."""
     python_root.ensure(target, log)
-    if target in PLATFORMS:   # fetched under ncnn's own tag first; wheel_site then finds it in the wheel cache
-        sysroot.pip_download(WHEEL, PLATFORMS[target], python_root.PYTHON_VERSION)
     unpacked = python_root.wheel_site(WHEEL, target, log, marker="ncnn/__init__.py")
     python_root.check(target, unpacked.glob("ncnn/ncnn.cpython-311-*.so"))
     return unpacked
