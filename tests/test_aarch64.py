@@ -185,30 +185,52 @@ layers:
 """
 
 
-def test_litert_with_xnnpack_agrees_with_our_engine_and_is_counted(build_dir, tmp_path):
+@pytest.fixture(scope="module")
+def digits_on_aarch64(build_dir, tmp_path_factory):
+    """The digits fire network with seeded weights, one input, and our aarch64 engine's output for it."""
+    from neoncc.frontend.yaml_model import load_yaml_model
+    from neoncc.tools.preprocess import random_inputs
+    from neoncc.weights.pack import random_weights
+    work = tmp_path_factory.mktemp("digits-aarch64")
+    model = ROOT / "configs/models/digits_fire.yaml"
+    graph = load_yaml_model(model)
+    np.savez(work / "w.npz", **random_weights(graph, 3))
+    tensor = random_inputs(graph, 1, 5)[0]
+    tensor.astype("<f4").tofile(work / "input.f32")
+    ours, _ = infer(build(model, build_dir, work / "w.npz", target=TARGET), tensor, work, target=TARGET)
+    return model, work, ours
+
+
+def test_litert_with_xnnpack_agrees_with_our_engine_and_is_counted(digits_on_aarch64, tmp_path):
     """The aarch64 LiteRT peer (PyPI ai-edge-litert in Debian's arm64 Python under qemu-aarch64): on the digits fire
     network with seeded weights its output equals our aarch64 engine's to 1e-4, XNNPACK really took the graph
     (TFLite logged the delegate and the graph holds a delegated partition) and each inference is counted."""
     from bench import peers
-    from neoncc.frontend.yaml_model import load_yaml_model
-    from neoncc.tools.preprocess import random_inputs
-    from neoncc.weights.pack import random_weights
-    model = ROOT / "configs/models/digits_fire.yaml"
-    graph = load_yaml_model(model)
-    np.savez(tmp_path / "w.npz", **random_weights(graph, 3))
-    tensor = random_inputs(graph, 1, 5)[0]
-    tensor.astype("<f4").tofile(tmp_path / "input.f32")
-    ours, _ = infer(build(model, build_dir, tmp_path / "w.npz", target=TARGET), tensor, tmp_path, target=TARGET)
+    model, work, ours = digits_on_aarch64
     assert "litert" in peers.available(TARGET) and "litert" not in peers.available("armv7")
-    peer = peers.prepare("litert", model, tmp_path / "w.npz", tmp_path / "litert", TARGET)
-    result = peer.run(tmp_path / "input.f32", runs=2, warmup=1)
+    peer = peers.prepare("litert", model, work / "w.npz", tmp_path / "litert", TARGET)
+    result = peer.run(work / "input.f32", runs=2, warmup=1)
     assert peers.check_agreement("litert", result.probabilities, ours) <= peers.TOLERANCE
     assert result.details["xnnpack"] is True and result.details["delegate_nodes"] >= 1
     # about 1.1 M MACs: at most 4 per instruction, and no more than a plain loop's few instructions per MAC
     assert 250_000 < result.instructions_per_inference < 10_000_000
     assert max(result.instructions) - min(result.instructions) < 0.01 * result.instructions_per_inference
     with pytest.raises(peers.PeerError, match="peer litert exists only for aarch64, not armv7"):
-        peers.prepare("litert", model, tmp_path / "w.npz", tmp_path / "armv7", "armv7")
+        peers.prepare("litert", model, work / "w.npz", tmp_path / "armv7", "armv7")
+
+
+@pytest.mark.parametrize("name", ["ncnn", "ncnn_int8", "xnnpack"])
+def test_the_other_aarch64_peers_agree_with_our_engine(digits_on_aarch64, tmp_path, name):
+    """ncnn (PyPI's aarch64 wheel) and XNNPACK (Debian bookworm arm64) unpacked or built for aarch64 and counted
+    under qemu-aarch64: each agrees with our aarch64 engine (ncnn's int8 to its own looser bound) before it is
+    counted."""
+    from bench import peers
+    model, work, ours = digits_on_aarch64
+    assert name in peers.available(TARGET)
+    result = peers.prepare(name, model, work / "w.npz", tmp_path / name, TARGET).run(work / "input.f32", runs=1,
+                                                                                   warmup=1)
+    peers.check_agreement(name, result.probabilities, ours)
+    assert 250_000 < result.instructions_per_inference < 20_000_000
 
 
 def test_bench_report_for_aarch64_counts_under_qemu_aarch64(tmp_path):
