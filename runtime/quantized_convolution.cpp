@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <utility>
 
 using namespace arm_compute;
 
@@ -53,6 +54,32 @@ QuantizedConvolution::QuantizedConvolution(std::shared_ptr<IMemoryManager> memor
 {
 }
 
+OutputStage output_stage(const ITensorInfo &input, const ITensorInfo &weights, const ITensorInfo &output, size_t out_channels, size_t padded_channels,
+                         const ActivationLayerInfo &act)
+{
+    const UniformQuantizationInfo in  = input.quantization_info().uniform();
+    const UniformQuantizationInfo out = output.quantization_info().uniform();
+    OutputStage                   stage;
+    stage.input_zero     = static_cast<uint8_t>(in.offset);
+    stage.output_zero    = static_cast<float>(out.offset);
+    const auto quantize  = [&](float value) { return std::min(255.f, std::max(0.f, std::round(value / out.scale) + stage.output_zero)); };
+    if(act.enabled())
+    {
+        stage.low = quantize(act.activation() == ActivationLayerInfo::ActivationFunction::LU_BOUNDED_RELU ? act.b() : 0.f);
+        if(act.activation() != ActivationLayerInfo::ActivationFunction::RELU)
+        {
+            stage.high = quantize(act.a());
+        }
+    }
+    const std::vector<float> weight_scales = weights.quantization_info().scale();
+    stage.multiplier.assign(padded_channels, 0.f);
+    for(size_t c = 0; c < out_channels; ++c)
+    {
+        stage.multiplier[c] = in.scale * weight_scales[c] / out.scale;
+    }
+    return stage;
+}
+
 Status QuantizedConvolution::validate(const ITensorInfo *input, const ITensorInfo *weights, const ITensorInfo *biases, const ITensorInfo *output,
                                       const PadStrideInfo &conv_info, const ActivationLayerInfo &act)
 {
@@ -85,27 +112,12 @@ void QuantizedConvolution::configure(ITensor *input, ITensor *weights, ITensor *
     _padded_pixels = round_up(_pixels, kBlockPixels);
     _out_channels  = output->info()->dimension(2);
 
-    const UniformQuantizationInfo in  = input->info()->quantization_info().uniform();
-    const UniformQuantizationInfo out = output->info()->quantization_info().uniform();
-    _input_zero  = static_cast<uint8_t>(in.offset);
-    _output_zero = static_cast<float>(out.offset);
-    _low         = 0.f;
-    _high        = 255.f;
-    const auto quantize = [&](float value) { return std::min(255.f, std::max(0.f, std::round(value / out.scale) + _output_zero)); };
-    if(act.enabled())
-    {
-        _low = quantize(act.activation() == ActivationLayerInfo::ActivationFunction::LU_BOUNDED_RELU ? act.b() : 0.f);
-        if(act.activation() != ActivationLayerInfo::ActivationFunction::RELU)
-        {
-            _high = quantize(act.a());
-        }
-    }
-    const std::vector<float> weight_scales = weights->info()->quantization_info().scale();
-    _multiplier.resize(round_up(_out_channels, kBlockChannels), 0.f);
-    for(size_t c = 0; c < _out_channels; ++c)
-    {
-        _multiplier[c] = in.scale * weight_scales[c] / out.scale;
-    }
+    OutputStage stage = output_stage(*input->info(), *weights->info(), *output->info(), _out_channels, round_up(_out_channels, kBlockChannels), act);
+    _input_zero  = stage.input_zero;
+    _output_zero = stage.output_zero;
+    _low         = stage.low;
+    _high        = stage.high;
+    _multiplier  = std::move(stage.multiplier);
 
     // X is the input itself only when its planes are the rows and every 8-pixel load stays inside them. Whether
     // the planes end up back to back is known only at run time (later functions may pad the tensors), so the

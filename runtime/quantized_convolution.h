@@ -28,6 +28,22 @@
 
 namespace engine
 {
+/** The output stage both 8-bit convolutions fuse into their stores: acc * multiplier[c] + output zero, clamped to
+ *  [low, high] (0..255, narrowed by a fused ReLU / bounded ReLU in the output's quantization). */
+struct OutputStage
+{
+    uint8_t            input_zero{ 0 };
+    float              output_zero{ 0.f };
+    float              low{ 0.f };
+    float              high{ 255.f };
+    std::vector<float> multiplier; // input scale x weight scale / output scale, per channel (zero-padded)
+};
+
+/** The output stage of input (QASYMM8) * weights (one scale per output channel) -> output, with channels padded
+ *  to padded_channels multipliers. */
+OutputStage output_stage(const arm_compute::ITensorInfo &input, const arm_compute::ITensorInfo &weights, const arm_compute::ITensorInfo &output,
+                         size_t out_channels, size_t padded_channels, const arm_compute::ActivationLayerInfo &act);
+
 class QuantizedConvolution : public arm_compute::IFunction
 {
 public:

@@ -1,6 +1,7 @@
 #include "quantized_convolution_nhwc.h"
 
 #include "engine.h"
+#include "quantized_convolution.h"
 
 #include "arm_compute/core/Error.h"
 #include "arm_compute/core/Helpers.h"
@@ -12,6 +13,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <utility>
 
 using namespace arm_compute;
 
@@ -104,27 +106,12 @@ void QuantizedConvolutionNhwc::configure(ITensor *input, ITensor *weights, ITens
     _pixels       = output->info()->dimension(1) * output->info()->dimension(2);
     _out_channels = output->info()->dimension(0);
 
-    const UniformQuantizationInfo in  = input->info()->quantization_info().uniform();
-    const UniformQuantizationInfo out = output->info()->quantization_info().uniform();
-    _input_zero  = static_cast<uint8_t>(in.offset);
-    _output_zero = static_cast<float>(out.offset);
-    _low         = 0.f;
-    _high        = 255.f;
-    const auto quantize = [&](float value) { return std::min(255.f, std::max(0.f, std::round(value / out.scale) + _output_zero)); };
-    if(act.enabled())
-    {
-        _low = quantize(act.activation() == ActivationLayerInfo::ActivationFunction::LU_BOUNDED_RELU ? act.b() : 0.f);
-        if(act.activation() != ActivationLayerInfo::ActivationFunction::RELU)
-        {
-            _high = quantize(act.a());
-        }
-    }
-    const std::vector<float> weight_scales = weights->info()->quantization_info().scale();
-    _multiplier.assign(round_up(_out_channels, kBlock), 0.f);
-    for(size_t c = 0; c < _out_channels; ++c)
-    {
-        _multiplier[c] = in.scale * weight_scales[c] / out.scale;
-    }
+    OutputStage stage = output_stage(*input->info(), *weights->info(), *output->info(), _out_channels, round_up(_out_channels, kBlock), act);
+    _input_zero  = stage.input_zero;
+    _output_zero = stage.output_zero;
+    _low         = stage.low;
+    _high        = stage.high;
+    _multiplier  = std::move(stage.multiplier);
     _rows.assign(round_up(_pixels, 2) * _padded_k, 0);
     _out.assign(round_up(_pixels, 2), nullptr);
 }

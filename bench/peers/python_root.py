@@ -51,14 +51,13 @@ def interpreter(target: str) -> Path:
 def wheel_site(requirement: str, target: str, log: sysroot.Log = sysroot.log_stderr,
                marker: str | None = None) -> Path:
     """The wheel of requirement ("name==version") for target's platform, unzipped into
-    .cache/peers/<name>-<version>[-<arch>] (once: marker, a path inside the wheel, tells whether it is done;
-    default the package's directory). armv7 keeps the plain name the tflite-runtime site always had."""
+    .cache/peers/<name>-<version>-<target> (once: marker, a path inside the wheel, tells whether it is done;
+    default the package's directory)."""
     name, _, version = requirement.partition("==")
     if not version:
         raise UserError(f"wheel_site wants a pinned requirement name==version, got {requirement!r}")
     root_of(target)
-    suffix = "" if target == "armv7" else f"-{target}"
-    site = sysroot.CACHE / f"{name}-{version}{suffix}"
+    site = sysroot.CACHE / f"{name}-{version}-{target}"
     marker = marker or name.replace("-", "_")
     with sysroot.locked(site.name):
         if not (site / marker).exists():
