@@ -123,8 +123,8 @@ def measure_model(name: str, peer_names: list[str], runs: int, work: Path, log, 
                                      "emulated_ms": float(np.median(measured.wall_ms)),
                                      "max_abs_diff": float(np.abs(measured.probabilities - counted.output).max()),
                                      "details": measured.details}
-        except UserError as err:   # a peer that fails or disagrees is reported, not measured
-            result["peers"][peer] = {"error": str(err)}
+        except UserError as err:   # a peer that fails or disagrees is reported (paths from the project), not measured
+            result["peers"][peer] = {"error": str(err).replace(f"{PROJECT_ROOT}/", "")}
     return result
 
 
