@@ -1,5 +1,7 @@
 #include "quantized_convolution.h"
 
+#include "int8_dot.h"
+
 #include "arm_compute/core/Error.h"
 #include "arm_compute/core/Helpers.h"
 #include "arm_compute/core/Utils.h"
@@ -351,22 +353,6 @@ const int8_t *QuantizedConvolution::transposed(const uint8_t *x)
     return reinterpret_cast<const int8_t *>(rows);
 }
 
-namespace
-{
-/** The four lanes of each accumulator summed: [sum a, sum b, sum c, sum d]. */
-inline int32x4_t lane_sums(int32x4_t a, int32x4_t b, int32x4_t c, int32x4_t d)
-{
-    const int32x2_t ab = vpadd_s32(vpadd_s32(vget_low_s32(a), vget_high_s32(a)), vpadd_s32(vget_low_s32(b), vget_high_s32(b)));
-    const int32x2_t cd = vpadd_s32(vpadd_s32(vget_low_s32(c), vget_high_s32(c)), vpadd_s32(vget_low_s32(d), vget_high_s32(d)));
-    return vcombine_s32(ab, cd);
-}
-
-/** acc += the 16 products of two rows of 16 signed bytes, paired into s16 lanes first (|2 x 127 x 128| fits). */
-inline int32x4_t dot16(int32x4_t acc, int8x16_t w, int8x16_t x)
-{
-    return vpadalq_s16(acc, vmlal_s8(vmull_s8(vget_low_s8(w), vget_low_s8(x)), vget_high_s8(w), vget_high_s8(x)));
-}
-} // namespace
 
 void QuantizedConvolution::compute_dot(size_t first_pair, size_t end_pair, const int8_t *rows)
 {
@@ -391,35 +377,21 @@ void QuantizedConvolution::compute_dot(size_t first_pair, size_t end_pair, const
             {
                 const int8x16_t wa = vld1q_s8(wp0), wb = vld1q_s8(wp1);
                 const int8x16_t xa = vld1q_s8(x0), xb = vld1q_s8(x1), xc = vld1q_s8(x2), xd = vld1q_s8(x3);
-                a0 = dot16(a0, wa, xa);
-                a1 = dot16(a1, wa, xb);
-                a2 = dot16(a2, wa, xc);
-                a3 = dot16(a3, wa, xd);
-                b0 = dot16(b0, wb, xa);
-                b1 = dot16(b1, wb, xb);
-                b2 = dot16(b2, wb, xc);
-                b3 = dot16(b3, wb, xd);
+                a0 = int8::dot16(a0, wa, xa);
+                a1 = int8::dot16(a1, wa, xb);
+                a2 = int8::dot16(a2, wa, xc);
+                a3 = int8::dot16(a3, wa, xd);
+                b0 = int8::dot16(b0, wb, xa);
+                b1 = int8::dot16(b1, wb, xb);
+                b2 = int8::dot16(b2, wb, xc);
+                b3 = int8::dot16(b3, wb, xd);
             }
-            const int32x4_t sums[2] = { lane_sums(a0, a1, a2, a3), lane_sums(b0, b1, b2, b3) };
+            const int32x4_t sums[2] = { int8::lane_sums(a0, a1, a2, a3), int8::lane_sums(b0, b1, b2, b3) };
             const size_t    valid   = std::min(kDotPixels, _pixels - p);
             for(size_t c = 0; c < 2 && channel0 + c < _out_channels; ++c)
             {
-                float32x4_t y = vmlaq_f32(zero, vcvtq_f32_s32(vaddq_s32(sums[c], vdupq_n_s32(_bias[channel0 + c]))), vdupq_n_f32(_multiplier[channel0 + c]));
-                y             = vminq_f32(vmaxq_f32(y, low), high);
-                const uint16x4_t q = vmovn_u32(vcvtq_u32_f32(y));
-                const uint32x2_t bytes = vreinterpret_u32_u8(vmovn_u16(vcombine_u16(q, q)));
-                uint8_t         *dst   = out_base + (channel0 + c) * out_stride + p;
-                if(valid == kDotPixels)
-                {
-                    const uint32_t word = vget_lane_u32(bytes, 0);
-                    std::memcpy(dst, &word, sizeof(word)); // one unaligned store
-                }
-                else
-                {
-                    uint8_t tail[8];
-                    vst1_u32(reinterpret_cast<uint32_t *>(tail), bytes);
-                    std::memcpy(dst, tail, valid);
-                }
+                int8::store_requantized(sums[c], vdupq_n_s32(_bias[channel0 + c]), vdupq_n_f32(_multiplier[channel0 + c]), zero, low, high,
+                                        out_base + (channel0 + c) * out_stride + p, valid);
             }
         }
     }

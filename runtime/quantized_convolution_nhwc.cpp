@@ -1,6 +1,7 @@
 #include "quantized_convolution_nhwc.h"
 
 #include "engine.h"
+#include "int8_dot.h"
 #include "quantized_convolution.h"
 
 #include "arm_compute/core/Error.h"
@@ -48,19 +49,6 @@ inline void copy_signed(int8_t *dst, const uint8_t *src, size_t n)
     }
 }
 
-/** The four lanes of each accumulator summed: [sum a, sum b, sum c, sum d]. */
-inline int32x4_t lane_sums(int32x4_t a, int32x4_t b, int32x4_t c, int32x4_t d)
-{
-    const int32x2_t ab = vpadd_s32(vpadd_s32(vget_low_s32(a), vget_high_s32(a)), vpadd_s32(vget_low_s32(b), vget_high_s32(b)));
-    const int32x2_t cd = vpadd_s32(vpadd_s32(vget_low_s32(c), vget_high_s32(c)), vpadd_s32(vget_low_s32(d), vget_high_s32(d)));
-    return vcombine_s32(ab, cd);
-}
-
-/** acc += the 16 products of two rows of 16 signed bytes, paired into s16 lanes first. */
-inline int32x4_t dot16(int32x4_t acc, int8x16_t w, int8x16_t x)
-{
-    return vpadalq_s16(acc, vmlal_s8(vmull_s8(vget_low_s8(w), vget_low_s8(x)), vget_high_s8(w), vget_high_s8(x)));
-}
 } // namespace
 
 QuantizedConvolutionNhwc::QuantizedConvolutionNhwc(std::shared_ptr<IMemoryManager> memory_manager)
@@ -219,34 +207,19 @@ void QuantizedConvolutionNhwc::compute(size_t first_pair, size_t end_pair)
             {
                 const int8x16_t w0 = vld1q_s8(w), w1 = vld1q_s8(w + 16), w2 = vld1q_s8(w + 32), w3 = vld1q_s8(w + 48);
                 const int8x16_t xa = vld1q_s8(x0), xb = vld1q_s8(x1);
-                a0 = dot16(a0, w0, xa);
-                a1 = dot16(a1, w1, xa);
-                a2 = dot16(a2, w2, xa);
-                a3 = dot16(a3, w3, xa);
-                b0 = dot16(b0, w0, xb);
-                b1 = dot16(b1, w1, xb);
-                b2 = dot16(b2, w2, xb);
-                b3 = dot16(b3, w3, xb);
+                a0 = int8::dot16(a0, w0, xa);
+                a1 = int8::dot16(a1, w1, xa);
+                a2 = int8::dot16(a2, w2, xa);
+                a3 = int8::dot16(a3, w3, xa);
+                b0 = int8::dot16(b0, w0, xb);
+                b1 = int8::dot16(b1, w1, xb);
+                b2 = int8::dot16(b2, w2, xb);
+                b3 = int8::dot16(b3, w3, xb);
             }
-            const int32x4_t sums[2] = { lane_sums(a0, a1, a2, a3), lane_sums(b0, b1, b2, b3) };
+            const int32x4_t sums[2] = { int8::lane_sums(a0, a1, a2, a3), int8::lane_sums(b0, b1, b2, b3) };
             for(size_t i = 0; i < 2 && 2 * pair + i < _pixels; ++i)
             {
-                float32x4_t y = vmlaq_f32(zero, vcvtq_f32_s32(vaddq_s32(sums[i], bias)), m);
-                y             = vminq_f32(vmaxq_f32(y, low), high);
-                const uint16x4_t q     = vmovn_u32(vcvtq_u32_f32(y));
-                const uint32x2_t bytes = vreinterpret_u32_u8(vmovn_u16(vcombine_u16(q, q)));
-                uint8_t         *dst   = _out[2 * pair + i] + channel0;
-                if(channels == kBlock)
-                {
-                    const uint32_t word = vget_lane_u32(bytes, 0);
-                    std::memcpy(dst, &word, sizeof(word)); // one unaligned store
-                }
-                else
-                {
-                    uint8_t tail[8];
-                    vst1_u32(reinterpret_cast<uint32_t *>(tail), bytes);
-                    std::memcpy(dst, tail, channels);
-                }
+                int8::store_requantized(sums[i], bias, m, zero, low, high, _out[2 * pair + i] + channel0, channels);
             }
         }
     }
