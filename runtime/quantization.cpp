@@ -26,40 +26,25 @@ void Quantization::configure(ITensor *input, ITensor *output)
 
 void Quantization::run()
 {
-    const ITensorInfo &in   = *_input->info();
-    const ITensorInfo &out  = *_output->info();
-    const UniformQuantizationInfo q = out.quantization_info().uniform();
+    const UniformQuantizationInfo q = _output->info()->quantization_info().uniform();
     const float inverse = 1.f / q.scale;
     // x / scale + offset + 0.5, truncated: rounding to nearest (halves up) for every value that is not clamped to 0
     const float32x4_t base   = vdupq_n_f32(static_cast<float>(q.offset) + 0.5f);
     const float32x4_t factor = vdupq_n_f32(inverse);
-    // Rows at their strides (the output may be a channel range of a concatenated tensor); tensors whose rows lie
-    // back to back (both) are one long row.
-    const bool   dense  = in.strides_in_bytes()[1] == 4 * in.dimension(0) && in.strides_in_bytes()[2] == 4 * in.dimension(0) * in.dimension(1)
-                       && out.strides_in_bytes()[1] == in.dimension(0) && out.strides_in_bytes()[2] == in.dimension(0) * in.dimension(1);
-    const size_t width  = dense ? in.tensor_shape().total_size() : in.dimension(0);
-    const size_t rows   = dense ? 1 : in.dimension(1), planes = dense ? 1 : in.dimension(2);
-    const uint8_t *first     = _input->buffer() + in.offset_first_element_in_bytes();
-    uint8_t       *first_out = _output->buffer() + out.offset_first_element_in_bytes();
-    for(size_t z = 0; z < planes; ++z)
-    {
-        for(size_t y = 0; y < rows; ++y)
+    for_each_row(*_input, *_output, [&](const uint8_t *src_bytes, uint8_t *dst, size_t width) {
+        const float *src = reinterpret_cast<const float *>(src_bytes);
+        size_t       x   = 0;
+        for(; x + 8 <= width; x += 8)
         {
-            const float *src = reinterpret_cast<const float *>(first + z * in.strides_in_bytes()[2] + y * in.strides_in_bytes()[1]);
-            uint8_t     *dst = first_out + z * out.strides_in_bytes()[2] + y * out.strides_in_bytes()[1];
-            size_t       x   = 0;
-            for(; x + 8 <= width; x += 8)
-            {
-                const int32x4_t a = vcvtq_s32_f32(vmlaq_f32(base, vld1q_f32(src + x), factor));
-                const int32x4_t b = vcvtq_s32_f32(vmlaq_f32(base, vld1q_f32(src + x + 4), factor));
-                vst1_u8(dst + x, vqmovun_s16(vcombine_s16(vqmovn_s32(a), vqmovn_s32(b))));
-            }
-            for(; x < width; ++x)
-            {
-                const float v = std::floor(src[x] * inverse + static_cast<float>(q.offset) + 0.5f);
-                dst[x]        = static_cast<uint8_t>(v < 0.f ? 0.f : (v > 255.f ? 255.f : v));
-            }
+            const int32x4_t a = vcvtq_s32_f32(vmlaq_f32(base, vld1q_f32(src + x), factor));
+            const int32x4_t b = vcvtq_s32_f32(vmlaq_f32(base, vld1q_f32(src + x + 4), factor));
+            vst1_u8(dst + x, vqmovun_s16(vcombine_s16(vqmovn_s32(a), vqmovn_s32(b))));
         }
-    }
+        for(; x < width; ++x)
+        {
+            const float v = std::floor(src[x] * inverse + static_cast<float>(q.offset) + 0.5f);
+            dst[x]        = static_cast<uint8_t>(v < 0.f ? 0.f : (v > 255.f ? 255.f : v));
+        }
+    });
 }
 } // namespace engine
