@@ -1,6 +1,7 @@
 #include "max_pooling_nhwc.h"
 
 #include "engine.h"
+#include "max_pooling_window.h"
 
 #include "arm_compute/core/Error.h"
 #include "arm_compute/runtime/NEON/NEScheduler.h"
@@ -17,18 +18,7 @@ namespace engine
 Status MaxPoolingNhwc::validate(const ITensorInfo *input, const ITensorInfo *output, const PoolingLayerInfo &info)
 {
     ARM_COMPUTE_RETURN_ERROR_ON_MSG(input->data_type() != DataType::F32 || output->data_type() != DataType::F32, "float32 only");
-    ARM_COMPUTE_RETURN_ERROR_ON_MSG(input->data_layout() != DataLayout::NHWC || output->data_layout() != DataLayout::NHWC, "NHWC only");
-    ARM_COMPUTE_RETURN_ERROR_ON_MSG(info.pool_type != PoolingType::MAX || info.is_global_pooling, "max pooling with a window only");
-    ARM_COMPUTE_RETURN_ERROR_ON_MSG(input->dimension(0) != output->dimension(0), "input and output channels differ");
-    ARM_COMPUTE_RETURN_ERROR_ON_MSG(info.pool_size.width == 0 || info.pool_size.height == 0, "empty window");
-    const auto   stride = info.pad_stride_info.stride();
-    const size_t width  = input->dimension(1) + info.pad_stride_info.pad_left() + info.pad_stride_info.pad_right();
-    const size_t height = input->dimension(2) + info.pad_stride_info.pad_top() + info.pad_stride_info.pad_bottom();
-    ARM_COMPUTE_RETURN_ERROR_ON_MSG(width < info.pool_size.width || height < info.pool_size.height, "window larger than the padded input");
-    ARM_COMPUTE_RETURN_ERROR_ON_MSG(output->dimension(1) != (width - info.pool_size.width) / stride.first + 1
-                                        || output->dimension(2) != (height - info.pool_size.height) / stride.second + 1,
-                                    "output size does not match the window, stride and padding (floor rounding)");
-    return Status{};
+    return validate_max_pooling_window(input, output, info);
 }
 
 void MaxPoolingNhwc::configure(ITensor *input, ITensor *output, const PoolingLayerInfo &info)
