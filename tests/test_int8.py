@@ -12,6 +12,7 @@ import pytest
 
 from bench.photos import photo_tensors, write_photo_set
 from conftest import ROOT, build, run_engine, scons
+from int8_reference import requantize
 from deploy.testing import deploy_json
 
 V11 = ROOT / "configs/models/squeezenet_v1_1.yaml"
@@ -104,10 +105,9 @@ def test_generated_code_converts_only_where_precision_changes(squeezenet):
 
 def numpy_int8_engine(plan, float_weights, x):
     """The 8-bit network in integer numpy: per-channel int8 weights, int32 biases, integer convolution
-    (im2col by slicing), then the engine's documented requantization in float32 (multiplier input scale x weight
-    scale / output scale, plus the output zero point, clamped, rounded half up), ReLU as the clamp at the zero
+    (im2col by slicing), then TFLite's reference requantization (tests/int8_reference.py: fixed-point multiplier
+    input scale x weight scale / output scale, plus the output zero point, clamped), ReLU as the clamp at the zero
     point; the result de-quantized."""
-    f32 = np.float32
     scale, offset = plan["tensors"]["data"]
     q = np.clip(np.round(x / scale) + offset, 0, 255).astype(np.int64)  # exact: x lies on the grid
     for name, stride, pad, relu in (("conv1", 2, 1, True), ("conv2", 1, 1, True), ("conv3", 1, 0, False)):
@@ -124,9 +124,7 @@ def numpy_int8_engine(plan, float_weights, x):
                 patch = padded[:, dy:dy + stride * oh:stride, dx:dx + stride * ow:stride]
                 acc += np.einsum("oc,chw->ohw", wq[:, :, dy, dx], patch)
         out_scale, out_offset = plan["tensors"][name]
-        multiplier = (f32(scale) * ws.astype(f32)) / f32(out_scale)
-        y = (acc + bq[:, None, None]).astype(f32) * multiplier[:, None, None] + f32(out_offset + 0.5)
-        q = np.floor(np.clip(y, f32(out_offset if relu else 0), f32(255))).astype(np.int64)
+        q = requantize(acc + bq[:, None, None], scale, ws, out_scale, out_offset, relu)
         scale, offset = out_scale, out_offset
     return (q - offset) * np.float32(scale), scale
 

@@ -1,0 +1,42 @@
+"""TFLite's reference requantization in integer numpy, written from its documented arithmetic (QuantizeMultiplier,
+MultiplyByQuantizedMultiplier: SaturatingRoundingDoublingHighMul then RoundingDivideByPOT), for checking our 8-bit
+kernels: input scale x weight scale / output scale (float32 scales, in double) as a 31-bit significand and a power
+of two; acc x 2^left; the doubled product's high 32 bits rounded to nearest (halves up); divided by 2^right
+rounding halves away from zero."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def quantized_multiplier(real: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(significand, exponent) with real = significand x 2^(exponent - 31); (0, 0) below 2^-32."""
+    real = np.atleast_1d(np.asarray(real, np.float64))
+    fraction, exponent = np.frexp(real)
+    significand = np.round(fraction * 2.0 ** 31).astype(np.int64)
+    carry = significand == 2 ** 31
+    significand[carry] //= 2
+    exponent = exponent + carry
+    dead = (real == 0) | (exponent < -31)
+    return np.where(dead, 0, significand), np.where(dead, 0, exponent)
+
+
+def multiply(acc: np.ndarray, real: np.ndarray) -> np.ndarray:
+    """acc x real as TFLite's MultiplyByQuantizedMultiplier computes it (real broadcast against acc)."""
+    significand, exponent = quantized_multiplier(real)
+    significand, exponent = significand.reshape(np.shape(real)), exponent.reshape(np.shape(real))
+    product = np.asarray(acc, np.int64) * 2 ** np.maximum(exponent, 0) * significand
+    high = (product + 2 ** 30) >> 31
+    right = np.maximum(-exponent, 0)
+    mask = (np.int64(1) << right) - 1
+    return (high >> right) + ((high & mask) > (mask >> 1) + (high < 0))
+
+
+def requantize(acc: np.ndarray, in_scale: float, weight_scales: np.ndarray, out_scale: float, out_offset: int,
+               relu: bool) -> np.ndarray:
+    """A convolution's int32 sums (channels first) -> QASYMM8 integers: scaled per channel, + output zero point,
+    clamped to [zero point if relu else 0, 255]."""
+    f32 = np.float32
+    real = float(f32(in_scale)) * np.asarray(weight_scales, f32).astype(np.float64) / float(f32(out_scale))
+    y = multiply(acc, real.reshape(-1, *[1] * (np.ndim(acc) - 1))) + out_offset
+    return np.clip(y, out_offset if relu else 0, 255)
