@@ -36,14 +36,20 @@ struct Scaling
     int32x4_t right;
 };
 
-/** x * 2^left, times the Q31 multiplier keeping the doubled product's high half rounded (vqrdmulh computes what
- *  gemmlowp's SaturatingRoundingDoublingHighMul does), then divided by 2^-right rounding halves away from zero
- *  (vrshl rounds halves up, so negative values are lowered by one first; where right is 0 the mask is 0). */
+/** x times a Q31 multiplier keeping the doubled product's high half rounded (vqrdmulh computes what gemmlowp's
+ *  SaturatingRoundingDoublingHighMul does), then divided by 2^-right rounding halves away from zero (vrshl rounds
+ *  halves up, so negative values are lowered by one first where right < 0). */
+inline int32x4_t scaled_down(int32x4_t x, int32x4_t multiplier, int32x4_t right)
+{
+    const int32x4_t high = vqrdmulhq_s32(x, multiplier);
+    // high + (high & right) >> 31: -1 where high < 0 and right < 0 (no overflow: vqrdmulh's result is above -2^31)
+    return vrshlq_s32(vsraq_n_s32(high, vandq_s32(high, right), 31), right);
+}
+
+/** TFLite's MultiplyByQuantizedMultiplier: x * 2^left, then scaled_down. */
 inline int32x4_t scaled(int32x4_t x, const Scaling &s)
 {
-    const int32x4_t high  = vqrdmulhq_s32(vshlq_s32(x, s.left), s.multiplier);
-    const int32x4_t fixup = vshrq_n_s32(vandq_s32(high, s.right), 31);
-    return vrshlq_s32(vqaddq_s32(high, fixup), s.right);
+    return scaled_down(vshlq_s32(x, s.left), s.multiplier, s.right);
 }
 
 /** (sums + bias) scaled, + output zero point, clamped to [low, high] (within 0..255): four values as u16 lanes. */

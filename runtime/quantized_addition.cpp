@@ -54,12 +54,11 @@ void QuantizedAddition::configure(ITensor *a, ITensor *b, ITensor *output, Conve
 
 void QuantizedAddition::add_row(const uint8_t *a, const uint8_t *b, uint8_t *out, size_t n) const
 {
-    const int16x8_t     offset_a = vdupq_n_s16(static_cast<int16_t>(_offset_a)), offset_b = vdupq_n_s16(static_cast<int16_t>(_offset_b));
-    const int8::Scaling sa       = { vdupq_n_s32(_multiplier_a), vdupq_n_s32(0), vdupq_n_s32(_shift_a) };
-    const int8::Scaling sb       = { vdupq_n_s32(_multiplier_b), vdupq_n_s32(0), vdupq_n_s32(_shift_b) };
-    const int8::Scaling so       = { vdupq_n_s32(_multiplier_out), vdupq_n_s32(0), vdupq_n_s32(_shift_out) };
-    const int32x4_t     zero = vdupq_n_s32(_offset_out), low = vdupq_n_s32(0), high = vdupq_n_s32(255);
-    const auto          eight = [&](const uint8_t *pa, const uint8_t *pb, uint8_t *dst) {
+    const int16x8_t offset_a = vdupq_n_s16(static_cast<int16_t>(_offset_a)), offset_b = vdupq_n_s16(static_cast<int16_t>(_offset_b));
+    const int32x4_t ma = vdupq_n_s32(_multiplier_a), mb = vdupq_n_s32(_multiplier_b), mo = vdupq_n_s32(_multiplier_out);
+    const int32x4_t ra = vdupq_n_s32(_shift_a), rb = vdupq_n_s32(_shift_b), ro = vdupq_n_s32(_shift_out);
+    const int32x4_t zero  = vdupq_n_s32(_offset_out);
+    const auto      eight = [&](const uint8_t *pa, const uint8_t *pb, uint8_t *dst) {
         const int16x8_t da = vsubq_s16(vreinterpretq_s16_u16(vmovl_u8(vld1_u8(pa))), offset_a);
         const int16x8_t db = vsubq_s16(vreinterpretq_s16_u16(vmovl_u8(vld1_u8(pb))), offset_b);
         uint16x4_t      halves[2];
@@ -67,10 +66,10 @@ void QuantizedAddition::add_row(const uint8_t *a, const uint8_t *b, uint8_t *out
         {
             const int32x4_t ia  = vshlq_n_s32(vmovl_s16(h ? vget_high_s16(da) : vget_low_s16(da)), kLeftShift);
             const int32x4_t ib  = vshlq_n_s32(vmovl_s16(h ? vget_high_s16(db) : vget_low_s16(db)), kLeftShift);
-            const int32x4_t sum = vaddq_s32(int8::scaled(ia, sa), int8::scaled(ib, sb));
-            halves[h]           = int8::requantized(sum, vdupq_n_s32(0), so, zero, low, high);
+            const int32x4_t sum = vaddq_s32(int8::scaled_down(ia, ma, ra), int8::scaled_down(ib, mb, rb));
+            halves[h]           = vqmovun_s32(vaddq_s32(int8::scaled_down(sum, mo, ro), zero)); // saturated to 0..65535
         }
-        vst1_u8(dst, vmovn_u16(vcombine_u16(halves[0], halves[1])));
+        vst1_u8(dst, vqmovn_u16(vcombine_u16(halves[0], halves[1]))); // and to 0..255
     };
     size_t x = 0;
     for(; x + 8 <= n; x += 8)

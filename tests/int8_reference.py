@@ -40,3 +40,15 @@ def requantize(acc: np.ndarray, in_scale: float, weight_scales: np.ndarray, out_
     real = float(f32(in_scale)) * np.asarray(weight_scales, f32).astype(np.float64) / float(f32(out_scale))
     y = multiply(acc, real.reshape(-1, *[1] * (np.ndim(acc) - 1))) + out_offset
     return np.clip(y, out_offset if relu else 0, 255)
+
+
+def add(a: np.ndarray, qa: tuple[float, int], b: np.ndarray, qb: tuple[float, int], qo: tuple[float, int]) -> np.ndarray:
+    """TFLite's reference 8-bit ADD on QASYMM8 integers with (scale, offset) each: both inputs minus their offsets,
+    shifted left 20 bits, each times (its scale / twice the larger input scale), summed, times (twice the larger
+    input scale / (2^20 x output scale)), + output offset, clamped to 0..255."""
+    scale_a, scale_b, scale_o = (float(np.float32(q[0])) for q in (qa, qb, qo))
+    twice = 2.0 * max(scale_a, scale_b)
+    xa = (np.asarray(a, np.int64) - qa[1]) << 20
+    xb = (np.asarray(b, np.int64) - qb[1]) << 20
+    total = multiply(xa, np.float64(scale_a / twice)) + multiply(xb, np.float64(scale_b / twice))
+    return np.clip(multiply(total, np.float64(twice / (2 ** 20 * scale_o))) + qo[1], 0, 255)

@@ -12,7 +12,7 @@ import pytest
 
 from bench.photos import photo_tensors, write_photo_set
 from conftest import ROOT, build, run_engine, scons
-from int8_reference import requantize
+from int8_reference import add, requantize
 from deploy.testing import deploy_json
 
 V11 = ROOT / "configs/models/squeezenet_v1_1.yaml"
@@ -229,8 +229,26 @@ def test_residual_addition_in_8_bits_matches_float(tmp_path):
         expected = (a + F.conv2d(a, t["conv2.weight"], t["conv2.bias"], padding=1))[0].numpy().ravel()
     plan = json.loads(binary.with_suffix(".quant.json").read_text())
     step = plan["tensors"]["add"][0]
-    error = np.abs(np.fromfile(tmp_path / "y.f32", "<f4") - expected) / step
+    ours = np.fromfile(tmp_path / "y.f32", "<f4")
+    error = np.abs(ours - expected) / step
     assert error.max() < 3 and error.mean() < 0.6  # input, weight and two requantization roundings
+    # and exactly TFLite's integer arithmetic (tests/int8_reference.py) on the same integers, 99 values per channel
+    quant = {k: (float(s), int(o)) for k, (s, o) in plan["tensors"].items()}
+
+    def conv(q, source, name, pad):
+        (scale, offset), ws = quant[source], np.asarray(plan["weight_scales"][name])
+        wq = np.clip(np.round(w[f"{name}.weight"] / ws[:, None, None, None]), -127, 127).astype(np.int64)
+        bq = np.round(w[f"{name}.bias"] / (scale * ws)).astype(np.int64)
+        xp, k = np.pad(q - offset, ((0, 0), (pad, pad), (pad, pad))), wq.shape[2]
+        acc = sum(np.einsum("oc,chw->ohw", wq[:, :, dy, dx], xp[:, dy:dy + q.shape[1], dx:dx + q.shape[2]])
+                  for dy in range(k) for dx in range(k))
+        return requantize(acc + bq[:, None, None], scale, ws, quant[name][0], quant[name][1], relu=name == "conv1")
+
+    f32 = np.float32  # engine::Quantization: x x (1 / scale) + (offset + 0.5) in float32, truncated
+    q_in = np.floor(x * f32(1 / f32(quant["data"][0])) + f32(quant["data"][1] + 0.5))
+    a = conv(np.clip(q_in, 0, 255).astype(np.int64), "data", "conv1", 0)
+    integers = add(a, quant["conv1"], conv(a, "conv1", "conv2", 1), quant["conv2"], quant["add"])
+    np.testing.assert_array_equal(np.round(ours / step) + quant["add"][1], integers.ravel())
 
 
 def test_input_quantization_rounds_to_nearest(tmp_path):
