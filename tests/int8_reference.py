@@ -24,7 +24,11 @@ def quantized_multiplier(real: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def multiply(acc: np.ndarray, real: np.ndarray) -> np.ndarray:
     """acc x real as TFLite's MultiplyByQuantizedMultiplier computes it (real broadcast against acc)."""
     significand, exponent = quantized_multiplier(real)
-    significand, exponent = significand.reshape(np.shape(real)), exponent.reshape(np.shape(real))
+    return fixed_point(acc, significand.reshape(np.shape(real)), exponent.reshape(np.shape(real)))
+
+
+def fixed_point(acc: np.ndarray, significand: np.ndarray, exponent: np.ndarray) -> np.ndarray:
+    """MultiplyByQuantizedMultiplier(acc, significand, exponent)."""
     product = np.asarray(acc, np.int64) * 2 ** np.maximum(exponent, 0) * significand
     high = (product + 2 ** 30) >> 31
     right = np.maximum(-exponent, 0)
@@ -52,3 +56,17 @@ def add(a: np.ndarray, qa: tuple[float, int], b: np.ndarray, qb: tuple[float, in
     xb = (np.asarray(b, np.int64) - qb[1]) << 20
     total = multiply(xa, np.float64(scale_a / twice)) + multiply(xb, np.float64(scale_b / twice))
     return np.clip(multiply(total, np.float64(twice / (2 ** 20 * scale_o))) + qo[1], 0, 255)
+
+
+def mean(q: np.ndarray, qi: tuple[float, int], qo: tuple[float, int]) -> np.ndarray:
+    """TFLite's reference 8-bit MEAN over the last two axes of (C, H, W) QASYMM8 integers to a quantization of its
+    own: (sum - count x input offset) times the multiplier of input scale / output scale with 1 / count folded in
+    (its significand shifted left by floor(log2 count), at most 32 and 31 + its exponent, divided by count), + output
+    offset, clamped."""
+    count = q.shape[1] * q.shape[2]
+    significand, exponent = (int(v[0]) for v in
+                             quantized_multiplier(float(np.float32(qi[0])) / float(np.float32(qo[0]))))
+    shift = min(count.bit_length() - 1, 32, 31 + exponent)
+    acc = np.asarray(q, np.int64).sum(axis=(1, 2)) - qi[1] * count
+    folded = fixed_point(acc, np.int64((significand << shift) // count), np.int64(exponent - shift))
+    return np.clip(folded + qo[1], 0, 255)

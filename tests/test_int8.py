@@ -12,7 +12,7 @@ import pytest
 
 from bench.photos import photo_tensors, write_photo_set
 from conftest import ROOT, build, run_engine, scons
-from int8_reference import add, requantize
+from int8_reference import add, mean, requantize
 from deploy.testing import deploy_json
 
 V11 = ROOT / "configs/models/squeezenet_v1_1.yaml"
@@ -298,3 +298,29 @@ def test_int8_scales_are_checked_before_building(tmp_path):
     assert proc.returncode != 0 and "layer 'p' (maxpool) is quantized with scale 0.03, offset 0, its input with " \
                                     "0.01, 0: our 8-bit 'maxpool' keeps its input's quantization" in proc.stderr
     assert "Traceback" not in proc.stderr and not (tmp_path / "armv7" / "scaled-int8" / "scaled").exists()
+
+
+@pytest.mark.parametrize("layout", ["nchw", "nhwc"])
+def test_global_average_pooling_requantizes_like_tflite_mean(tmp_path, tmp_path_factory, layout):
+    """A global average pooling given a quantization of its own (int8_scales, as a TFLite MEAN has) gives TFLite's
+    reference MEAN integers (tests/int8_reference.py), on 13 channels of 5 x 3 and 7 x 1 planes."""
+    build_dir = tmp_path_factory.getbasetemp() / "int8-builds"  # one set of runtime objects for all
+    for shape in ((13, 5, 3), (13, 7, 1)):
+        name = f"gap_{layout}_{shape[1]}x{shape[2]}"
+        model = tmp_path / f"{name}.yaml"
+        model.write_text(f"name: {name}\ninput: {{name: data, shape: {list(shape)}}}\nlayers:\n"
+                         "  - {name: pool, type: global_avgpool}\n")
+        scales = {"data": [0.031, 117], "pool": [0.0113, 131]}
+        (tmp_path / "s.json").write_text(json.dumps({"tensors": scales, "weight_scales": {}}))
+        scons("target=armv7", f"model={model}", f"build_dir={build_dir}", "precision=int8", f"layout={layout}",
+              f"int8_scales={tmp_path / 's.json'}")
+        x = np.random.default_rng(3).uniform(-3.9, 4.2, shape).astype(np.float32)
+        x.astype("<f4").tofile(tmp_path / "x.f32")
+        run_engine(build_dir / "armv7" / f"{name}-int8" / name, "--input", str(tmp_path / "x.f32"),
+                   "--output", str(tmp_path / "y.f32"))
+        ours = np.round(np.fromfile(tmp_path / "y.f32", "<f4") / scales["pool"][0]) + scales["pool"][1]
+        f32 = np.float32  # engine::Quantization, as in the residual test
+        q = np.clip(np.floor(x * f32(1 / f32(scales["data"][0])) + f32(scales["data"][1] + 0.5)), 0, 255)
+        expected = mean(q.astype(np.int64), tuple(scales["data"]), tuple(scales["pool"]))
+        assert expected.std() > 1
+        np.testing.assert_array_equal(ours, expected)
