@@ -27,14 +27,42 @@ inline int32x4_t dot16(int32x4_t acc, int8x16_t w, int8x16_t x)
     return vpadalq_s16(acc, vmlal_s8(vmull_s8(vget_low_s8(w), vget_low_s8(x)), vget_high_s8(w), vget_high_s8(x)));
 }
 
-/** (sums + bias) * multiplier + zero, clamped to [low, high] (zero carries + 0.5: the conversion truncates), as
- *  bytes: all four at dst in one unaligned store when n == 4, else the first n. */
-inline void store_requantized(int32x4_t sums, int32x4_t bias, float32x4_t multiplier, float32x4_t zero, float32x4_t low, float32x4_t high,
-                              uint8_t *dst, size_t n)
+/** One output stage's per-lane factors, as TFLite's reference kernels apply them (MultiplyByQuantizedMultiplier):
+ *  a Q31 multiplier, a left shift (>= 0) and a right shift given as a negative shift (<= 0), per channel. */
+struct Scaling
 {
-    float32x4_t y = vmlaq_f32(zero, vcvtq_f32_s32(vaddq_s32(sums, bias)), multiplier);
-    y             = vminq_f32(vmaxq_f32(y, low), high);
-    const uint16x4_t q     = vmovn_u32(vcvtq_u32_f32(y));
+    int32x4_t multiplier;
+    int32x4_t left;
+    int32x4_t right;
+};
+
+/** x times a Q31 multiplier keeping the doubled product's high half rounded (vqrdmulh computes what gemmlowp's
+ *  SaturatingRoundingDoublingHighMul does), then divided by 2^-right rounding halves away from zero (vrshl rounds
+ *  halves up, so negative values are lowered by one first where right < 0). */
+inline int32x4_t scaled_down(int32x4_t x, int32x4_t multiplier, int32x4_t right)
+{
+    const int32x4_t high = vqrdmulhq_s32(x, multiplier);
+    // high + (high & right) >> 31: -1 where high < 0 and right < 0 (no overflow: vqrdmulh's result is above -2^31)
+    return vrshlq_s32(vsraq_n_s32(high, vandq_s32(high, right), 31), right);
+}
+
+/** TFLite's MultiplyByQuantizedMultiplier: x * 2^left, then scaled_down. */
+inline int32x4_t scaled(int32x4_t x, const Scaling &s)
+{
+    return scaled_down(vshlq_s32(x, s.left), s.multiplier, s.right);
+}
+
+/** (sums + bias) scaled, + output zero point, clamped to [low, high] (within 0..255): four values as u16 lanes. */
+inline uint16x4_t requantized(int32x4_t sums, int32x4_t bias, const Scaling &s, int32x4_t zero, int32x4_t low, int32x4_t high)
+{
+    const int32x4_t y = vminq_s32(vmaxq_s32(vaddq_s32(scaled(vaddq_s32(sums, bias), s), zero), low), high);
+    return vreinterpret_u16_s16(vmovn_s32(y));
+}
+
+/** requantized() as bytes: all four at dst in one unaligned store when n == 4, else the first n. */
+inline void store_requantized(int32x4_t sums, int32x4_t bias, const Scaling &s, int32x4_t zero, int32x4_t low, int32x4_t high, uint8_t *dst, size_t n)
+{
+    const uint16x4_t q     = requantized(sums, bias, s, zero, low, high);
     const uint32x2_t bytes = vreinterpret_u32_u8(vmovn_u16(vcombine_u16(q, q)));
     if(n == 4)
     {

@@ -1,15 +1,24 @@
 #include "quantized_addition.h"
 
+#include "int8_dot.h"
+#include "quantized_convolution.h"
+
 #include "arm_compute/core/Error.h"
 
 #include <arm_neon.h>
 
 #include <algorithm>
+#include <cstring>
 
 using namespace arm_compute;
 
 namespace engine
 {
+namespace
+{
+constexpr int kLeftShift = 20; // TFLite's for 8-bit additions
+} // namespace
+
 Status QuantizedAddition::validate(const ITensorInfo *a, const ITensorInfo *b, const ITensorInfo *output, ConvertPolicy policy)
 {
     ARM_COMPUTE_UNUSED(policy);
@@ -29,33 +38,51 @@ void QuantizedAddition::configure(ITensor *a, ITensor *b, ITensor *output, Conve
     const UniformQuantizationInfo qa = a->info()->quantization_info().uniform();
     const UniformQuantizationInfo qb = b->info()->quantization_info().uniform();
     const UniformQuantizationInfo qo = output->info()->quantization_info().uniform();
-    _ma       = qa.scale / qo.scale;
-    _mb       = qb.scale / qo.scale;
-    _constant = static_cast<float>(qo.offset) - _ma * static_cast<float>(qa.offset) - _mb * static_cast<float>(qb.offset) + 0.5f; // + 0.5: rounds
+    _offset_a   = qa.offset;
+    _offset_b   = qb.offset;
+    _offset_out = qo.offset;
+    const double twice_max = 2. * static_cast<double>(std::max(qa.scale, qb.scale));
+    const auto   factor    = [](double real, int32_t &multiplier, int32_t &shift) {
+        int exponent = 0;
+        quantize_multiplier(real, multiplier, exponent);
+        shift = std::min(exponent, 0); // every factor is below 1
+    };
+    factor(static_cast<double>(qa.scale) / twice_max, _multiplier_a, _shift_a);
+    factor(static_cast<double>(qb.scale) / twice_max, _multiplier_b, _shift_b);
+    factor(twice_max / (static_cast<double>(1 << kLeftShift) * static_cast<double>(qo.scale)), _multiplier_out, _shift_out);
 }
 
 void QuantizedAddition::add_row(const uint8_t *a, const uint8_t *b, uint8_t *out, size_t n) const
 {
-    const float32x4_t ma = vdupq_n_f32(_ma), mb = vdupq_n_f32(_mb), constant = vdupq_n_f32(_constant);
-    const float32x4_t low = vdupq_n_f32(0.f), high = vdupq_n_f32(255.f);
-    size_t            x   = 0;
-    for(; x + 8 <= n; x += 8)
-    {
-        const uint16x8_t wa = vmovl_u8(vld1_u8(a + x)), wb = vmovl_u8(vld1_u8(b + x));
-        uint16x4_t       halves[2];
+    const int16x8_t offset_a = vdupq_n_s16(static_cast<int16_t>(_offset_a)), offset_b = vdupq_n_s16(static_cast<int16_t>(_offset_b));
+    const int32x4_t ma = vdupq_n_s32(_multiplier_a), mb = vdupq_n_s32(_multiplier_b), mo = vdupq_n_s32(_multiplier_out);
+    const int32x4_t ra = vdupq_n_s32(_shift_a), rb = vdupq_n_s32(_shift_b), ro = vdupq_n_s32(_shift_out);
+    const int32x4_t zero  = vdupq_n_s32(_offset_out);
+    const auto      eight = [&](const uint8_t *pa, const uint8_t *pb, uint8_t *dst) {
+        const int16x8_t da = vsubq_s16(vreinterpretq_s16_u16(vmovl_u8(vld1_u8(pa))), offset_a);
+        const int16x8_t db = vsubq_s16(vreinterpretq_s16_u16(vmovl_u8(vld1_u8(pb))), offset_b);
+        uint16x4_t      halves[2];
         for(int h = 0; h < 2; ++h)
         {
-            const uint32x4_t ia = vmovl_u16(h ? vget_high_u16(wa) : vget_low_u16(wa));
-            const uint32x4_t ib = vmovl_u16(h ? vget_high_u16(wb) : vget_low_u16(wb));
-            float32x4_t      y  = vmlaq_f32(vmlaq_f32(constant, vcvtq_f32_u32(ia), ma), vcvtq_f32_u32(ib), mb);
-            halves[h]           = vmovn_u32(vcvtq_u32_f32(vminq_f32(vmaxq_f32(y, low), high)));
+            const int32x4_t ia  = vshlq_n_s32(vmovl_s16(h ? vget_high_s16(da) : vget_low_s16(da)), kLeftShift);
+            const int32x4_t ib  = vshlq_n_s32(vmovl_s16(h ? vget_high_s16(db) : vget_low_s16(db)), kLeftShift);
+            const int32x4_t sum = vaddq_s32(int8::scaled_down(ia, ma, ra), int8::scaled_down(ib, mb, rb));
+            halves[h]           = vqmovun_s32(vaddq_s32(int8::scaled_down(sum, mo, ro), zero)); // saturated to 0..65535
         }
-        vst1_u8(out + x, vmovn_u16(vcombine_u16(halves[0], halves[1])));
-    }
-    for(; x < n; ++x)
+        vst1_u8(dst, vqmovn_u16(vcombine_u16(halves[0], halves[1]))); // and to 0..255
+    };
+    size_t x = 0;
+    for(; x + 8 <= n; x += 8)
     {
-        const float y = std::min(255.f, std::max(0.f, _constant + _ma * a[x] + _mb * b[x]));
-        out[x]        = static_cast<uint8_t>(y);
+        eight(a + x, b + x, out + x);
+    }
+    if(x < n) // the last few through the same arithmetic, in a buffer of eight
+    {
+        uint8_t ta[8] = {}, tb[8] = {}, to[8];
+        std::memcpy(ta, a + x, n - x);
+        std::memcpy(tb, b + x, n - x);
+        eight(ta, tb, to);
+        std::memcpy(out + x, to, n - x);
     }
 }
 

@@ -1,5 +1,9 @@
 // Element-wise addition of two QASYMM8 tensors into a third, each with its own scale and offset:
-//   out = offset_out + (scale_a / scale_out)(a - offset_a) + (scale_b / scale_out)(b - offset_b), saturated.
+//   out = offset_out + (scale_a / scale_out)(a - offset_a) + (scale_b / scale_out)(b - offset_b), saturated,
+// in TFLite's reference integer arithmetic (so that a model quantized by TFLite gives its integers): both inputs
+// shifted left by 20 bits, each scaled by its fixed-point multiplier (its scale / twice the larger input scale),
+// summed, scaled to the output (twice the larger input scale / (2^20 x output scale)), each scaling rounded as
+// MultiplyByQuantizedMultiplier rounds.
 // ACL 20.08's NEArithmeticAddition on QASYMM8 costs hundreds of guest instructions per element on armv7
 // (EfficientNet-Lite0's residual additions: 62 M in 8 bits against 1.2 M in float32); this is about 4.
 #pragma once
@@ -25,6 +29,8 @@ private:
     arm_compute::ITensor *_a{ nullptr };
     arm_compute::ITensor *_b{ nullptr };
     arm_compute::ITensor *_output{ nullptr };
-    float                 _ma{ 0.f }, _mb{ 0.f }, _constant{ 0.f };
+    int32_t               _offset_a{ 0 }, _offset_b{ 0 }, _offset_out{ 0 };
+    int32_t               _multiplier_a{ 0 }, _multiplier_b{ 0 }, _multiplier_out{ 0 };
+    int32_t               _shift_a{ 0 }, _shift_b{ 0 }, _shift_out{ 0 }; // right shifts as negative shifts (<= 0)
 };
 } // namespace engine

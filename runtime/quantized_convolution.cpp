@@ -45,6 +45,12 @@ bool one_by_one(const ITensorInfo &weights, const PadStrideInfo &conv_info)
     return weights.dimension(0) == 1 && weights.dimension(1) == 1 && conv_info.stride() == std::make_pair(1U, 1U) && !conv_info.has_padding();
 }
 
+/** One channel's scaling in all four lanes. */
+int8::Scaling channel_scaling(const OutputStage &stage, size_t c)
+{
+    return { vdupq_n_s32(stage.multiplier[c]), vdupq_n_s32(stage.left_shift[c]), vdupq_n_s32(stage.right_shift[c]) };
+}
+
 uint8_t *plane(ITensor &tensor, size_t channel)
 {
     return tensor.buffer() + tensor.info()->offset_element_in_bytes(Coordinates(0, 0, channel));
@@ -56,6 +62,29 @@ QuantizedConvolution::QuantizedConvolution(std::shared_ptr<IMemoryManager> memor
 {
 }
 
+void quantize_multiplier(double real, int32_t &significand, int &shift)
+{
+    significand = 0;
+    shift       = 0;
+    if(real == 0.)
+    {
+        return;
+    }
+    const double fraction = std::frexp(real, &shift); // real = fraction x 2^shift, fraction in [0.5, 1)
+    int64_t      fixed    = static_cast<int64_t>(std::round(fraction * static_cast<double>(int64_t(1) << 31)));
+    if(fixed == (int64_t(1) << 31)) // rounded up to 1.0
+    {
+        fixed /= 2;
+        ++shift;
+    }
+    if(shift < -31) // below 2^-31: the product is 0 anyway
+    {
+        shift = 0;
+        fixed = 0;
+    }
+    significand = static_cast<int32_t>(fixed);
+}
+
 OutputStage output_stage(const ITensorInfo &input, const ITensorInfo &weights, const ITensorInfo &output, size_t out_channels, size_t padded_channels,
                          const ActivationLayerInfo &act)
 {
@@ -63,8 +92,9 @@ OutputStage output_stage(const ITensorInfo &input, const ITensorInfo &weights, c
     const UniformQuantizationInfo out = output.quantization_info().uniform();
     OutputStage                   stage;
     stage.input_zero     = static_cast<uint8_t>(in.offset);
-    stage.output_zero    = static_cast<float>(out.offset);
-    const auto quantize  = [&](float value) { return std::min(255.f, std::max(0.f, std::round(value / out.scale) + stage.output_zero)); };
+    stage.output_zero    = out.offset;
+    // TFLite's activation range: the bound's value / scale in float, rounded half away from zero, + zero point
+    const auto quantize = [&](float value) { return std::min(255, std::max(0, static_cast<int32_t>(std::round(value / out.scale)) + out.offset)); };
     if(act.enabled())
     {
         stage.low = quantize(act.activation() == ActivationLayerInfo::ActivationFunction::LU_BOUNDED_RELU ? act.b() : 0.f);
@@ -74,10 +104,15 @@ OutputStage output_stage(const ITensorInfo &input, const ITensorInfo &weights, c
         }
     }
     const std::vector<float> weight_scales = weights.quantization_info().scale();
-    stage.multiplier.assign(padded_channels, 0.f);
+    stage.multiplier.assign(padded_channels, 0);
+    stage.left_shift.assign(padded_channels, 0);
+    stage.right_shift.assign(padded_channels, 0);
     for(size_t c = 0; c < out_channels; ++c)
     {
-        stage.multiplier[c] = in.scale * weight_scales[c] / out.scale;
+        int shift = 0;
+        quantize_multiplier(static_cast<double>(in.scale) * static_cast<double>(weight_scales[c]) / static_cast<double>(out.scale), stage.multiplier[c], shift);
+        stage.left_shift[c]  = std::max(shift, 0);
+        stage.right_shift[c] = std::min(shift, 0);
     }
     return stage;
 }
@@ -116,10 +151,7 @@ void QuantizedConvolution::configure(ITensor *input, ITensor *weights, ITensor *
 
     OutputStage stage = output_stage(*input->info(), *weights->info(), *output->info(), _out_channels, round_up(_out_channels, kBlockChannels), act);
     _input_zero  = stage.input_zero;
-    _output_zero = stage.output_zero;
-    _low         = stage.low;
-    _high        = stage.high;
-    _multiplier  = std::move(stage.multiplier);
+    _stage       = std::move(stage);
 
     // X is the input itself only when its planes are the rows and every 8-pixel load stays inside them. Whether
     // the planes end up back to back is known only at run time (later functions may pad the tensors), so the
@@ -257,9 +289,9 @@ void QuantizedConvolution::compute_channels(size_t first_block, size_t end_block
     const bool   direct_out = _output_direct;
     const size_t out_stride = direct_out ? _pixels : _staging.info()->strides_in_bytes()[1];
     uint8_t     *out_base   = direct_out ? plane(*_output, 0) : _staging.buffer();
-    const float32x4_t low  = vdupq_n_f32(_low);
-    const float32x4_t high = vdupq_n_f32(_high);
-    const float32x4_t zero = vdupq_n_f32(_output_zero + 0.5f); // + 0.5: the conversion below truncates
+    const int32x4_t low  = vdupq_n_s32(_stage.low);
+    const int32x4_t high = vdupq_n_s32(_stage.high);
+    const int32x4_t zero = vdupq_n_s32(_stage.output_zero);
 
     for(size_t block = first_block; block < end_block; ++block)
     {
@@ -290,16 +322,10 @@ void QuantizedConvolution::compute_channels(size_t first_block, size_t end_block
             const size_t valid = std::min(kBlockPixels, _pixels - p);
             for(size_t c = 0; c < channels; ++c)
             {
-                const int32x4_t   bias = vdupq_n_s32(_bias[channel0 + c]);
-                const float32x4_t m    = vdupq_n_f32(_multiplier[channel0 + c]);
-                uint32x4_t        q[2];
-                for(int half = 0; half < 2; ++half)
-                {
-                    float32x4_t y = vmlaq_f32(zero, vcvtq_f32_s32(vaddq_s32(acc[c][half], bias)), m);
-                    y             = vminq_f32(vmaxq_f32(y, low), high);
-                    q[half]       = vcvtq_u32_f32(y);
-                }
-                const uint8x8_t bytes = vmovn_u16(vcombine_u16(vmovn_u32(q[0]), vmovn_u32(q[1])));
+                const int32x4_t     bias = vdupq_n_s32(_bias[channel0 + c]);
+                const int8::Scaling s    = channel_scaling(_stage, channel0 + c);
+                const uint8x8_t     bytes
+                    = vmovn_u16(vcombine_u16(int8::requantized(acc[c][0], bias, s, zero, low, high), int8::requantized(acc[c][1], bias, s, zero, low, high)));
                 uint8_t        *dst   = out_base + (channel0 + c) * out_stride + p;
                 if(valid == kBlockPixels)
                 {
@@ -359,9 +385,9 @@ void QuantizedConvolution::compute_dot(size_t first_pair, size_t end_pair, const
     const size_t row_stride = _rows.info()->strides_in_bytes()[1];
     const size_t out_stride = _output_direct ? _pixels : _staging.info()->strides_in_bytes()[1];
     uint8_t     *out_base   = _output_direct ? plane(*_output, 0) : _staging.buffer();
-    const float32x4_t low  = vdupq_n_f32(_low);
-    const float32x4_t high = vdupq_n_f32(_high);
-    const float32x4_t zero = vdupq_n_f32(_output_zero + 0.5f);
+    const int32x4_t low  = vdupq_n_s32(_stage.low);
+    const int32x4_t high = vdupq_n_s32(_stage.high);
+    const int32x4_t zero = vdupq_n_s32(_stage.output_zero);
     for(size_t pair = first_pair; pair < end_pair; ++pair)
     {
         const size_t  channel0 = 2 * pair;
@@ -390,7 +416,7 @@ void QuantizedConvolution::compute_dot(size_t first_pair, size_t end_pair, const
             const size_t    valid   = std::min(kDotPixels, _pixels - p);
             for(size_t c = 0; c < 2 && channel0 + c < _out_channels; ++c)
             {
-                int8::store_requantized(sums[c], vdupq_n_s32(_bias[channel0 + c]), vdupq_n_f32(_multiplier[channel0 + c]), zero, low, high,
+                int8::store_requantized(sums[c], vdupq_n_s32(_bias[channel0 + c]), channel_scaling(_stage, channel0 + c), zero, low, high,
                                         out_base + (channel0 + c) * out_stride + p, valid);
             }
         }

@@ -28,16 +28,25 @@
 
 namespace engine
 {
-/** The output stage both 8-bit convolutions fuse into their stores: acc * multiplier[c] + output zero, clamped to
- *  [low, high] (0..255, narrowed by a fused ReLU / bounded ReLU in the output's quantization). */
+/** The output stage both 8-bit convolutions fuse into their stores, in TFLite's reference arithmetic (so that a model
+ *  quantized by TFLite gives its integers): acc x multiplier[c] as MultiplyByQuantizedMultiplier computes it (Q31
+ *  significand and shifts from input scale x weight scale / output scale in double, as TFLite's QuantizeMultiplier
+ *  makes them), + output zero, clamped to [low, high] (0..255, narrowed by a fused ReLU / bounded ReLU in the
+ *  output's quantization). */
 struct OutputStage
 {
-    uint8_t            input_zero{ 0 };
-    float              output_zero{ 0.f };
-    float              low{ 0.f };
-    float              high{ 255.f };
-    std::vector<float> multiplier; // input scale x weight scale / output scale, per channel (zero-padded)
+    uint8_t              input_zero{ 0 };
+    int32_t              output_zero{ 0 };
+    int32_t              low{ 0 };
+    int32_t              high{ 255 };
+    std::vector<int32_t> multiplier;  // Q31 significand per channel (zero-padded)
+    std::vector<int32_t> left_shift;  // per channel, >= 0
+    std::vector<int32_t> right_shift; // per channel, <= 0 (a negative shift: vrshl's right shift)
 };
+
+/** TFLite's QuantizeMultiplier: real = significand x 2^(shift - 31), the significand in [2^30, 2^31) rounded to
+ *  nearest (0 for 0 and for reals below 2^-31). */
+void quantize_multiplier(double real, int32_t &significand, int &shift);
 
 /** The output stage of input (QASYMM8) * weights (one scale per output channel) -> output, with channels padded
  *  to padded_channels multipliers. */
@@ -86,12 +95,9 @@ private:
     bool                       _input_direct{ false };
     bool                       _output_direct{ false };
     uint8_t                    _input_zero{ 0 };
-    float                      _low{ 0.f };
-    float                      _high{ 255.f };
-    float                      _output_zero{ 0.f };
+    OutputStage                _stage{};
     std::vector<int16_t>       _packed;     // per block of 4 output channels: K x 4 weights
     std::vector<int32_t>       _bias;       // bias minus input zero point x sum of the channel's weights
-    std::vector<float>         _multiplier; // input scale x weight scale / output scale, per channel
     bool                       _prepared{ false };
 };
 } // namespace engine

@@ -96,10 +96,7 @@ void QuantizedConvolutionNhwc::configure(ITensor *input, ITensor *weights, ITens
 
     OutputStage stage = output_stage(*input->info(), *weights->info(), *output->info(), _out_channels, round_up(_out_channels, kBlock), act);
     _input_zero  = stage.input_zero;
-    _output_zero = stage.output_zero;
-    _low         = stage.low;
-    _high        = stage.high;
-    _multiplier  = std::move(stage.multiplier);
+    _stage       = std::move(stage);
     _rows.assign(round_up(_pixels, 2) * _padded_k, 0);
     _out.assign(round_up(_pixels, 2), nullptr);
 }
@@ -186,9 +183,9 @@ void QuantizedConvolutionNhwc::gather(size_t first, size_t end)
 
 void QuantizedConvolutionNhwc::compute(size_t first_pair, size_t end_pair)
 {
-    const float32x4_t low    = vdupq_n_f32(_low);
-    const float32x4_t high   = vdupq_n_f32(_high);
-    const float32x4_t zero   = vdupq_n_f32(_output_zero + 0.5f); // + 0.5: the conversion below truncates
+    const int32x4_t low    = vdupq_n_s32(_stage.low);
+    const int32x4_t high   = vdupq_n_s32(_stage.high);
+    const int32x4_t zero   = vdupq_n_s32(_stage.output_zero);
     const size_t      blocks = round_up(_out_channels, kBlock) / kBlock;
     for(size_t block = 0; block < blocks; ++block)
     {
@@ -196,7 +193,8 @@ void QuantizedConvolutionNhwc::compute(size_t first_pair, size_t end_pair)
         const size_t      channels = std::min(kBlock, _out_channels - channel0);
         const int8_t     *w_block  = _packed.data() + block * kBlock * _padded_k;
         const int32x4_t   bias     = vld1q_s32(_bias.data() + channel0);
-        const float32x4_t m        = vld1q_f32(_multiplier.data() + channel0);
+        const int8::Scaling m = { vld1q_s32(_stage.multiplier.data() + channel0), vld1q_s32(_stage.left_shift.data() + channel0),
+                                  vld1q_s32(_stage.right_shift.data() + channel0) };
         for(size_t pair = first_pair; pair < end_pair; ++pair)
         {
             const int8_t *x0 = _rows.data() + 2 * pair * _padded_k, *x1 = x0 + _padded_k;

@@ -10,7 +10,7 @@
 // zeros. The product runs on 8-bit products (vmull.s8/vmlal.s8: two products per 16-bit lane, safe since
 // |2 x 127 x 128| < 32768, then vpadal.s16 into 32-bit sums), 4 output channels x 2 pixels x 16 k per step. The
 // four channel sums of a pixel end in one vector, so the output stage (bias with the input zero point folded in,
-// per-channel float multiplier, output zero point, ReLU/ReLU6 clamp, rounding, narrowing) handles 4 channels at a
+// per-channel fixed-point multiplier as TFLite's reference kernels apply it, output zero point, ReLU/ReLU6 clamp, narrowing) handles 4 channels at a
 // time and stores them as one 32-bit word.
 #pragma once
 
@@ -18,6 +18,7 @@
 #include "arm_compute/core/Types.h"
 #include "arm_compute/runtime/IFunction.h"
 #include "arm_compute/runtime/IMemoryManager.h"
+#include "quantized_convolution.h"
 
 #include <cstdint>
 #include <memory>
@@ -54,12 +55,11 @@ private:
     size_t                     _kernel_w{ 0 }, _kernel_h{ 0 }, _channels{ 0 };
     size_t                     _k{ 0 }, _padded_k{ 0 }, _pixels{ 0 }, _out_channels{ 0 };
     uint8_t                    _input_zero{ 0 };
-    float                      _low{ 0.f }, _high{ 255.f }, _output_zero{ 0.f };
+    OutputStage                _stage{};
     std::vector<int8_t>        _rows;       // [pixels rounded up to 2][padded K]
     std::vector<uint8_t *>     _out;        // where each output pixel's channel vector starts, set per run
     std::vector<int8_t>        _packed;     // per block of 4 channels: per 16 k, 16 weights of each channel
     std::vector<int32_t>       _bias;       // bias + (128 - input zero point) x sum of the channel's weights
-    std::vector<float>         _multiplier; // input scale x weight scale / output scale, per channel
     bool                       _prepared{ false };
 };
 } // namespace engine

@@ -1,8 +1,13 @@
 #include "quantized_global_average_pooling.h"
 
+#include "int8_dot.h"
+#include "quantized_convolution.h"
+
 #include "arm_compute/core/Error.h"
 
 #include <arm_neon.h>
+
+#include <algorithm>
 
 using namespace arm_compute;
 
@@ -17,7 +22,6 @@ Status QuantizedGlobalAveragePooling::validate(const ITensorInfo *input, const I
     ARM_COMPUTE_RETURN_ERROR_ON_MSG(nhwc ? (output->dimension(1) != 1 || output->dimension(2) != 1 || output->dimension(0) != input->dimension(0) || input->strides_in_bytes()[0] != 1)
                                          : (output->dimension(0) != 1 || output->dimension(1) != 1 || output->dimension(2) != input->dimension(2)),
                                     "output must be 1 x 1 x channels");
-    ARM_COMPUTE_RETURN_ERROR_ON_MSG(!(input->quantization_info() == output->quantization_info()), "input and output must share their quantization");
     ARM_COMPUTE_RETURN_ERROR_ON_MSG(!nhwc && input->dimension(0) * input->dimension(1) > 257 * 16, "plane too large for 16-bit partial sums");
     return Status{};
 }
@@ -28,6 +32,35 @@ void QuantizedGlobalAveragePooling::configure(ITensor *input, ITensor *output, c
     ARM_COMPUTE_UNUSED(info); // used by the check above, which release builds of ACL compile out
     _input  = input;
     _output = output;
+    const UniformQuantizationInfo in = input->info()->quantization_info().uniform(), out = output->info()->quantization_info().uniform();
+    _requantize    = !(input->info()->quantization_info() == output->info()->quantization_info());
+    _input_offset  = in.offset;
+    _output_offset = out.offset;
+    const bool    nhwc  = input->info()->data_layout() == DataLayout::NHWC;
+    const int64_t count = static_cast<int64_t>(nhwc ? input->info()->dimension(1) * input->info()->dimension(2) : input->info()->dimension(0) * input->info()->dimension(1));
+    int           exponent = 0;
+    quantize_multiplier(static_cast<double>(in.scale) / static_cast<double>(out.scale), _multiplier, exponent);
+    int log2_count = 0;
+    while((int64_t(2) << log2_count) <= count)
+    {
+        ++log2_count;
+    }
+    const int shift = std::min(std::min(log2_count, 32), 31 + exponent);
+    _multiplier     = static_cast<int32_t>((static_cast<int64_t>(_multiplier) << shift) / count);
+    _left           = std::max(exponent - shift, 0);
+    _right          = std::min(exponent - shift, 0);
+}
+
+uint8_t QuantizedGlobalAveragePooling::average(uint32_t sum, uint32_t count) const
+{
+    if(!_requantize)
+    {
+        return static_cast<uint8_t>((sum + count / 2) / count); // rounded to nearest
+    }
+    const int32_t       centred = static_cast<int32_t>(sum) - _input_offset * static_cast<int32_t>(count);
+    const int8::Scaling s       = { vdupq_n_s32(_multiplier), vdupq_n_s32(_left), vdupq_n_s32(_right) };
+    const int32_t       y       = vgetq_lane_s32(int8::scaled(vdupq_n_s32(centred), s), 0) + _output_offset;
+    return static_cast<uint8_t>(std::min(255, std::max(0, y)));
 }
 
 namespace
@@ -86,7 +119,7 @@ void QuantizedGlobalAveragePooling::run_nhwc()
         vst1q_u32(sums + 4, hi);
         for(size_t i = 0; i < 8; ++i)
         {
-            out[c + i] = static_cast<uint8_t>((sums[i] + count / 2) / count);
+            out[c + i] = average(sums[i], count);
         }
     }
     for(; c < channels; ++c)
@@ -99,7 +132,7 @@ void QuantizedGlobalAveragePooling::run_nhwc()
                 sum += base[y * strides[2] + x * strides[1] + c];
             }
         }
-        out[c] = static_cast<uint8_t>((sum + count / 2) / count);
+        out[c] = average(sum, count);
     }
 }
 
@@ -133,8 +166,7 @@ void QuantizedGlobalAveragePooling::run()
                 sum += sum_bytes(plane + y * strides[1], width);
             }
         }
-        // Rounded to nearest: the mean of the quantized values is the quantized mean (same scale and offset).
-        *out = static_cast<uint8_t>((sum + count / 2) / count);
+        *out = average(sum, count);
     }
 }
 } // namespace engine

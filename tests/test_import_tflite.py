@@ -166,6 +166,7 @@ def test_file_names_never_reach_the_model_unescaped(tmp_path):
 # --- a fully 8-bit model: MediaPipe's hand landmark model (lite) quantized here by TFLite's own quantizer -------
 
 INT8_OUTPUT = "Identity"  # the 21 landmarks: the last fully connected layer, which our plan runs in float32
+INT8_LAST = "model_1/model/global_average_pooling2d/Mean"  # the last 8-bit tensor before that float32 tail
 
 
 @pytest.fixture(scope="module")
@@ -245,13 +246,13 @@ def test_int8_model_imports_with_its_own_scales(int8_model, tmp_path):
     plan = QuantPlan.read(tmp_path / "plan.json")
     assert plan.method == "imported" and plan.calibration_inputs == 0 and plan.float_tail == ["Identity_int8"]
     for layer, (scale, offset) in scales["tensors"].items():
-        if layer in plan.tensors and layer != "global_average_pooling2d.Mean":  # (it keeps its input's: a note)
+        if layer in plan.tensors:  # (the mean too: our 8-bit global average pooling requantizes like TFLite's MEAN)
             assert plan.tensors[layer] == (pytest.approx(scale), offset), layer
 
 
 def test_int8_first_convolution_matches_litert(int8_model, tmp_path_factory):
-    """The first layer, from the quantized input: the same integers as LiteRT's default kernels but for rounding
-    ties, within one step of its reference kernels (which differ from its default ones by that much)."""
+    """The first layer, from the quantized input: LiteRT's reference kernels' integers exactly (the requantization is
+    TFLite's fixed-point one), and its default kernels' but for rounding ties."""
     work, model = int8_model
     details = tensor_details(model)
     first = next(name for name in details if name.startswith("model_1/model/re_lu/Relu6;"))
@@ -263,16 +264,33 @@ def test_int8_first_convolution_matches_litert(int8_model, tmp_path_factory):
         steps = np.round(np.abs(actual - expected) / scale)
         print(f"\nint8 first convolution vs LiteRT ({'reference' if reference else 'default'} kernels): "
               f"max {steps.max():.0f} steps, {int((steps > 0).sum())} of {steps.size} values differ")
-        assert steps.max() <= 1
-        if not reference:  # rounding ties (ours half up, XNNPACK's differs) aside, the same integers
-            assert (steps > 0).mean() < 1e-4
+        assert steps.max() <= (0 if reference else 1)
+        assert (steps > 0).mean() < 1e-2
 
 
-def test_int8_whole_model_is_as_close_to_litert_as_its_own_kernels_are(int8_model, tmp_path_factory):
-    """Rounding differences of one step early in the network grow through it: LiteRT's own default (XNNPACK) and
-    reference kernels end up several steps of the output apart on this model (7 with this calibration). The engine
-    must stay within that spread (plus one step) of LiteRT's reference kernels, and about as close to the float
-    model as LiteRT's 8-bit results are."""
+def test_int8_model_computes_litert_reference_integers(int8_model, tmp_path_factory):
+    """The whole 8-bit part of the network (31 convolutions, 16 depthwise ones, 10 additions, a max pooling, the
+    mean) gives the integers of LiteRT's reference kernels: its last 8-bit tensor, the mean the fully connected
+    layers read, within one step (equal when this was written). LiteRT's own default (XNNPACK) kernels are several
+    steps from its reference kernels there (10 when this was written): printed, not asserted."""
+    work, model = int8_model
+    x = photo(224, 224)
+    scale, zero = tensor_details(model)[INT8_LAST]["quantization"]
+    actual = int8_engine(tmp_path_factory, model, INT8_LAST, work, x)
+    ours = np.round(actual / scale).astype(np.int64) + zero
+    reference, default = (litert_int8(model, x, INT8_LAST, ref).ravel().astype(np.int64) for ref in (True, False))
+    assert ours.shape == reference.shape == (672,) and reference.std() > 5, "too weak a comparison"
+    print(f"\nint8 hand landmark model, last 8-bit tensor ({INT8_LAST}, {reference.size} values): engine vs LiteRT "
+          f"reference kernels max {np.abs(ours - reference).max()} steps, {int((ours != reference).sum())} differ; "
+          f"LiteRT default vs reference kernels max {np.abs(default - reference).max()} steps, "
+          f"{int((default != reference).sum())} differ")
+    assert np.abs(ours - reference).max() <= 1
+
+
+def test_int8_whole_model_is_within_one_step_of_litert_reference_kernels(int8_model, tmp_path_factory):
+    """The landmarks: the engine's float32 fully connected layers on those integers end within one output step of
+    LiteRT's 8-bit ones (reference kernels), and about as close to the float model as LiteRT's 8-bit results are.
+    LiteRT's default and reference kernels end several output steps apart (7 when this was written): printed."""
     work, model = int8_model
     x = photo(224, 224)
     actual = int8_engine(tmp_path_factory, model, INT8_OUTPUT, work, x)
@@ -286,7 +304,7 @@ def test_int8_whole_model_is_as_close_to_litert_as_its_own_kernels_are(int8_mode
     print(f"\nint8 hand landmarks (step {step:.3g}): engine vs LiteRT reference kernels {ours:.2f} steps; LiteRT "
           f"default vs reference kernels {spread:.2f} steps; mean error vs float32: "
           + ", ".join(f"{k} {v:.3g}" for k, v in error.items()))
-    assert ours <= spread + 1
+    assert ours <= 1
     assert error["engine"] <= 1.25 * max(error["LiteRT default"], error["LiteRT reference"])
 
 

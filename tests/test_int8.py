@@ -12,6 +12,7 @@ import pytest
 
 from bench.photos import photo_tensors, write_photo_set
 from conftest import ROOT, build, run_engine, scons
+from int8_reference import add, mean, requantize
 from deploy.testing import deploy_json
 
 V11 = ROOT / "configs/models/squeezenet_v1_1.yaml"
@@ -104,10 +105,9 @@ def test_generated_code_converts_only_where_precision_changes(squeezenet):
 
 def numpy_int8_engine(plan, float_weights, x):
     """The 8-bit network in integer numpy: per-channel int8 weights, int32 biases, integer convolution
-    (im2col by slicing), then the engine's documented requantization in float32 (multiplier input scale x weight
-    scale / output scale, plus the output zero point, clamped, rounded half up), ReLU as the clamp at the zero
+    (im2col by slicing), then TFLite's reference requantization (tests/int8_reference.py: fixed-point multiplier
+    input scale x weight scale / output scale, plus the output zero point, clamped), ReLU as the clamp at the zero
     point; the result de-quantized."""
-    f32 = np.float32
     scale, offset = plan["tensors"]["data"]
     q = np.clip(np.round(x / scale) + offset, 0, 255).astype(np.int64)  # exact: x lies on the grid
     for name, stride, pad, relu in (("conv1", 2, 1, True), ("conv2", 1, 1, True), ("conv3", 1, 0, False)):
@@ -124,9 +124,7 @@ def numpy_int8_engine(plan, float_weights, x):
                 patch = padded[:, dy:dy + stride * oh:stride, dx:dx + stride * ow:stride]
                 acc += np.einsum("oc,chw->ohw", wq[:, :, dy, dx], patch)
         out_scale, out_offset = plan["tensors"][name]
-        multiplier = (f32(scale) * ws.astype(f32)) / f32(out_scale)
-        y = (acc + bq[:, None, None]).astype(f32) * multiplier[:, None, None] + f32(out_offset + 0.5)
-        q = np.floor(np.clip(y, f32(out_offset if relu else 0), f32(255))).astype(np.int64)
+        q = requantize(acc + bq[:, None, None], scale, ws, out_scale, out_offset, relu)
         scale, offset = out_scale, out_offset
     return (q - offset) * np.float32(scale), scale
 
@@ -231,8 +229,26 @@ def test_residual_addition_in_8_bits_matches_float(tmp_path):
         expected = (a + F.conv2d(a, t["conv2.weight"], t["conv2.bias"], padding=1))[0].numpy().ravel()
     plan = json.loads(binary.with_suffix(".quant.json").read_text())
     step = plan["tensors"]["add"][0]
-    error = np.abs(np.fromfile(tmp_path / "y.f32", "<f4") - expected) / step
+    ours = np.fromfile(tmp_path / "y.f32", "<f4")
+    error = np.abs(ours - expected) / step
     assert error.max() < 3 and error.mean() < 0.6  # input, weight and two requantization roundings
+    # and exactly TFLite's integer arithmetic (tests/int8_reference.py) on the same integers, 99 values per channel
+    quant = {k: (float(s), int(o)) for k, (s, o) in plan["tensors"].items()}
+
+    def conv(q, source, name, pad):
+        (scale, offset), ws = quant[source], np.asarray(plan["weight_scales"][name])
+        wq = np.clip(np.round(w[f"{name}.weight"] / ws[:, None, None, None]), -127, 127).astype(np.int64)
+        bq = np.round(w[f"{name}.bias"] / (scale * ws)).astype(np.int64)
+        xp, k = np.pad(q - offset, ((0, 0), (pad, pad), (pad, pad))), wq.shape[2]
+        acc = sum(np.einsum("oc,chw->ohw", wq[:, :, dy, dx], xp[:, dy:dy + q.shape[1], dx:dx + q.shape[2]])
+                  for dy in range(k) for dx in range(k))
+        return requantize(acc + bq[:, None, None], scale, ws, quant[name][0], quant[name][1], relu=name == "conv1")
+
+    f32 = np.float32  # engine::Quantization: x x (1 / scale) + (offset + 0.5) in float32, truncated
+    q_in = np.floor(x * f32(1 / f32(quant["data"][0])) + f32(quant["data"][1] + 0.5))
+    a = conv(np.clip(q_in, 0, 255).astype(np.int64), "data", "conv1", 0)
+    integers = add(a, quant["conv1"], conv(a, "conv1", "conv2", 1), quant["conv2"], quant["add"])
+    np.testing.assert_array_equal(np.round(ours / step) + quant["add"][1], integers.ravel())
 
 
 def test_input_quantization_rounds_to_nearest(tmp_path):
@@ -282,3 +298,29 @@ def test_int8_scales_are_checked_before_building(tmp_path):
     assert proc.returncode != 0 and "layer 'p' (maxpool) is quantized with scale 0.03, offset 0, its input with " \
                                     "0.01, 0: our 8-bit 'maxpool' keeps its input's quantization" in proc.stderr
     assert "Traceback" not in proc.stderr and not (tmp_path / "armv7" / "scaled-int8" / "scaled").exists()
+
+
+@pytest.mark.parametrize("layout", ["nchw", "nhwc"])
+def test_global_average_pooling_requantizes_like_tflite_mean(tmp_path, tmp_path_factory, layout):
+    """A global average pooling given a quantization of its own (int8_scales, as a TFLite MEAN has) gives TFLite's
+    reference MEAN integers (tests/int8_reference.py), on 13 channels of 5 x 3 and 7 x 1 planes."""
+    build_dir = tmp_path_factory.getbasetemp() / "int8-builds"  # one set of runtime objects for all
+    for shape in ((13, 5, 3), (13, 7, 1)):
+        name = f"gap_{layout}_{shape[1]}x{shape[2]}"
+        model = tmp_path / f"{name}.yaml"
+        model.write_text(f"name: {name}\ninput: {{name: data, shape: {list(shape)}}}\nlayers:\n"
+                         "  - {name: pool, type: global_avgpool}\n")
+        scales = {"data": [0.031, 117], "pool": [0.0113, 131]}
+        (tmp_path / "s.json").write_text(json.dumps({"tensors": scales, "weight_scales": {}}))
+        scons("target=armv7", f"model={model}", f"build_dir={build_dir}", "precision=int8", f"layout={layout}",
+              f"int8_scales={tmp_path / 's.json'}")
+        x = np.random.default_rng(3).uniform(-3.9, 4.2, shape).astype(np.float32)
+        x.astype("<f4").tofile(tmp_path / "x.f32")
+        run_engine(build_dir / "armv7" / f"{name}-int8" / name, "--input", str(tmp_path / "x.f32"),
+                   "--output", str(tmp_path / "y.f32"))
+        ours = np.round(np.fromfile(tmp_path / "y.f32", "<f4") / scales["pool"][0]) + scales["pool"][1]
+        f32 = np.float32  # engine::Quantization, as in the residual test
+        q = np.clip(np.floor(x * f32(1 / f32(scales["data"][0])) + f32(scales["data"][1] + 0.5)), 0, 255)
+        expected = mean(q.astype(np.int64), tuple(scales["data"]), tuple(scales["pool"]))
+        assert expected.std() > 1
+        np.testing.assert_array_equal(ours, expected)

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from conftest import run_engine, scons
+from int8_reference import requantize
 from test_int8 import build_int8
 
 f32 = np.float32
@@ -32,8 +33,9 @@ SHAPES = {"conv1": (13, 3, 3, 3), "a": (6, 13, 1, 1), "b": (17, 13, 3, 3), "conv
 
 
 def int8_conv(q, offset, scale, plan, name, w, b, stride, pad, relu):
-    """One 8-bit convolution in integer numpy (C, H, W): (x - zero) . w + bias, then the engine's requantization
-    in float32 (x input scale x weight scale / output scale + output zero point, clamped, rounded half up)."""
+    """One 8-bit convolution in integer numpy (C, H, W): (x - zero) . w + bias, then TFLite's reference
+    requantization (tests/int8_reference.py: fixed-point input scale x weight scale / output scale, + output zero point,
+    clamped)."""
     ws = np.asarray(plan["weight_scales"][name])
     wq = np.clip(np.round(w / ws[:, None, None, None]), -127, 127).astype(np.int64)
     bq = np.round(b / (scale * ws)).astype(np.int64)
@@ -45,9 +47,7 @@ def int8_conv(q, offset, scale, plan, name, w, b, stride, pad, relu):
         for dx in range(kw):
             acc += np.einsum("oc,chw->ohw", wq[:, :, dy, dx], x[:, dy:dy + stride * oh:stride, dx:dx + stride * ow:stride])
     out_scale, out_offset = plan["tensors"][name]
-    multiplier = (f32(scale) * ws.astype(f32)) / f32(out_scale)
-    y = (acc + bq[:, None, None]).astype(f32) * multiplier[:, None, None] + f32(out_offset + 0.5)
-    return np.floor(np.clip(y, f32(out_offset if relu else 0), f32(255))).astype(np.int64), out_offset, out_scale
+    return requantize(acc + bq[:, None, None], scale, ws, out_scale, out_offset, relu), out_offset, out_scale
 
 
 def numpy_engine(plan, weights, x):

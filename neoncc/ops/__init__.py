@@ -59,6 +59,7 @@ class Op:
     arity: ClassVar[int | None] = 1          # inputs it takes; None: one or more
     yaml: ClassVar[bool] = True              # can be written in a model description
     quant: ClassVar[str | None] = None
+    imported_quant: ClassVar[str | None] = None  # "own": takes a quantized model's own output quantization
     group: ClassVar[str] = "conv+relu+concat"  # the paper's time breakdown
     implementations: ClassVar[dict[str, Impl]] = {}
     removed_by: ClassVar[str | None] = None  # the pass (or reader) that always removes it

@@ -173,6 +173,9 @@ class GlobalAvgPool(_Global):
     name = "global_avgpool"
     doc = "global average pooling"
     kind = "AVG"
+    # A model that comes quantized may give it a quantization of its own (TFLite's MEAN): our 8-bit kernel then
+    # requantizes as TFLite's reference MEAN does.
+    imported_quant = "own"
     # ACL 20.08's NHWC global pooling costs 2.0 M instructions on SqueezeNet's pool10: ours
     # (runtime/global_average_pooling_nhwc.h) about 0.12 M.
     implementations = {"nhwc": Impl("engine::GlobalAveragePoolingNhwc", template="pool", layouts=("NHWC",)),

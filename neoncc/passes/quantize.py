@@ -14,6 +14,8 @@ few instructions per value). The quantize node after a layer feeding a concat wr
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from neoncc.errors import UserError
@@ -73,6 +75,44 @@ def run(graph: Graph, plan: QuantPlan, float_layers: list[str] | tuple[str, ...]
     return graph
 
 
+def _quantized_multiplier(real: float) -> tuple[int, int]:
+    """TFLite's QuantizeMultiplier: real = significand x 2^(shift - 31), the significand rounded to 31 bits; 0 below
+    2^-32."""
+    if real == 0:
+        return 0, 0
+    fraction, shift = math.frexp(real)
+    significand = round(fraction * 2 ** 31)  # (halves: never met by a product of float32 scales)
+    if significand == 2 ** 31:
+        significand, shift = significand // 2, shift + 1
+    return (0, 0) if shift < -31 else (significand, shift)
+
+
+def _tflite_scaled(x: int, real: float) -> int:
+    """TFLite's MultiplyByQuantizedMultiplier(x, QuantizeMultiplier(real)): x x 2^left, the doubled product's high
+    half rounded (halves up, as SaturatingRoundingDoublingHighMul does), then divided by 2^right rounding halves
+    away from zero."""
+    significand, shift = _quantized_multiplier(real)
+    product = x * 2 ** max(shift, 0) * significand
+    high = (product + 2 ** 30) >> 31
+    right = max(-shift, 0)
+    remainder, threshold = high & (2 ** right - 1), (2 ** right - 1) // 2 + (high < 0)
+    return (high >> right) + (remainder > threshold)
+
+
+def _constant_channels(scales: np.ndarray, q: np.ndarray, bq: np.ndarray, in_scale: float, out_scale: float) -> None:
+    """Output channels whose weights are all zero compute one constant, TFLite's requantization of the bias alone (0
+    where the multiplier is below 2^-32). Such a channel's scale can be anything: it is set so that the multiplier is
+    2^-8 and the bias to 2^8 x that constant, which every kernel requantizes to the same integer (ACL's depthwise
+    does not requantize a bias near 2^30 at a multiplier near 2^-26 as TFLite does: found on hand_landmark_lite)."""
+    f32 = lambda v: float(np.float32(v))  # noqa: E731
+    real = [f32(in_scale) * f32(s) / f32(out_scale) for s in scales]
+    q[[_quantized_multiplier(r)[0] == 0 for r in real]] = 0  # the products do not reach the output
+    for c in np.flatnonzero(~q.reshape(len(q), -1).any(axis=1)):
+        constant = _tflite_scaled(int(bq[c]), real[c])
+        scales[c] = f32(f32(out_scale) / f32(in_scale) / 256.0)
+        bq[c] = constant * 256
+
+
 def _quantize_constants(graph: Graph, node: Node, plan: QuantPlan) -> None:
     if not node.params or not graph.constants:
         return
@@ -82,9 +122,12 @@ def _quantize_constants(graph: Graph, node: Node, plan: QuantPlan) -> None:
     if node.op == "conv":
         scales = np.asarray(plan.weight_scales[node.name], np.float64)
         node.attrs["weight_scales"] = [float(s) for s in scales]
-        q = np.round(w / scales.reshape(-1, *[1] * (w.ndim - 1)))
-        graph.constants[weight] = Constant(np.clip(q, -127, 127).astype(np.int8), graph.constants[weight].layout)
-        graph.constants[bias] = Constant(int32(np.round(b / (in_scale * scales)), bias), "O")
+        q = np.clip(np.round(w / scales.reshape(-1, *[1] * (w.ndim - 1))), -127, 127)
+        bq = np.round(b / (in_scale * scales))
+        _constant_channels(scales, q, bq, in_scale, graph.tensor(node.output).quant[0])
+        node.attrs["weight_scales"] = [float(s) for s in scales]
+        graph.constants[weight] = Constant(q.astype(np.int8), graph.constants[weight].layout)
+        graph.constants[bias] = Constant(int32(bq, bias), "O")
     elif node.op == "fc":
         scale, offset = plan.fc_weights[node.name]
         node.attrs["weight_quant"] = (scale, offset)

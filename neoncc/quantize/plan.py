@@ -165,7 +165,8 @@ def plan_from_scales(graph: Graph, scales: dict, source: str) -> QuantPlan:
     zero points, no calibration. `scales` holds per layer output (scale, offset), per convolution its symmetric
     per-channel weight scales, per fully connected layer its weights' (scale, offset). Where our plan's rules
     decide instead (ops that keep their input's quantization, convolutions writing into a concatenation), they
-    apply, and the model's own value must agree with them to half a step, else the layer is named."""
+    apply, and the model's own value must agree with them to half a step, else the layer is named; an op whose 8-bit
+    kernel can requantize (imported_quant "own": global average pooling, as TFLite's MEAN) takes the model's."""
     check_supported(graph)
     tensors, weight_scales = scales.get("tensors", {}), scales.get("weight_scales", {})
     fc_weights = scales.get("fc_weights", {})
@@ -188,7 +189,9 @@ def plan_from_scales(graph: Graph, scales: dict, source: str) -> QuantPlan:
     for node in graph.nodes:
         if node.name in plan.float_tail:
             continue
-        if node.output in shares or _quant(node) == "inherit":
+        if ops.get(node.op, node).imported_quant == "own" and node.output in tensors:
+            plan.tensors[node.output] = own(node.output)
+        elif node.output in shares or _quant(node) == "inherit":
             ruled = own(shares[node.output]) if node.output in shares else plan.tensors[node.inputs[0]]
             if node.output in tensors:
                 mine = own(node.output)
