@@ -7,7 +7,6 @@
 #include "arm_compute/runtime/NEON/NEScheduler.h"
 
 #include <algorithm>
-#include <cstring>
 
 #include <arm_neon.h>
 
@@ -82,8 +81,61 @@ inline void group(const uint8_t *in, size_t sx, size_t sy, const float *w, const
     vst1q_f32(reinterpret_cast<float *>(out + 3 * osx), a3);
 }
 
-/** Output rows [first, end): groups of 4 pixels whose windows lie inside the input read it in place; the others
- *  (and the channel tail) go through a zero-padded copy of their windows and a private block. */
+/** The same group where its windows cross the padding or the input's end: only window rows [ky0, ky1) and input
+ *  columns [j0, j1) of the group's span exist (the others are zeros and are neither read nor multiplied); `in`
+ *  points at row ky0, column j0. */
+template <int K, int S, unsigned Flags>
+inline void group_clipped(const uint8_t *in, size_t sx, size_t sy, int ky0, int ky1, int j0, int j1, const float *w, const float *bias, uint8_t *out,
+                          size_t osx, float32x4_t lo, float32x4_t hi)
+{
+    constexpr int     columns = S * (kPixels - 1) + K;
+    const float32x4_t b       = vld1q_f32(bias), zero = vdupq_n_f32(0.f);
+    float32x4_t       a0 = b, a1 = b, a2 = b, a3 = b;
+    w += ky0 * K * kLanes;
+    for(int ky = ky0; ky < ky1; ++ky, in += sy)
+    {
+        float32x4_t    x[columns];
+        const uint8_t *r = in;
+#pragma GCC unroll 11
+        for(int j = 0; j < columns; ++j)
+        {
+            if(j >= j0 && j < j1)
+            {
+                x[j] = vld1q_f32(reinterpret_cast<const float *>(r));
+                r += sx;
+            }
+            else
+            {
+                x[j] = zero;
+            }
+        }
+#pragma GCC unroll 5
+        for(int kx = 0; kx < K; ++kx, w += kLanes)
+        {
+            const float32x4_t t = vld1q_f32(w);
+            a0                  = mla(a0, x[kx], t);
+            a1                  = mla(a1, x[S + kx], t);
+            a2                  = mla(a2, x[2 * S + kx], t);
+            a3                  = mla(a3, x[3 * S + kx], t);
+        }
+    }
+    if(Flags & 1)
+    {
+        a0 = vmaxq_f32(a0, lo), a1 = vmaxq_f32(a1, lo), a2 = vmaxq_f32(a2, lo), a3 = vmaxq_f32(a3, lo);
+    }
+    if(Flags & 2)
+    {
+        a0 = vminq_f32(a0, hi), a1 = vminq_f32(a1, hi), a2 = vminq_f32(a2, hi), a3 = vminq_f32(a3, hi);
+    }
+    vst1q_f32(reinterpret_cast<float *>(out), a0);
+    vst1q_f32(reinterpret_cast<float *>(out + osx), a1);
+    vst1q_f32(reinterpret_cast<float *>(out + 2 * osx), a2);
+    vst1q_f32(reinterpret_cast<float *>(out + 3 * osx), a3);
+}
+
+/** Output rows [first, end): groups of 4 pixels whose windows lie inside the input read it in place, the others
+ *  only the window rows and columns that exist; a row of fewer than 4 pixels goes through a private block, and the
+ *  channel tail (fewer than 4) through a zero-padded copy of its windows. */
 template <int K, int S, unsigned Flags>
 void rows_of(const Shape &s, size_t first, size_t end)
 {
@@ -94,51 +146,63 @@ void rows_of(const Shape &s, size_t first, size_t end)
     float             block[kPixels * kLanes];
     for(size_t oy = first; oy < end; ++oy)
     {
-        const int  iy0        = static_cast<int>(oy) * S - s.pad_y;
-        const bool row_inside = iy0 >= 0 && iy0 + K <= s.in_h;
+        const int iy0 = static_cast<int>(oy) * S - s.pad_y;
+        const int ky0 = std::max(0, -iy0), ky1 = std::min(K, s.in_h - iy0);
         for(size_t gx = 0; gx < s.out_w; gx += kPixels)
         {
             // The last group ends at the row's end (overlapping the one before) when the row has 4 pixels or more.
             const size_t x0     = s.out_w >= kPixels ? std::min(gx, s.out_w - kPixels) : 0;
             const size_t pixels = std::min(kPixels, s.out_w - x0);
             const int    ix0    = static_cast<int>(x0) * S - s.pad_x;
-            const bool   inside = row_inside && pixels == kPixels && ix0 >= 0 && ix0 + columns <= s.in_w;
-            uint8_t     *o      = s.dst + oy * s.out_sy + x0 * s.out_sx;
-            size_t       cb     = 0;
-            if(inside)
+            const int    j0 = std::max(0, -ix0), j1 = std::min(columns, s.in_w - ix0);
+            uint8_t     *o = s.dst + oy * s.out_sy + x0 * s.out_sx;
+            if(ky0 == 0 && ky1 == K && j0 == 0 && j1 == columns && pixels == kPixels)
             {
                 const uint8_t *in = s.src + iy0 * s.in_sy + ix0 * s.in_sx;
-                for(; cb < whole; ++cb)
+                for(size_t cb = 0; cb < whole; ++cb)
                 {
                     group<K, S, Flags>(in + cb * kLanes * sizeof(float), s.in_sx, s.in_sy, s.weights + cb * K * K * kLanes, s.bias + cb * kLanes,
                                        o + cb * kLanes * sizeof(float), s.out_sx, lo, hi);
                 }
             }
-            for(; cb < blocks; ++cb) // through the zero-padded copy and the private block
+            else
             {
-                const size_t c0 = cb * kLanes, lanes = std::min(kLanes, s.channels - c0);
-                std::fill(patch, patch + K * columns * kLanes, 0.f);
-                for(int ky = 0; ky < K; ++ky)
+                const uint8_t *in = s.src + (iy0 + ky0) * s.in_sy + (ix0 + j0) * s.in_sx;
+                for(size_t cb = 0; cb < whole; ++cb)
                 {
-                    const int iy = iy0 + ky;
-                    if(iy < 0 || iy >= s.in_h)
+                    const size_t c0 = cb * kLanes * sizeof(float);
+                    if(pixels == kPixels)
                     {
+                        group_clipped<K, S, Flags>(in + c0, s.in_sx, s.in_sy, ky0, ky1, j0, j1, s.weights + cb * K * K * kLanes, s.bias + cb * kLanes,
+                                                   o + c0, s.out_sx, lo, hi);
                         continue;
                     }
-                    for(int j = 0; j < columns; ++j)
+                    group_clipped<K, S, Flags>(in + c0, s.in_sx, s.in_sy, ky0, ky1, j0, j1, s.weights + cb * K * K * kLanes, s.bias + cb * kLanes,
+                                               reinterpret_cast<uint8_t *>(block), kLanes * sizeof(float), lo, hi);
+                    for(size_t p = 0; p < pixels; ++p)
                     {
-                        const int ix = ix0 + j;
-                        if(ix >= 0 && ix < s.in_w)
-                        {
-                            std::memcpy(patch + (ky * columns + j) * kLanes, s.src + iy * s.in_sy + ix * s.in_sx + c0 * sizeof(float), lanes * sizeof(float));
-                        }
+                        vst1q_f32(reinterpret_cast<float *>(o + p * s.out_sx + c0), vld1q_f32(block + p * kLanes));
+                    }
+                }
+            }
+            if(whole < blocks) // the channel tail: through the zero-padded copy and the private block
+            {
+                const size_t c0 = whole * kLanes, lanes = s.channels - c0;
+                std::fill(patch, patch + K * columns * kLanes, 0.f);
+                for(int ky = ky0; ky < ky1; ++ky)
+                {
+                    for(int j = j0; j < j1; ++j)
+                    {
+                        const float *x = reinterpret_cast<const float *>(s.src + (iy0 + ky) * s.in_sy + (ix0 + j) * s.in_sx) + c0;
+                        std::copy(x, x + lanes, patch + (ky * columns + j) * kLanes);
                     }
                 }
                 group<K, S, Flags>(reinterpret_cast<const uint8_t *>(patch), kLanes * sizeof(float), columns * kLanes * sizeof(float),
-                                   s.weights + cb * K * K * kLanes, s.bias + cb * kLanes, reinterpret_cast<uint8_t *>(block), kLanes * sizeof(float), lo, hi);
+                                   s.weights + whole * K * K * kLanes, s.bias + whole * kLanes, reinterpret_cast<uint8_t *>(block), kLanes * sizeof(float),
+                                   lo, hi);
                 for(size_t p = 0; p < pixels; ++p)
                 {
-                    std::memcpy(o + p * s.out_sx + c0 * sizeof(float), block + p * kLanes, lanes * sizeof(float));
+                    std::copy(block + p * kLanes, block + p * kLanes + lanes, reinterpret_cast<float *>(o + p * s.out_sx) + c0);
                 }
             }
             if(x0 + kPixels >= s.out_w)
@@ -148,7 +212,6 @@ void rows_of(const Shape &s, size_t first, size_t end)
         }
     }
 }
-
 using RowsFn = void (*)(const Shape &, size_t, size_t);
 
 template <int K, int S>
