@@ -18,6 +18,13 @@ namespace
 {
 constexpr size_t kLanes = 4, kPixels = 4;
 
+/** Where tap kx of a window row is among the row's packed taps: in order for stride 1; for stride 2 the even taps
+ *  first, then the odd ones (the assembly loads the even input columns, then the odd ones). */
+constexpr int tap_slot(int k, int stride, int kx)
+{
+    return stride == 1 ? kx : kx % 2 == 0 ? kx / 2 : (k + 1) / 2 + kx / 2;
+}
+
 inline float32x4_t mla(float32x4_t acc, float32x4_t x, float32x4_t w)
 {
 #if defined(__aarch64__)
@@ -37,12 +44,13 @@ struct Shape
     const float   *weights; // per block of 4 channels: K x K taps of 4 floats
     const float   *bias;    // per block of 4 channels
     float          lo, hi;
+    const float   *bounds; // lo, hi
 };
 
 /** 4 output pixels x 4 channels: `in` points at the first window's top-left pixel (channel block), input pixels
  *  sx bytes apart in a row, rows sy bytes apart; pixel p is stored at out + p * osx. */
 template <int K, int S, unsigned Flags>
-inline void group(const uint8_t *in, size_t sx, size_t sy, const float *w, const float *bias, uint8_t *out, size_t osx, float32x4_t lo, float32x4_t hi)
+__attribute__((always_inline)) inline void group_intrinsics(const uint8_t *in, size_t sx, size_t sy, const float *w, const float *bias, uint8_t *out, size_t osx, float32x4_t lo, float32x4_t hi)
 {
     constexpr int     columns = S * (kPixels - 1) + K; // input columns of the 4 windows' rows
     const float32x4_t b       = vld1q_f32(bias);
@@ -58,14 +66,15 @@ inline void group(const uint8_t *in, size_t sx, size_t sy, const float *w, const
             x[j] = vld1q_f32(reinterpret_cast<const float *>(r));
         }
 #pragma GCC unroll 5
-        for(int kx = 0; kx < K; ++kx, w += kLanes)
+        for(int kx = 0; kx < K; ++kx)
         {
-            const float32x4_t t = vld1q_f32(w);
+            const float32x4_t t = vld1q_f32(w + tap_slot(K, S, kx) * kLanes);
             a0                  = mla(a0, x[kx], t);
             a1                  = mla(a1, x[S + kx], t);
             a2                  = mla(a2, x[2 * S + kx], t);
             a3                  = mla(a3, x[3 * S + kx], t);
         }
+        w += K * kLanes;
     }
     if(Flags & 1)
     {
@@ -81,11 +90,152 @@ inline void group(const uint8_t *in, size_t sx, size_t sy, const float *w, const
     vst1q_f32(reinterpret_cast<float *>(out + 3 * osx), a3);
 }
 
+#if defined(__aarch64__)
+/** `n` blocks of 4 channels of one group of 4 output pixels (the blocks' inputs, outputs and biases 4 floats apart,
+ *  their taps one after the other). */
+template <int K, int S, unsigned Flags>
+__attribute__((always_inline)) inline void group_blocks(const uint8_t *in, size_t sx, size_t sy, const float *w, const float *bias, uint8_t *out, size_t osx, size_t n,
+                                                  float32x4_t lo, float32x4_t hi, const float *)
+{
+    for(size_t cb = 0; cb < n; ++cb, in += kLanes * sizeof(float), w += K * K * kLanes, bias += kLanes, out += kLanes * sizeof(float))
+    {
+        group_intrinsics<K, S, Flags>(in, sx, sy, w, bias, out, osx, lo, hi);
+    }
+}
+#else
+// armv7: the same loop over blocks in inline assembly. The accumulators of the 4 pixels are q8-q11 (from the
+// bias), a window row's taps q12-q15 (one vldmia), its input columns q0-q5 (q0-q7 for 5x5 stride 1), each loaded
+// once with a post-increment by the step (the pixel stride; for stride 2 twice that: the even columns, then the odd
+// ones from r + step / 2). No register is spilled; per block 3x3/1 is 90 instructions for 144 multiply-adds.
+#define ENGINE_DW_MLA4(T, X0, X1, X2, X3) \
+    "vmla.f32 q8, " X0 ", " T "\n"        \
+    "vmla.f32 q9, " X1 ", " T "\n"        \
+    "vmla.f32 q10, " X2 ", " T "\n"       \
+    "vmla.f32 q11, " X3 ", " T "\n"
+#define ENGINE_DW_LOAD(D) "vld1.32 {" D "}, [%[t]], %[step]\n"
+#define ENGINE_DW_LOAD4 ENGINE_DW_LOAD("d0-d1") ENGINE_DW_LOAD("d2-d3") ENGINE_DW_LOAD("d4-d5") ENGINE_DW_LOAD("d6-d7")
+// 3x3 stride 1: columns 0-5 in q0-q5, taps 0-2 in q12-q14.
+#define ENGINE_DW_ROW_3_1                                                                                                  \
+    "mov %[t], %[r]\n"                                                                                                     \
+    "vldmia %[w]!, {d24-d29}\n" ENGINE_DW_LOAD4 ENGINE_DW_LOAD("d8-d9") ENGINE_DW_LOAD("d10-d11") "add %[r], %[r], %[sy]\n" \
+        ENGINE_DW_MLA4("q12", "q0", "q1", "q2", "q3") ENGINE_DW_MLA4("q13", "q1", "q2", "q3", "q4")                         \
+            ENGINE_DW_MLA4("q14", "q2", "q3", "q4", "q5")
+// 3x3 stride 2: taps packed 0, 2, 1 (q12-q14); even columns 0-8 in q0-q4 (taps 0, 2), odd columns 1-7 in q0-q3 (tap 1).
+#define ENGINE_DW_ROW_3_2                                                                                                              \
+    "mov %[t], %[r]\n"                                                                                                                 \
+    "vldmia %[w]!, {d24-d29}\n" ENGINE_DW_LOAD4 ENGINE_DW_LOAD("d8-d9") ENGINE_DW_MLA4("q12", "q0", "q1", "q2", "q3")                \
+        ENGINE_DW_MLA4("q13", "q1", "q2", "q3", "q4") "add %[t], %[r], %[step], lsr #1\n" ENGINE_DW_LOAD4 "add %[r], %[r], %[sy]\n" \
+            ENGINE_DW_MLA4("q14", "q0", "q1", "q2", "q3")
+// 5x5 stride 1: columns 0-7 in q0-q7, taps 0-3 in q12-q15, then tap 4 in q12.
+#define ENGINE_DW_ROW_5_1                                                                                                               \
+    "mov %[t], %[r]\n"                                                                                                                  \
+    "vldmia %[w]!, {d24-d31}\n" ENGINE_DW_LOAD4 ENGINE_DW_LOAD("d8-d9") ENGINE_DW_LOAD("d10-d11") ENGINE_DW_LOAD("d12-d13")           \
+        ENGINE_DW_LOAD("d14-d15") "add %[r], %[r], %[sy]\n" ENGINE_DW_MLA4("q12", "q0", "q1", "q2", "q3")                               \
+            ENGINE_DW_MLA4("q13", "q1", "q2", "q3", "q4") ENGINE_DW_MLA4("q14", "q2", "q3", "q4", "q5")                                 \
+                ENGINE_DW_MLA4("q15", "q3", "q4", "q5", "q6") "vld1.32 {d24-d25}, [%[w]]!\n" ENGINE_DW_MLA4("q12", "q4", "q5", "q6", "q7")
+// 5x5 stride 2: taps packed 0, 2, 4, 1, 3 (q12-q14, then q12-q13); even columns 0-10 in q0-q5, odd columns 1-9 in q0-q4.
+#define ENGINE_DW_ROW_5_2                                                                                                           \
+    "mov %[t], %[r]\n"                                                                                                              \
+    "vldmia %[w]!, {d24-d29}\n" ENGINE_DW_LOAD4 ENGINE_DW_LOAD("d8-d9") ENGINE_DW_LOAD("d10-d11")                                   \
+        ENGINE_DW_MLA4("q12", "q0", "q1", "q2", "q3") ENGINE_DW_MLA4("q13", "q1", "q2", "q3", "q4")                                 \
+            ENGINE_DW_MLA4("q14", "q2", "q3", "q4", "q5") "add %[t], %[r], %[step], lsr #1\n"                                      \
+            "vldmia %[w]!, {d24-d27}\n" ENGINE_DW_LOAD4 ENGINE_DW_LOAD("d8-d9") "add %[r], %[r], %[sy]\n"                           \
+                ENGINE_DW_MLA4("q12", "q0", "q1", "q2", "q3") ENGINE_DW_MLA4("q13", "q1", "q2", "q3", "q4")
+#define ENGINE_DW_BACK "sub %[r], %[r], %[sy]\n"
+#define ENGINE_DW_CLAMP_MAX         \
+    "vld1.32 {d4}, [%[lo]]\n"       \
+    "vdup.32 q0, d4[0]\n"           \
+    "vmax.f32 q8, q8, q0\n"         \
+    "vmax.f32 q9, q9, q0\n"         \
+    "vmax.f32 q10, q10, q0\n"       \
+    "vmax.f32 q11, q11, q0\n"
+#define ENGINE_DW_CLAMP_MIN         \
+    "vdup.32 q1, d4[1]\n"           \
+    "vmin.f32 q8, q8, q1\n"         \
+    "vmin.f32 q9, q9, q1\n"         \
+    "vmin.f32 q10, q10, q1\n"       \
+    "vmin.f32 q11, q11, q1\n"
+// One block per iteration: the row pointer goes back up the window (K subtractions) and 4 floats on, and so does
+// the output pointer after its 4 stores.
+#define ENGINE_DW_LOOP(ROWS, BACK, CLAMP)                                                                                      \
+    asm volatile("1:\n"                                                                                                        \
+                 "vld1.32 {d16-d17}, [%[bias]]!\n"                                                                            \
+                 "vmov q9, q8\n"                                                                                              \
+                 "vmov q10, q8\n"                                                                                             \
+                 "vmov q11, q8\n" ROWS BACK "add %[r], %[r], #16\n" CLAMP "vst1.32 {d16-d17}, [%[o]], %[osx]\n"              \
+                 "vst1.32 {d18-d19}, [%[o]], %[osx]\n"                                                                        \
+                 "vst1.32 {d20-d21}, [%[o]], %[osx]\n"                                                                        \
+                 "vst1.32 {d22-d23}, [%[o]]\n"                                                                                \
+                 "sub %[o], %[o], %[osx]\n"                                                                                   \
+                 "sub %[o], %[o], %[osx]\n"                                                                                   \
+                 "sub %[o], %[o], %[osx]\n"                                                                                   \
+                 "add %[o], %[o], #16\n"                                                                                      \
+                 "subs %[n], %[n], #1\n"                                                                                      \
+                 "bne 1b\n"                                                                                                   \
+                 : [r] "+r"(r), [w] "+r"(w), [bias] "+r"(bias), [o] "+r"(o), [n] "+r"(n), [t] "=&r"(t)                         \
+                 : [step] "r"(step), [sy] "r"(sy), [osx] "r"(osx), [lo] "r"(bounds)                                           \
+                 : "cc", "memory", "q0", "q1", "q2", "q3", "q4", "q5", "q6", "q7", "q8", "q9", "q10", "q11", "q12", "q13", "q14", \
+                   "q15")
+#define ENGINE_DW_CLAMPED(ROWS, BACK)                                          \
+    if(Flags == 0)                                                             \
+    {                                                                          \
+        ENGINE_DW_LOOP(ROWS, BACK, "");                                        \
+    }                                                                          \
+    else if(Flags == 1)                                                        \
+    {                                                                          \
+        ENGINE_DW_LOOP(ROWS, BACK, ENGINE_DW_CLAMP_MAX);                       \
+    }                                                                          \
+    else                                                                       \
+    {                                                                          \
+        ENGINE_DW_LOOP(ROWS, BACK, ENGINE_DW_CLAMP_MAX ENGINE_DW_CLAMP_MIN);   \
+    }
+
+/** `n` (> 0) blocks of 4 channels of one group of 4 output pixels, as group_intrinsics() computes each (bounds:
+ *  the clamp's lo, hi). */
+template <int K, int S, unsigned Flags>
+__attribute__((always_inline)) inline void group_blocks(const uint8_t *r, size_t sx, size_t sy, const float *w, const float *bias, uint8_t *o, size_t osx, size_t n,
+                                                  float32x4_t, float32x4_t, const float *bounds)
+{
+    const uint8_t *t    = nullptr;
+    const size_t   step = S * sx;
+    if(K == 3 && S == 1)
+    {
+        ENGINE_DW_CLAMPED(ENGINE_DW_ROW_3_1 ENGINE_DW_ROW_3_1 ENGINE_DW_ROW_3_1, ENGINE_DW_BACK ENGINE_DW_BACK ENGINE_DW_BACK)
+    }
+    else if(K == 3)
+    {
+        ENGINE_DW_CLAMPED(ENGINE_DW_ROW_3_2 ENGINE_DW_ROW_3_2 ENGINE_DW_ROW_3_2, ENGINE_DW_BACK ENGINE_DW_BACK ENGINE_DW_BACK)
+    }
+    else if(S == 1)
+    {
+        ENGINE_DW_CLAMPED(ENGINE_DW_ROW_5_1 ENGINE_DW_ROW_5_1 ENGINE_DW_ROW_5_1 ENGINE_DW_ROW_5_1 ENGINE_DW_ROW_5_1,
+                          ENGINE_DW_BACK ENGINE_DW_BACK ENGINE_DW_BACK ENGINE_DW_BACK ENGINE_DW_BACK)
+    }
+    else
+    {
+        ENGINE_DW_CLAMPED(ENGINE_DW_ROW_5_2 ENGINE_DW_ROW_5_2 ENGINE_DW_ROW_5_2 ENGINE_DW_ROW_5_2 ENGINE_DW_ROW_5_2,
+                          ENGINE_DW_BACK ENGINE_DW_BACK ENGINE_DW_BACK ENGINE_DW_BACK ENGINE_DW_BACK)
+    }
+}
+#undef ENGINE_DW_CLAMPED
+#undef ENGINE_DW_LOOP
+#undef ENGINE_DW_CLAMP_MIN
+#undef ENGINE_DW_CLAMP_MAX
+#undef ENGINE_DW_BACK
+#undef ENGINE_DW_ROW_5_2
+#undef ENGINE_DW_ROW_5_1
+#undef ENGINE_DW_ROW_3_2
+#undef ENGINE_DW_ROW_3_1
+#undef ENGINE_DW_LOAD4
+#undef ENGINE_DW_LOAD
+#undef ENGINE_DW_MLA4
+#endif
+
 /** The same group where its windows cross the padding or the input's end: only window rows [ky0, ky1) and input
  *  columns [j0, j1) of the group's span exist (the others are zeros and are neither read nor multiplied); `in`
  *  points at row ky0, column j0. */
 template <int K, int S, unsigned Flags>
-inline void group_clipped(const uint8_t *in, size_t sx, size_t sy, int ky0, int ky1, int j0, int j1, const float *w, const float *bias, uint8_t *out,
+__attribute__((always_inline)) inline void group_clipped(const uint8_t *in, size_t sx, size_t sy, int ky0, int ky1, int j0, int j1, const float *w, const float *bias, uint8_t *out,
                           size_t osx, float32x4_t lo, float32x4_t hi)
 {
     constexpr int     columns = S * (kPixels - 1) + K;
@@ -110,14 +260,15 @@ inline void group_clipped(const uint8_t *in, size_t sx, size_t sy, int ky0, int 
             }
         }
 #pragma GCC unroll 5
-        for(int kx = 0; kx < K; ++kx, w += kLanes)
+        for(int kx = 0; kx < K; ++kx)
         {
-            const float32x4_t t = vld1q_f32(w);
+            const float32x4_t t = vld1q_f32(w + tap_slot(K, S, kx) * kLanes);
             a0                  = mla(a0, x[kx], t);
             a1                  = mla(a1, x[S + kx], t);
             a2                  = mla(a2, x[2 * S + kx], t);
             a3                  = mla(a3, x[3 * S + kx], t);
         }
+        w += K * kLanes;
     }
     if(Flags & 1)
     {
@@ -158,11 +309,9 @@ void rows_of(const Shape &s, size_t first, size_t end)
             uint8_t     *o = s.dst + oy * s.out_sy + x0 * s.out_sx;
             if(ky0 == 0 && ky1 == K && j0 == 0 && j1 == columns && pixels == kPixels)
             {
-                const uint8_t *in = s.src + iy0 * s.in_sy + ix0 * s.in_sx;
-                for(size_t cb = 0; cb < whole; ++cb)
+                if(whole > 0)
                 {
-                    group<K, S, Flags>(in + cb * kLanes * sizeof(float), s.in_sx, s.in_sy, s.weights + cb * K * K * kLanes, s.bias + cb * kLanes,
-                                       o + cb * kLanes * sizeof(float), s.out_sx, lo, hi);
+                    group_blocks<K, S, Flags>(s.src + iy0 * s.in_sy + ix0 * s.in_sx, s.in_sx, s.in_sy, s.weights, s.bias, o, s.out_sx, whole, lo, hi, s.bounds);
                 }
             }
             else
@@ -197,9 +346,9 @@ void rows_of(const Shape &s, size_t first, size_t end)
                         std::copy(x, x + lanes, patch + (ky * columns + j) * kLanes);
                     }
                 }
-                group<K, S, Flags>(reinterpret_cast<const uint8_t *>(patch), kLanes * sizeof(float), columns * kLanes * sizeof(float),
+                group_blocks<K, S, Flags>(reinterpret_cast<const uint8_t *>(patch), kLanes * sizeof(float), columns * kLanes * sizeof(float),
                                    s.weights + whole * K * K * kLanes, s.bias + whole * kLanes, reinterpret_cast<uint8_t *>(block), kLanes * sizeof(float),
-                                   lo, hi);
+                                    1, lo, hi, s.bounds);
                 for(size_t p = 0; p < pixels; ++p)
                 {
                     std::copy(block + p * kLanes, block + p * kLanes + lanes, reinterpret_cast<float *>(o + p * s.out_sx) + c0);
@@ -277,6 +426,7 @@ void DepthwiseConvolution::prepare()
     const ITensorInfo &w        = *_weights->info();
     const size_t       channels = w.dimension(0), k = _kernel;
     const size_t       blocks   = (channels + kLanes - 1) / kLanes;
+    const int          stride   = static_cast<int>(_conv_info.stride().first);
     _packed_weights.assign(blocks * k * k * kLanes, 0.f);
     _bias.assign(blocks * kLanes, 0.f);
     for(size_t c = 0; c < channels; ++c)
@@ -285,7 +435,7 @@ void DepthwiseConvolution::prepare()
         {
             for(size_t kx = 0; kx < k; ++kx)
             {
-                _packed_weights[((c / kLanes) * k * k + ky * k + kx) * kLanes + c % kLanes] =
+                _packed_weights[((c / kLanes) * k * k + ky * k + tap_slot(static_cast<int>(k), stride, static_cast<int>(kx))) * kLanes + c % kLanes] =
                     *reinterpret_cast<const float *>(_weights->buffer() + w.offset_element_in_bytes(Coordinates(c, kx, ky)));
             }
         }
@@ -318,6 +468,8 @@ void DepthwiseConvolution::rows(size_t first, size_t end) const
     s.bias     = _bias.data();
     s.lo       = _clamp.lo;
     s.hi       = _clamp.hi;
+    const float bounds[2] = { _clamp.lo, _clamp.hi };
+    s.bounds              = bounds;
     const unsigned flags  = _clamp.flags & 3;
     const bool     stride = _conv_info.stride().first == 2;
     const RowsFn   fn     = _kernel == 3 ? (stride ? rows_for<3, 2>(flags) : rows_for<3, 1>(flags)) : (stride ? rows_for<5, 2>(flags) : rows_for<5, 1>(flags));
