@@ -7,6 +7,7 @@
 #include "arm_compute/runtime/NEON/NEScheduler.h"
 
 #include <algorithm>
+#include <vector>
 
 #include <arm_neon.h>
 
@@ -32,6 +33,57 @@ inline float32x4_t mla(float32x4_t acc, float32x4_t x, float32x4_t w)
 #else
     return vmlaq_f32(acc, x, w);
 #endif
+}
+
+/** dst[0, n) = src[0, n) (n a multiple of 4): on armv7 32 floats per vldmia / vstmia pair. */
+inline void copy_floats(float *dst, const float *src, size_t n)
+{
+#if !defined(__aarch64__)
+    for(size_t big = n / 32; big > 0; --big)
+    {
+        asm volatile("vldmia %[s]!, {d0-d15}\n"
+                     "vstmia %[d]!, {d0-d15}\n"
+                     : [s] "+r"(src), [d] "+r"(dst)
+                     :
+                     : "memory", "q0", "q1", "q2", "q3", "q4", "q5", "q6", "q7");
+    }
+    n %= 32;
+#endif
+    for(; n > 0; n -= 4, src += 4, dst += 4)
+    {
+        vst1q_f32(dst, vld1q_f32(src));
+    }
+}
+
+/** dst[0, n) = 0 (n a multiple of 4). */
+inline void zero_floats(float *dst, size_t n)
+{
+#if !defined(__aarch64__)
+    size_t big = n / 32;
+    n %= 32;
+    if(big > 0)
+    {
+        asm volatile("vmov.i32 q0, #0\n"
+                     "vmov.i32 q1, #0\n"
+                     "vmov.i32 q2, #0\n"
+                     "vmov.i32 q3, #0\n"
+                     "vmov.i32 q4, #0\n"
+                     "vmov.i32 q5, #0\n"
+                     "vmov.i32 q6, #0\n"
+                     "vmov.i32 q7, #0\n"
+                     "1:\n"
+                     "vstmia %[d]!, {d0-d15}\n"
+                     "subs %[big], %[big], #1\n"
+                     "bne 1b\n"
+                     : [d] "+r"(dst), [big] "+r"(big)
+                     :
+                     : "cc", "memory", "q0", "q1", "q2", "q3", "q4", "q5", "q6", "q7");
+    }
+#endif
+    for(; n > 0; n -= 4, dst += 4)
+    {
+        vst1q_f32(dst, vdupq_n_f32(0.f));
+    }
 }
 
 /** What a group of output pixels needs besides its pointers. */
@@ -231,68 +283,18 @@ __attribute__((always_inline)) inline void group_blocks(const uint8_t *r, size_t
 #undef ENGINE_DW_MLA4
 #endif
 
-/** The same group where its windows cross the padding or the input's end: only window rows [ky0, ky1) and input
- *  columns [j0, j1) of the group's span exist (the others are zeros and are neither read nor multiplied); `in`
- *  points at row ky0, column j0. */
-template <int K, int S, unsigned Flags>
-__attribute__((always_inline)) inline void group_clipped(const uint8_t *in, size_t sx, size_t sy, int ky0, int ky1, int j0, int j1, const float *w, const float *bias, uint8_t *out,
-                          size_t osx, float32x4_t lo, float32x4_t hi)
-{
-    constexpr int     columns = S * (kPixels - 1) + K;
-    const float32x4_t b       = vld1q_f32(bias), zero = vdupq_n_f32(0.f);
-    float32x4_t       a0 = b, a1 = b, a2 = b, a3 = b;
-    w += ky0 * K * kLanes;
-    for(int ky = ky0; ky < ky1; ++ky, in += sy)
-    {
-        float32x4_t    x[columns];
-        const uint8_t *r = in;
-#pragma GCC unroll 11
-        for(int j = 0; j < columns; ++j)
-        {
-            if(j >= j0 && j < j1)
-            {
-                x[j] = vld1q_f32(reinterpret_cast<const float *>(r));
-                r += sx;
-            }
-            else
-            {
-                x[j] = zero;
-            }
-        }
-#pragma GCC unroll 5
-        for(int kx = 0; kx < K; ++kx)
-        {
-            const float32x4_t t = vld1q_f32(w + tap_slot(K, S, kx) * kLanes);
-            a0                  = mla(a0, x[kx], t);
-            a1                  = mla(a1, x[S + kx], t);
-            a2                  = mla(a2, x[2 * S + kx], t);
-            a3                  = mla(a3, x[3 * S + kx], t);
-        }
-        w += K * kLanes;
-    }
-    if(Flags & 1)
-    {
-        a0 = vmaxq_f32(a0, lo), a1 = vmaxq_f32(a1, lo), a2 = vmaxq_f32(a2, lo), a3 = vmaxq_f32(a3, lo);
-    }
-    if(Flags & 2)
-    {
-        a0 = vminq_f32(a0, hi), a1 = vminq_f32(a1, hi), a2 = vminq_f32(a2, hi), a3 = vminq_f32(a3, hi);
-    }
-    vst1q_f32(reinterpret_cast<float *>(out), a0);
-    vst1q_f32(reinterpret_cast<float *>(out + osx), a1);
-    vst1q_f32(reinterpret_cast<float *>(out + 2 * osx), a2);
-    vst1q_f32(reinterpret_cast<float *>(out + 3 * osx), a3);
-}
-
 /** Output rows [first, end): groups of 4 pixels whose windows lie inside the input read it in place, the others
- *  only the window rows and columns that exist; a row of fewer than 4 pixels goes through a private block, and the
- *  channel tail (fewer than 4) through a zero-padded copy of its windows. */
+ *  (windows crossing the padding or the input's end) a zero-padded copy of their windows, all whole blocks of
+ *  channels at once (a copy or a clear per window pixel); a row of fewer than 4 pixels goes through 4 private
+ *  pixels, and the channel tail (fewer than 4) through a zero-padded copy of its own and a private block. */
 template <int K, int S, unsigned Flags>
 void rows_of(const Shape &s, size_t first, size_t end)
 {
     constexpr int     columns = S * (kPixels - 1) + K;
     const float32x4_t lo = vdupq_n_f32(s.lo), hi = vdupq_n_f32(s.hi);
     const size_t      whole = s.channels / kLanes, blocks = (s.channels + kLanes - 1) / kLanes;
+    const size_t      row = whole * kLanes; // floats per pixel of the wide copy
+    std::vector<float> wide(K * columns * row + kPixels * row);
     float             patch[K * columns * kLanes];
     float             block[kPixels * kLanes];
     for(size_t oy = first; oy < end; ++oy)
@@ -314,23 +316,38 @@ void rows_of(const Shape &s, size_t first, size_t end)
                     group_blocks<K, S, Flags>(s.src + iy0 * s.in_sy + ix0 * s.in_sx, s.in_sx, s.in_sy, s.weights, s.bias, o, s.out_sx, whole, lo, hi, s.bounds);
                 }
             }
-            else
+            else if(whole > 0)
             {
-                const uint8_t *in = s.src + (iy0 + ky0) * s.in_sy + (ix0 + j0) * s.in_sx;
-                for(size_t cb = 0; cb < whole; ++cb)
+                // The group's windows (every whole block of channels) into the zero-padded copy: pixels of `row`
+                // floats, rows of `columns` pixels; then the same loop over blocks reads the copy.
+                for(int ky = 0; ky < K; ++ky)
                 {
-                    const size_t c0 = cb * kLanes * sizeof(float);
-                    if(pixels == kPixels)
+                    for(int j = 0; j < columns; ++j)
                     {
-                        group_clipped<K, S, Flags>(in + c0, s.in_sx, s.in_sy, ky0, ky1, j0, j1, s.weights + cb * K * K * kLanes, s.bias + cb * kLanes,
-                                                   o + c0, s.out_sx, lo, hi);
-                        continue;
+                        float *cell = wide.data() + (ky * columns + j) * row;
+                        if(ky >= ky0 && ky < ky1 && j >= j0 && j < j1)
+                        {
+                            copy_floats(cell, reinterpret_cast<const float *>(s.src + (iy0 + ky) * s.in_sy + (ix0 + j) * s.in_sx), row);
+                        }
+                        else
+                        {
+                            zero_floats(cell, row);
+                        }
                     }
-                    group_clipped<K, S, Flags>(in + c0, s.in_sx, s.in_sy, ky0, ky1, j0, j1, s.weights + cb * K * K * kLanes, s.bias + cb * kLanes,
-                                               reinterpret_cast<uint8_t *>(block), kLanes * sizeof(float), lo, hi);
+                }
+                const uint8_t *copy = reinterpret_cast<const uint8_t *>(wide.data());
+                if(pixels == kPixels)
+                {
+                    group_blocks<K, S, Flags>(copy, row * sizeof(float), columns * row * sizeof(float), s.weights, s.bias, o, s.out_sx, whole, lo, hi, s.bounds);
+                }
+                else // a row of fewer than 4 pixels: through 4 private pixels
+                {
+                    float *pixels4 = wide.data() + K * columns * row;
+                    group_blocks<K, S, Flags>(copy, row * sizeof(float), columns * row * sizeof(float), s.weights, s.bias, reinterpret_cast<uint8_t *>(pixels4),
+                                              row * sizeof(float), whole, lo, hi, s.bounds);
                     for(size_t p = 0; p < pixels; ++p)
                     {
-                        vst1q_f32(reinterpret_cast<float *>(o + p * s.out_sx + c0), vld1q_f32(block + p * kLanes));
+                        copy_floats(reinterpret_cast<float *>(o + p * s.out_sx), pixels4 + p * row, row);
                     }
                 }
             }
