@@ -10,8 +10,8 @@
 // blocks of channels; 32 floats per vldmia / vstmia pair), with the same loop; a row of fewer than 4 pixels is
 // stored through 4 private pixels, and the channel tail (C % 4) goes through a small copy of its own. The last
 // group of a row overlaps the one before (the same values written twice) when the width is not a multiple of 4.
-// Input and output pixels may lie at any strides (whole floats): the output can
-// be a channel range of a wider NHWC tensor. Output rows are split among the scheduler's threads.
+// Input and output pixels may lie at any strides (whole floats): the output can be a channel range of a wider NHWC
+// tensor. Output rows are split among the scheduler's threads.
 #pragma once
 
 #include "gemm_micro_kernel.h"
