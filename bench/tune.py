@@ -1,6 +1,6 @@
 """Choose each convolution's method (ACL's own choice, GEMM, Winograd, direct, or ours: the NCHW pointwise matrix
-product, the NHWC packed GEMM, Winograd F(6x6, 3x3) and F(4x4, 3x3), the direct 3x3 stride-2 convolution of 3-channel images of
-runtime/)
+product, the NHWC packed GEMM, Winograd F(6x6, 3x3) and F(4x4, 3x3), the direct 3x3 stride-2 convolution of 3-channel
+images, the NHWC depthwise convolution of runtime/)
 and each layer's layout (NCHW or NHWC) by counting: build the engine once per (method, layout) (every layer that
 method supports switched to it), count guest instructions per layer, keep per layer the cheapest, then check the
 tuned engine as a whole (with the layout conversions it implies) against the best uniform build and ACL's own
@@ -33,14 +33,15 @@ from neoncc.tools.preprocess import random_inputs
 
 def supports(method: str, node: Node) -> bool:
     """Whether a method runs the node (the op registry's requirements; ACL's validate() has the last word)."""
-    if node.attrs.get("groups", 1) > 1:
-        return method == "auto"
+    if method == "auto":  # ACL's own choice for a dense convolution; the op's default kernel for a depthwise one
+        return True
     return ops.get("conv").implementations[method].accepts(node)
 
 
 CANDIDATES = [("auto", "NCHW"), ("gemm", "NCHW"), ("direct", "NCHW"), ("winograd", "NCHW"), ("pointwise", "NCHW"),
               ("auto", "NHWC"), ("gemm", "NHWC"), ("winograd", "NHWC"), ("packed_gemm", "NHWC"),
-              ("winograd63", "NHWC"), ("winograd43", "NHWC"), ("direct3x3s2", "NHWC")]
+              ("winograd63", "NHWC"), ("winograd43", "NHWC"), ("direct3x3s2", "NHWC"),
+              ("dw_nhwc", "NHWC")]
 
 
 def _cheapest(node: Node, counts: dict, candidates: list[tuple[str, str]]) -> tuple[str, str]:

@@ -56,6 +56,13 @@ def _depthwise_nchw_only(node) -> bool:
     return _multiplier(node) > 1 or (kernel != (3, 3) and stride != (1, 1))
 
 
+def _dw_nhwc(node) -> bool:
+    """What engine::DepthwiseConvolution runs: one filter per channel, a 3x3 or 5x5 kernel, stride 1 or 2."""
+    kernel, stride = pair(node.attrs["kernel"]), pair(node.attrs.get("stride", 1))
+    return (node.attrs.get("groups", 1) > 1 and _multiplier(node) == 1 and kernel in ((3, 3), (5, 5))
+            and stride in ((1, 1), (2, 2)) and pair(node.attrs.get("dilation", 1)) == (1, 1))
+
+
 @register
 class Conv(Op):
     """conv: filters, kernel, stride, pad, dilation, groups (1 or the input channels: depthwise), bias, activation."""
@@ -95,6 +102,11 @@ class Conv(Op):
         # runtime/quantized_convolution_nhwc.h: NHWC, gathers each pixel's row, 8-bit products, any output strides
         "qconv_nhwc": Impl("engine::QuantizedConvolutionNhwc", layouts=("NHWC",), precisions=("int8",),
                            requires=(_plain, "groups 1 and no dilation"), strided_output=True, **_CONV),
+        # runtime/depthwise_convolution.h: NHWC, 4 channels x 4 output pixels per group, taps of a block packed once
+        "dw_nhwc": Impl("engine::DepthwiseConvolution", layouts=("NHWC",),
+                        requires=(_dw_nhwc, "a depthwise convolution with one filter per channel, a 3x3 or 5x5 "
+                                            "kernel, stride 1 or 2 and no dilation"),
+                        strided_output=True, **_CONV),
         "depthwise": Impl("NEDepthwiseConvolutionLayer", template="depthwise", scratch=True,
                           precisions=("float32", "int8"),
                           requires=(lambda n: not _depthwise_nchw_only(n), "one filter per channel, and a 3x3 kernel "
@@ -139,8 +151,9 @@ class Conv(Op):
         return F.relu(y) if act == "relu" else F.relu6(y) if act == "relu6" else y
 
     def default_impl(self, node, precision, strategy):
-        if self.depthwise(node):
-            return "depthwise_nchw" if _depthwise_nchw_only(node) else "depthwise"
+        if self.depthwise(node):  # ours where it runs (fewer instructions: docs/benchmarks.md), else ACL's
+            ours = precision == "float32" and _dw_nhwc(node)
+            return "dw_nhwc" if ours else "depthwise_nchw" if _depthwise_nchw_only(node) else "depthwise"
         return super().default_impl(node, precision, strategy)
 
     def lower(self, node, ctx, impl):

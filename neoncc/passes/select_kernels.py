@@ -65,9 +65,7 @@ def run(graph: Graph, tuning: dict | None = None, strategy: dict | None = None) 
     for layer, method in tuning.get("conv_method", {}).items():
         if layer not in convs:
             raise UserError(f"{source}: conv_method.{layer}: {graph.name} has no convolution named '{layer}'")
-        if convs[layer].attrs.get("groups", 1) > 1:
-            if method != "auto":
-                raise UserError(f"{source}: conv_method.{layer}: a depthwise convolution has no '{method}' method")
+        if method == "auto":
             continue
         impl = ops.get("conv").implementations[method]
         if not impl.accepts(convs[layer]):
