@@ -396,29 +396,14 @@ Status DepthwiseConvolution::validate(const ITensorInfo *input, const ITensorInf
                                       const PadStrideInfo &conv_info, const ActivationLayerInfo &act)
 {
     ARM_COMPUTE_RETURN_ERROR_ON_NULLPTR(input, weights, output);
-    ARM_COMPUTE_RETURN_ERROR_ON_MSG(input->data_type() != DataType::F32 || weights->data_type() != DataType::F32 || output->data_type() != DataType::F32
-                                        || (biases != nullptr && biases->data_type() != DataType::F32),
-                                    "float32 only");
-    ARM_COMPUTE_RETURN_ERROR_ON_MSG(input->data_layout() != DataLayout::NHWC || output->data_layout() != DataLayout::NHWC || weights->data_layout() != DataLayout::NHWC,
-                                    "NHWC only");
-    ARM_COMPUTE_RETURN_ERROR_ON_MSG(input->num_dimensions() > 3 || output->num_dimensions() > 3 || weights->num_dimensions() > 3, "one image at a time");
-    ARM_COMPUTE_RETURN_ERROR_ON_MSG(weights->dimension(0) != input->dimension(0) || output->dimension(0) != input->dimension(0),
-                                    "one filter per channel only (depth multiplier 1): weights must be C x kernel width x kernel height");
     ARM_COMPUTE_RETURN_ERROR_ON_MSG(weights->dimension(1) != weights->dimension(2) || (weights->dimension(1) != 3 && weights->dimension(1) != 5),
                                     "a 3x3 or 5x5 kernel only");
     ARM_COMPUTE_RETURN_ERROR_ON_MSG(conv_info.stride().first != conv_info.stride().second || conv_info.stride().first < 1 || conv_info.stride().first > 2,
                                     "stride 1 or 2 (the same in both directions) only");
-    ARM_COMPUTE_RETURN_ERROR_ON_MSG(biases != nullptr && (biases->num_dimensions() > 1 || biases->dimension(0) != input->dimension(0)), "one bias per channel");
     ARM_COMPUTE_RETURN_ERROR_ON_MSG(input->strides_in_bytes()[1] % sizeof(float) != 0 || input->strides_in_bytes()[2] % sizeof(float) != 0
                                         || output->strides_in_bytes()[1] % sizeof(float) != 0 || output->strides_in_bytes()[2] % sizeof(float) != 0,
                                     "strides must be whole floats");
-    const size_t width  = input->dimension(1) + conv_info.pad_left() + conv_info.pad_right();
-    const size_t height = input->dimension(2) + conv_info.pad_top() + conv_info.pad_bottom();
-    ARM_COMPUTE_RETURN_ERROR_ON_MSG(width < weights->dimension(1) || height < weights->dimension(2), "kernel larger than the padded input");
-    ARM_COMPUTE_RETURN_ERROR_ON_MSG(output->dimension(1) != (width - weights->dimension(1)) / conv_info.stride().first + 1
-                                        || output->dimension(2) != (height - weights->dimension(2)) / conv_info.stride().second + 1,
-                                    "output size does not match the kernel, stride and padding (floor rounding)");
-    return gemm::validate_activation(act);
+    return gemm::validate_nhwc_convolution(input, weights, biases, output, conv_info, act, true);
 }
 
 void DepthwiseConvolution::configure(ITensor *input, ITensor *weights, ITensor *biases, ITensor *output, const PadStrideInfo &conv_info,

@@ -23,7 +23,7 @@ Status validate_activation(const ActivationLayerInfo &act)
 }
 
 Status validate_nhwc_convolution(const ITensorInfo *input, const ITensorInfo *weights, const ITensorInfo *biases, const ITensorInfo *output,
-                                 const PadStrideInfo &conv_info, const ActivationLayerInfo &act)
+                                 const PadStrideInfo &conv_info, const ActivationLayerInfo &act, bool depthwise)
 {
     ARM_COMPUTE_RETURN_ERROR_ON_NULLPTR(input, weights, output);
     ARM_COMPUTE_RETURN_ERROR_ON_MSG(input->data_type() != DataType::F32 || weights->data_type() != DataType::F32 || output->data_type() != DataType::F32
@@ -31,10 +31,14 @@ Status validate_nhwc_convolution(const ITensorInfo *input, const ITensorInfo *we
                                     "float32 only");
     ARM_COMPUTE_RETURN_ERROR_ON_MSG(input->data_layout() != DataLayout::NHWC || output->data_layout() != DataLayout::NHWC || weights->data_layout() != DataLayout::NHWC,
                                     "NHWC only");
-    ARM_COMPUTE_RETURN_ERROR_ON_MSG(input->num_dimensions() > 3 || output->num_dimensions() > 3 || weights->num_dimensions() > 4, "one image at a time");
-    ARM_COMPUTE_RETURN_ERROR_ON_MSG(weights->dimension(0) != input->dimension(0), "weights must be Cin x kernel width x kernel height x Cout");
-    ARM_COMPUTE_RETURN_ERROR_ON_MSG(weights->dimension(3) != output->dimension(0), "output channels differ from the weights' filters");
-    ARM_COMPUTE_RETURN_ERROR_ON_MSG(biases != nullptr && (biases->num_dimensions() > 1 || biases->dimension(0) != weights->dimension(3)), "one bias per filter");
+    ARM_COMPUTE_RETURN_ERROR_ON_MSG(input->num_dimensions() > 3 || output->num_dimensions() > 3 || weights->num_dimensions() > (depthwise ? 3U : 4U),
+                                    "one image at a time");
+    ARM_COMPUTE_RETURN_ERROR_ON_MSG(weights->dimension(0) != input->dimension(0),
+                                    depthwise ? "one filter per channel only (depth multiplier 1): weights must be C x kernel width x kernel height"
+                                              : "weights must be Cin x kernel width x kernel height x Cout");
+    const size_t filters = depthwise ? weights->dimension(0) : weights->dimension(3);
+    ARM_COMPUTE_RETURN_ERROR_ON_MSG(filters != output->dimension(0), "output channels differ from the weights' filters");
+    ARM_COMPUTE_RETURN_ERROR_ON_MSG(biases != nullptr && (biases->num_dimensions() > 1 || biases->dimension(0) != filters), "one bias per filter");
     const size_t width  = input->dimension(1) + conv_info.pad_left() + conv_info.pad_right();
     const size_t height = input->dimension(2) + conv_info.pad_top() + conv_info.pad_bottom();
     ARM_COMPUTE_RETURN_ERROR_ON_MSG(width < weights->dimension(1) || height < weights->dimension(2), "kernel larger than the padded input");

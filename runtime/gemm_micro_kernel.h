@@ -71,12 +71,13 @@ struct Clamp
 
 /** Whether the kernel's store applies this activation (none, RELU, BOUNDED_RELU, LU_BOUNDED_RELU). */
 arm_compute::Status validate_activation(const arm_compute::ActivationLayerInfo &act);
-/** What every convolution on this kernel needs: float32 NHWC tensors of one image, weights Cin x Kw x Kh x Cout,
- *  one bias per filter, an output of the size the kernel, stride and padding give (floor rounding), and a fused
- *  activation validate_activation() accepts. */
+/** What every float32 NHWC convolution of ours needs: tensors of one image, weights Cin x Kw x Kh x Cout (depthwise:
+ *  C x Kw x Kh, one filter per channel), one bias per filter, an output of the size the kernel, stride and padding
+ *  give (floor rounding), and a fused activation validate_activation() accepts. */
 arm_compute::Status validate_nhwc_convolution(const arm_compute::ITensorInfo *input, const arm_compute::ITensorInfo *weights,
                                               const arm_compute::ITensorInfo *biases, const arm_compute::ITensorInfo *output,
-                                              const arm_compute::PadStrideInfo &conv_info, const arm_compute::ActivationLayerInfo &act);
+                                              const arm_compute::PadStrideInfo &conv_info, const arm_compute::ActivationLayerInfo &act,
+                                              bool depthwise = false);
 Clamp clamp_of(const arm_compute::ActivationLayerInfo &act);
 
 /** Floats of B packed for K x N. */

@@ -121,7 +121,6 @@ def _quantize_constants(graph: Graph, node: Node, plan: QuantPlan) -> None:
     w, b = graph.constant(weight), graph.constant(bias)
     if node.op == "conv":
         scales = np.asarray(plan.weight_scales[node.name], np.float64)
-        node.attrs["weight_scales"] = [float(s) for s in scales]
         q = np.clip(np.round(w / scales.reshape(-1, *[1] * (w.ndim - 1))), -127, 127)
         bq = np.round(b / (in_scale * scales))
         _constant_channels(scales, q, bq, in_scale, graph.tensor(node.output).quant[0])
