@@ -1,5 +1,6 @@
 #include "depthwise_convolution.h"
 
+#include "copy_floats.h"
 #include "engine.h"
 
 #include "arm_compute/core/Error.h"
@@ -33,26 +34,6 @@ inline float32x4_t mla(float32x4_t acc, float32x4_t x, float32x4_t w)
 #else
     return vmlaq_f32(acc, x, w);
 #endif
-}
-
-/** dst[0, n) = src[0, n) (n a multiple of 4): on armv7 32 floats per vldmia / vstmia pair. */
-inline void copy_floats(float *dst, const float *src, size_t n)
-{
-#if !defined(__aarch64__)
-    for(size_t big = n / 32; big > 0; --big)
-    {
-        asm volatile("vldmia %[s]!, {d0-d15}\n"
-                     "vstmia %[d]!, {d0-d15}\n"
-                     : [s] "+r"(src), [d] "+r"(dst)
-                     :
-                     : "memory", "q0", "q1", "q2", "q3", "q4", "q5", "q6", "q7");
-    }
-    n %= 32;
-#endif
-    for(; n > 0; n -= 4, src += 4, dst += 4)
-    {
-        vst1q_f32(dst, vld1q_f32(src));
-    }
 }
 
 /** dst[0, n) = 0 (n a multiple of 4). */

@@ -1,5 +1,7 @@
 #include "packed_gemm_convolution.h"
 
+#include "copy_floats.h"
+
 #include "arm_compute/core/Error.h"
 #include "arm_compute/core/Helpers.h"
 #include "arm_compute/runtime/NEON/NEScheduler.h"
@@ -14,24 +16,6 @@ namespace engine
 {
 namespace
 {
-inline void copy_floats(float *dst, const float *src, size_t n)
-{
-    for(; n >= 8; n -= 8, src += 8, dst += 8)
-    {
-        const float32x4_t lo = vld1q_f32(src), hi = vld1q_f32(src + 4);
-        vst1q_f32(dst, lo);
-        vst1q_f32(dst + 4, hi);
-    }
-    if(n >= 4)
-    {
-        vst1q_f32(dst, vld1q_f32(src));
-        n -= 4, src += 4, dst += 4;
-    }
-    for(; n > 0; --n)
-    {
-        *dst++ = *src++;
-    }
-}
 /** Packs 4 input rows at a fixed stride (a 1x1 convolution's pixels) into a panel, 4 floats of each in turn. A
  *  function of its own so that its loop keeps its registers whatever the caller holds live. */
 __attribute__((noinline)) void pack_rows(float *packed, const uint8_t *from, size_t in_sx, size_t k_blocks)
