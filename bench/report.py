@@ -5,7 +5,7 @@ scaling, so they are not board times.
 
     python3 -m bench report [--models squeezenet_v1_0 squeezenet_v1_1]
                             [--peers tflite acl_graph acl_graph_nhwc opencv_dnn plain_cpp xnnpack xnnpack_a7
-                                     acl24_graph_nhwc ncnn ncnn_int8 onnxruntime onnxruntime_xnnpack]
+                                     xnnpack_int8 acl24_graph_nhwc ncnn ncnn_int8 onnxruntime onnxruntime_xnnpack]
 
 writes results/<stamp>/report.md, report.json and charts, and the same report as docs/benchmarks.md (keeping
 its int8 and notes sections) with charts in docs/benchmarks/.
@@ -193,6 +193,7 @@ _PEER_LABELS = {
     "plain_cpp": "plain C++ loops (GCC -O3, no ACL)",
     "xnnpack": "XNNPACK 2022 (Debian), generic kernels (no core named in qemu's /proc/cpuinfo)",
     "xnnpack_a7": "XNNPACK 2022 (Debian), Cortex-A7 kernels (board's /proc/cpuinfo)",
+    "xnnpack_int8": "XNNPACK 2022 (Debian), int8 (QC8 per-channel weights, our int8 plan; checked to 2e-2)",
     "acl24_graph_nhwc": "ACL 24.11 graph API, NHWC (Debian trixie)",
     "ncnn": "ncnn 1.0.20261020 (PyPI wheel), float32",
     "ncnn_int8": "ncnn 1.0.20261020, int8 (per-channel weights, calibrated; checked to 2e-2)",

@@ -50,8 +50,10 @@ def test_peer_agrees_with_our_engine_and_is_counted(name, case):
         assert result.details["nodes_by_provider"]["XnnpackExecutionProvider"] >= 7
     if name.startswith("ncnn"):
         assert result.details["options"]["use_int8_inference"] == name.endswith("int8")
-    if name == "ncnn_int8":   # really 8-bit: not float32's output to float32's rounding
+    if name.endswith("_int8"):   # really 8-bit: not float32's output to float32's rounding
         assert np.abs(result.probabilities - ours).max() > 1e-5
+    if name == "xnnpack_int8":   # every layer but the float32 softmax on XNNPACK's 8-bit operators
+        assert result.details["int8_tensors"] == len(peer.network.layers)
     # a deliberately wrong output is refused, naming the peer and the difference
     wrong = result.probabilities.copy()
     wrong[int(np.argmax(wrong))] += 3 * tolerance
@@ -152,7 +154,7 @@ def test_mobile_layers_through_the_peers_that_export_them(tmp_path):
     tensor = random_inputs(graph, 1, 6)[0]
     tensor.astype("<f4").tofile(tmp_path / "input.f32")
     ours, _ = infer(build(model, tmp_path / "engine", tmp_path / "w.npz"), tensor, tmp_path)
-    for name in ("ncnn", "ncnn_int8", "onnxruntime", "onnxruntime_xnnpack"):
+    for name in ("ncnn", "ncnn_int8", "onnxruntime", "onnxruntime_xnnpack", "xnnpack_int8"):
         result = peers.prepare(name, model, tmp_path / "w.npz", tmp_path / name).run(tmp_path / "input.f32",
                                                                                      runs=1, warmup=0, count=False)
         assert peers.check_agreement(name, result.probabilities, ours) <= peers.PEERS[name].tolerance

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.peers import acl_graph, base, ncnn, onnxruntime, opencv_dnn, plain_cpp, tflite_rt, xnnpack
+from bench.peers import acl_graph, base, calibration, ncnn, onnxruntime, opencv_dnn, plain_cpp, tflite_rt, xnnpack
 from bench.peers.base import TOLERANCE, Peer, PeerError, PeerResult
 from bench.peers.network import Network, load
 from bench.peers.sysroot import Log, log_stderr
@@ -57,12 +57,15 @@ PEERS = {kind.name: kind for kind in [
              xnnpack.setup, xnnpack.XNNPACKPeer, tuple(xnnpack.ROOTS)),
     PeerKind("xnnpack_a7", "the same XNNPACK seeing a Cortex-A7 /proc/cpuinfo (as on a Zuluko board): its "
              "Cortex-A7 kernels", xnnpack.setup_a7, xnnpack.XNNPACKCortexA7Peer, ("armv7",)),
+    PeerKind("xnnpack_int8", "the same XNNPACK in 8 bits (QC8 convolutions, per-channel weights), quantized with "
+             "our int8 engine's own plan and calibration photos", xnnpack.setup, xnnpack.XNNPACKInt8Peer,
+             tuple(xnnpack.ROOTS), calibration.INT8_TOLERANCE),
     PeerKind("acl24_graph_nhwc", "ARM Compute Library 24.11 graph API (Debian trixie armhf, shared), NEON, NHWC",
              acl_graph.setup_24, acl_graph.ACL24GraphNHWCPeer, ("armv7",)),
     PeerKind("ncnn", f"ncnn {ncnn.VERSION} (PyPI armv7l/aarch64 wheel) in Debian's Python, float32, our own "
              ".param/.bin export", ncnn.setup, ncnn.NcnnPeer, ncnn.TARGETS),
     PeerKind("ncnn_int8", "the same ncnn in int8: per-channel weight scales, activation scales calibrated on our "
-             "calibration photos", ncnn.setup, ncnn.NcnnInt8Peer, ncnn.TARGETS, ncnn.INT8_TOLERANCE),
+             "calibration photos", ncnn.setup, ncnn.NcnnInt8Peer, ncnn.TARGETS, calibration.INT8_TOLERANCE),
     PeerKind("onnxruntime", "ONNX Runtime 1.21 (Debian trixie armhf, C API), CPU execution provider, ONNX import",
              onnxruntime.setup, onnxruntime.ONNXRuntimePeer, ("armv7",)),
     PeerKind("onnxruntime_xnnpack", "the same ONNX Runtime with its XNNPACK execution provider (Debian's XNNPACK "

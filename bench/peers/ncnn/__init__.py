@@ -19,10 +19,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 from bench import insncount
-from bench.peers import python_root, sysroot
+from bench.peers import calibration, python_root, sysroot
 from bench.peers.base import Peer, PeerError
 from bench.peers.ncnn import model
 from bench.peers.network import EXTENSIONS, Network
@@ -32,11 +31,6 @@ WHEEL = f"ncnn=={VERSION}"
 TARGETS = ("armv7", "aarch64")   # PyPI has manylinux armv7l and aarch64 wheels; Debian has python3.11 for both
 GUEST_SCRIPT = Path(__file__).resolve().parent / "guest.py"
 EMPTY_BEGIN, EMPTY_END = 0x10002, 0x10003   # guest.py's markers around nothing
-PHOTOS = sysroot.CACHE / "calibration-photos"
-# Max |difference| to our float32 engine's probabilities that ncnn's int8 output may show (8-bit weights and
-# activations: about 1 % of a probability); the float peers keep base.TOLERANCE.
-INT8_TOLERANCE = 2e-2
-CALIBRATION_INPUTS = 30   # seeded inputs for models that do not take colour photos
 
 
 def site(target: str, log: sysroot.Log = sysroot.log_stderr) -> Path:
@@ -54,26 +48,10 @@ def setup(log: sysroot.Log = sysroot.log_stderr) -> None:
 
 
 def activation_scales(network: Network) -> dict[str, float]:
-    """Convolution name -> ncnn's int8 scale of its input, from our calibration photos (see the module doc)."""
-    from bench.photos import write_photo_set
+    """Convolution name -> ncnn's int8 scale of its input, from our calibration inputs (see the module doc)."""
     from neoncc.quantize.plan import DEFAULT_PERCENTILE, _ranges
-    from neoncc.tools.preprocess import preprocess, random_inputs
-    from PIL import Image
 
-    graph = network.graph
-    if graph is None:
-        raise PeerError("ncnn_int8: the network has no float graph to calibrate with")
-    if graph.meta.get("preprocess") and graph.input_shape[0] == 3:
-        with sysroot.locked("calibration-photos"):
-            paths = write_photo_set(PHOTOS, "calibration")
-        inputs = []
-        for path in paths:
-            with Image.open(path) as image:
-                inputs.append(preprocess(image, graph.meta["preprocess"], graph.input_shape))
-        calibration = np.stack(inputs).astype(np.float32)
-    else:   # not a colour-photo model (the digits test network): seeded inputs on its scale, as our tests calibrate
-        calibration = random_inputs(graph, CALIBRATION_INPUTS, 11)
-    ranges = _ranges(graph, calibration, "percentile", DEFAULT_PERCENTILE)
+    ranges = _ranges(network.graph, calibration.inputs(network, "ncnn_int8"), "percentile", DEFAULT_PERCENTILE)
     scales = {}
     for layer in network.layers:
         if layer.kind in ("conv", "fc"):
@@ -121,11 +99,9 @@ class NcnnPeer(Peer):
         if report["options"]["use_int8_inference"] != self.int8 or report["options"]["use_fp16_storage"]:
             raise PeerError(f"{self.name}: ncnn ran with options {report['options']}")
         if self.scales is not None:
-            photos = self.network.graph.meta.get("preprocess") and self.network.input_shape[0] == 3
-            report["calibration"] = (("bench/photos.py calibration photos" if photos else
-                                      f"{CALIBRATION_INPUTS} seeded inputs") +
+            report["calibration"] = (calibration.describe(self.network) +
                                      ": 99.99th-percentile ranges of each convolution input, symmetric int8")
-            report["tolerance"] = INT8_TOLERANCE
+            report["tolerance"] = calibration.INT8_TOLERANCE
         return report
 
 

@@ -8,6 +8,12 @@ XNNPACK picks its microkernels from what cpuinfo reads in /proc/cpuinfo. Under q
 Zuluko board names a Cortex-A7, for which XNNPACK has kernels of its own: peer `xnnpack_a7` runs in a second root
 that is the armhf root plus a Cortex-A7 proc/cpuinfo (qemu-arm -L looks files up in the root first). Each run
 reports the core cpuinfo detected, and a peer whose detection is not what its label says is refused.
+
+`xnnpack_int8` is the same program on XNNPACK's 8-bit operators (QC8 convolutions with int8 weights per output
+channel, S8 max pooling, QS8 global average pooling and addition), quantized exactly as our int8 engine is: the
+plan of neoncc.quantize.plan.make_plan from the same calibration inputs (bench/peers/calibration.py), every
+tensor's scale and zero point (QASYMM8 offset - 128 as XNNPACK's signed zero point), the same per-channel weight
+scales, and the same float32 tail (the softmax, and a fully connected layer right before it).
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bench.peers import cxx, sysroot
+from bench.peers import calibration, cxx, sysroot
 from bench.peers.acl_graph import write_plan
 from bench.peers.base import Peer, PeerError
 from bench.peers.network import Network
@@ -128,3 +134,41 @@ class XNNPACKCortexA7Peer(XNNPACKPeer):
             raise PeerError(f"{self.name}: XNNPACK's cpuinfo detected core {report.get('uarch')}, not a Cortex-A7 "
                             f"({CORTEX_A7}), from {A7_ROOT / 'proc/cpuinfo'}")
         return report
+
+
+class XNNPACKInt8Peer(XNNPACKPeer):
+    name = f"{NAME}_int8"
+
+    def __init__(self, network: Network, workdir: Path, target: str | None = None):
+        super().__init__(network, workdir, target)
+        from neoncc.quantize.plan import make_plan
+        plan = make_plan(network.graph, calibration.inputs(network, self.name))
+        nodes = {node.name: node for node in network.graph.nodes}
+        lines = [f"quant {network.input_name} {_qs8(plan.tensors[network.input_name])}"]
+        for layer in network.layers:
+            node = nodes[layer.name]
+            if layer.name in plan.float_tail:
+                continue
+            if node.output != layer.name:
+                raise PeerError(f"{self.name}: layer '{layer.name}' writes tensor '{node.output}' (the plan names "
+                                "tensors after their layers)")
+            lines.append(f"quant {layer.name} {_qs8(plan.tensors[node.output])}")
+            if layer.kind == "conv":
+                lines.append(f"wscale {layer.name} " + " ".join(f"{s:.9g}" for s in plan.weight_scales[layer.name]))
+        with open(self.plan, "a") as plan_file:
+            plan_file.write("\n".join(lines) + "\n")
+        self.float_tail = list(plan.float_tail)
+
+    def inspect(self, report: dict[str, Any], stderr: str) -> dict[str, Any]:
+        report = super().inspect(report, stderr)
+        report["calibration"] = (calibration.describe(self.network) + ": our int8 engine's plan (99.99th-percentile "
+                                 "ranges, per-tensor activations, per-channel weights); float32: "
+                                 + (", ".join(self.float_tail) or "nothing"))
+        report["tolerance"] = calibration.INT8_TOLERANCE
+        return report
+
+
+def _qs8(quant: tuple[float, int]) -> str:
+    """Our QASYMM8 (scale, offset) as XNNPACK's signed 8 bits: the same scale, zero point offset - 128."""
+    scale, offset = quant
+    return f"{scale:.9g} {offset - 128}"

@@ -14,13 +14,24 @@
 // indirection clamps to the input's edge). Weights arrive OIHW (the plan's weight file) and are repacked OHWI here,
 // before the measured runs; the input is put channels-last once, then copied into the network's input buffer in
 // every run, like the ACL peer's input accessor. Command line and output: peer_cli.h.
+//
+// 8 bits (peer xnnpack_int8): the plan then also holds
+//   quant NAME SCALE ZERO         the layer's output (or the input) in signed 8 bits: real = SCALE x (q - ZERO)
+//   wscale NAME S0 S1 ...         a convolution's weight scale per output channel (symmetric, int8 weights)
+// from the same calibration as our int8 engine (bench/peers/xnnpack/__init__.py). Layers with a quant line run in
+// XNNPACK's 8-bit operators (convolutions: QC8, per-channel weights; max pooling S8; global average pooling and
+// addition QS8), the others in float32; the float input is converted once (convert F32->QS8), and an 8-bit tensor
+// read by a float layer once (convert QS8->F32). A convolution writing into a concatenation must share its
+// quantization (our plan makes it so), and max pooling keeps its input's.
 #include "peer_cli.h"
 
 #include <cpuinfo.h>
 #include <pthreadpool.h>
 #include <xnnpack.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <limits>
 #include <map>
@@ -30,13 +41,34 @@ namespace
 {
 constexpr float kInf = std::numeric_limits<float>::infinity();
 
-/** An activation: C x H x W, channels-last at `data` with `stride` floats between pixels (> C inside a
- *  concatenation's buffer). */
+/** A tensor's signed 8-bit quantization: real = scale x (q - zero). */
+struct Quant
+{
+    float scale{ 1.f };
+    int   zero{ 0 };
+};
+
+/** An activation: C x H x W, channels-last at `data` with `stride` elements between pixels (> C inside a
+ *  concatenation's buffer): float32, or signed 8 bits when `quant` is set. */
 struct Tensor
 {
-    size_t c{ 0 }, h{ 0 }, w{ 0 };
-    float *data{ nullptr };
-    size_t stride{ 0 };
+    size_t       c{ 0 }, h{ 0 }, w{ 0 };
+    uint8_t     *data{ nullptr };
+    size_t       stride{ 0 };
+    const Quant *quant{ nullptr };
+
+    float *f32() const
+    {
+        return reinterpret_cast<float *>(data);
+    }
+    int8_t *s8() const
+    {
+        return reinterpret_cast<int8_t *>(data);
+    }
+    size_t element_size() const
+    {
+        return quant != nullptr ? 1 : sizeof(float);
+    }
 };
 
 /** One plan line, parsed. */
@@ -75,19 +107,49 @@ size_t window_out(size_t in, unsigned k, unsigned s, unsigned before, unsigned a
     return out;
 }
 
-std::vector<Line> read_plan(const peer::Options &options)
+/** The plan's layers and, for an 8-bit plan, its quantization. */
+struct Plan
 {
-    std::ifstream plan(options.model);
-    if(!plan)
+    std::vector<Line>                          lines;
+    std::map<std::string, Quant>               quant;  // tensors in 8 bits
+    std::map<std::string, std::vector<float>>  wscale; // convolution -> weight scale per output channel
+};
+
+Plan read_plan(const peer::Options &options)
+{
+    std::ifstream file(options.model);
+    if(!file)
         throw peer::Error(options.model + ": cannot open");
-    std::vector<Line> lines;
-    std::string       text;
-    for(size_t number = 1; std::getline(plan, text); ++number)
+    Plan               plan;
+    std::vector<Line> &lines = plan.lines;
+    std::string        text;
+    for(size_t number = 1; std::getline(file, text); ++number)
     {
         std::istringstream in(text);
         Line               line;
         in >> line.kind >> line.name;
         const std::string where = options.model + ":" + std::to_string(number);
+        if(line.kind == "quant")
+        {
+            Quant q;
+            if(!(in >> q.scale >> q.zero) || !(q.scale > 0.f) || q.zero < -128 || q.zero > 127)
+                throw peer::Error(where + ": want quant NAME SCALE ZERO (scale > 0, zero in -128..127): " + text);
+            plan.quant[line.name] = q;
+            continue;
+        }
+        if(line.kind == "wscale")
+        {
+            std::vector<float> &scales = plan.wscale[line.name];
+            for(float value; in >> value;)
+            {
+                if(!(value > 0.f))
+                    throw peer::Error(where + ": weight scales must be positive: " + text);
+                scales.push_back(value);
+            }
+            if(scales.empty())
+                throw peer::Error(where + ": want wscale NAME S0 S1 ...: " + text);
+            continue;
+        }
         if(line.kind == "input")
         {
             std::string layout;
@@ -130,18 +192,38 @@ std::vector<Line> read_plan(const peer::Options &options)
     }
     if(lines.size() < 2 || lines.front().kind != "input")
         throw peer::Error(options.model + ": want an input line and at least one layer");
-    return lines;
+    return plan;
+}
+
+/** The clamp of a fused activation on an 8-bit output: the quantized 0 (and 6), within -128..127. */
+std::pair<int8_t, int8_t> bounds(const Line &line, const Quant &q)
+{
+    const auto real = bounds(line);
+    const auto level = [&](float value) {
+        return static_cast<int8_t>(std::min(127L, std::max(-128L, std::lround(value / q.scale) + q.zero)));
+    };
+    return { std::isinf(real.first) ? int8_t(-128) : level(real.first), std::isinf(real.second) ? int8_t(127) : level(real.second) };
 }
 
 /** The network as XNNPACK operators over buffers it owns, set up once and run in plan order. */
 class Network
 {
 public:
-    Network(const std::vector<Line> &lines, const std::vector<float> &weights, pthreadpool_t pool)
-        : _pool(pool)
+    Network(const Plan &plan, const std::vector<float> &weights, pthreadpool_t pool)
+        : _plan(plan), _pool(pool)
     {
-        const Line &input = lines.front();
-        _input            = make(input.name, input.channels, input.kh, input.kw);
+        const std::vector<Line> &lines = plan.lines;
+        const Line              &input = lines.front();
+        _input                         = make(input.name, input.channels, input.kh, input.kw, nullptr);
+        if(const Quant *q = quant_of(input.name)) // an 8-bit network: the float input converted once, first
+        {
+            const Tensor   to = make(input.name, input.channels, input.kh, input.kw, q);
+            xnn_operator_t op = nullptr;
+            check(xnn_create_convert_nc_f32_qs8(to.c, _input.stride, to.stride, q->scale, static_cast<int8_t>(q->zero), -128, 127, 0, &op),
+                  input.name + " (quantize)");
+            keep(op);
+            check(xnn_setup_convert_nc_f32_qs8(op, to.h * to.w, _input.f32(), to.s8(), _pool), input.name + " (quantize)");
+        }
         // Which convolutions write straight into a concatenation: those whose only consumer it is.
         std::map<std::string, unsigned> uses;
         for(const Line &line : lines)
@@ -166,8 +248,12 @@ public:
         size_t used = 0;
         for(size_t i = 1; i < lines.size(); ++i)
         {
-            const Line &line = lines[i];
-            const Tensor in  = tensor(line.inputs[0]);
+            const Line  &line = lines[i];
+            const Quant *oq   = quant_of(line.name); // this layer's output in 8 bits (else float32)
+            // its input in the precision the layer runs in (8 bits in, 8 bits out, except the float layers)
+            const Tensor in = oq != nullptr ? tensor(line.inputs[0]) : float_tensor(line.inputs[0]);
+            if(oq != nullptr && in.quant == nullptr)
+                throw peer::Error(line.name + ": an 8-bit layer reading a float32 tensor (only the input is converted)");
             if(line.kind == "conv")
             {
                 if(line.channels != in.c)
@@ -183,18 +269,23 @@ public:
                 if(target != into.end())
                 {
                     // the concatenation's buffer: made by whichever of its two convolutions comes first
-                    const Line *concat = by_name.at(target->second.first);
-                    const Line *a = by_name.at(concat->inputs[0]), *b = by_name.at(concat->inputs[1]);
+                    const Line  *concat = by_name.at(target->second.first);
+                    const Line  *a = by_name.at(concat->inputs[0]), *b = by_name.at(concat->inputs[1]);
+                    const Quant *cq = quant_of(concat->name);
+                    if((cq == nullptr) != (oq == nullptr) || (cq != nullptr && (cq->scale != oq->scale || cq->zero != oq->zero)))
+                        throw peer::Error(line.name + ": writes into " + concat->name + " but is quantized differently");
                     if(_tensors.count(concat->name) == 0)
-                        make(concat->name, a->filters + b->filters, oh, ow);
+                        make(concat->name, a->filters + b->filters, oh, ow, cq);
                     Tensor whole = _tensors.at(concat->name);
                     if(whole.h != oh || whole.w != ow)
                         throw peer::Error(concat->name + ": inputs of different heights or widths");
-                    out = { line.filters, oh, ow, whole.data + target->second.second, whole.stride };
+                    out = whole;
+                    out.c = line.filters;
+                    out.data += target->second.second * whole.element_size();
                     _tensors[line.name] = out;
                 }
                 else
-                    out = make(line.name, line.filters, oh, ow);
+                    out = make(line.name, line.filters, oh, ow, oq);
                 const size_t count = static_cast<size_t>(line.filters) * cg * line.kh * line.kw;
                 if(used + count + line.filters > weights.size())
                     throw peer::Error("weight file too short at " + line.name);
@@ -209,14 +300,41 @@ public:
                                     = weights[used + ((o * cg + c) * line.kh + y) * line.kw + x];
                 const float *bias = weights.data() + used + count;
                 used += count + line.filters;
-                const auto     clamp = bounds(line);
-                xnn_operator_t op    = nullptr;
-                check(xnn_create_convolution2d_nhwc_f32(line.top, line.right, line.bottom, line.left, line.kh, line.kw,
-                                                        line.sh, line.sw, 1, 1, line.groups, cg, og, in.stride, out.stride,
-                                                        ohwi.data(), bias, clamp.first, clamp.second, 0, &op),
-                      line.name);
-                keep(op);
-                check(xnn_setup_convolution2d_nhwc_f32(op, 1, in.h, in.w, in.data, out.data, _pool), line.name);
+                xnn_operator_t op = nullptr;
+                if(oq == nullptr)
+                {
+                    const auto clamp = bounds(line);
+                    check(xnn_create_convolution2d_nhwc_f32(line.top, line.right, line.bottom, line.left, line.kh, line.kw,
+                                                            line.sh, line.sw, 1, 1, line.groups, cg, og, in.stride, out.stride,
+                                                            ohwi.data(), bias, clamp.first, clamp.second, 0, &op),
+                          line.name);
+                    keep(op);
+                    check(xnn_setup_convolution2d_nhwc_f32(op, 1, in.h, in.w, in.f32(), out.f32(), _pool), line.name);
+                }
+                else
+                {
+                    // int8 weights per output channel at the plan's scales, int32 biases at input x weight scale
+                    auto scales = _plan.wscale.find(line.name);
+                    if(scales == _plan.wscale.end() || scales->second.size() != line.filters)
+                        throw peer::Error(line.name + ": want one weight scale per output channel (wscale line)");
+                    const std::vector<float> &ws = scales->second;
+                    std::vector<int8_t>       kernel(count);
+                    std::vector<int32_t>      ibias(line.filters);
+                    const size_t              per_filter = count / line.filters;
+                    for(size_t k = 0; k < count; ++k)
+                        kernel[k] = static_cast<int8_t>(std::max(-127L, std::min(127L, std::lround(ohwi[k] / ws[k / per_filter]))));
+                    for(size_t o = 0; o < line.filters; ++o)
+                        ibias[o] = static_cast<int32_t>(std::lround(static_cast<double>(bias[o]) / (static_cast<double>(in.quant->scale) * ws[o])));
+                    const auto clamp = bounds(line, *oq);
+                    check(xnn_create_convolution2d_nhwc_qc8(line.top, line.right, line.bottom, line.left, line.kh, line.kw,
+                                                            line.sh, line.sw, 1, 1, line.groups, cg, og, in.stride, out.stride,
+                                                            static_cast<int8_t>(in.quant->zero), in.quant->scale, ws.data(),
+                                                            kernel.data(), ibias.data(), static_cast<int8_t>(oq->zero), oq->scale,
+                                                            clamp.first, clamp.second, 0, &op),
+                          line.name);
+                    keep(op);
+                    check(xnn_setup_convolution2d_nhwc_qc8(op, 1, in.h, in.w, in.s8(), out.s8(), _pool), line.name);
+                }
             }
             else if(line.kind == "maxpool" || line.kind == "avgpool")
             {
@@ -225,15 +343,25 @@ public:
                 // rounding up = extra rows/columns at the bottom/right, so XNNPACK's floor rule gives oh x ow
                 const unsigned bottom = static_cast<unsigned>((oh - 1) * line.sh + line.kh - in.h - line.top);
                 const unsigned right  = static_cast<unsigned>((ow - 1) * line.sw + line.kw - in.w - line.left);
-                const Tensor   out    = make(line.name, in.c, oh, ow);
-                xnn_operator_t op     = nullptr;
-                if(line.kind == "maxpool")
+                if(oq != nullptr && (line.kind != "maxpool" || oq->scale != in.quant->scale || oq->zero != in.quant->zero))
+                    throw peer::Error(line.name + ": 8-bit pooling is exported only as max pooling keeping its input's quantization");
+                const Tensor   out = make(line.name, in.c, oh, ow, oq);
+                xnn_operator_t op  = nullptr;
+                if(line.kind == "maxpool" && oq != nullptr)
+                {
+                    check(xnn_create_max_pooling2d_nhwc_s8(line.top, right, bottom, line.left, line.kh, line.kw, line.sh, line.sw,
+                                                           1, 1, in.c, in.stride, out.stride, -128, 127, 0, &op),
+                          line.name);
+                    keep(op);
+                    check(xnn_setup_max_pooling2d_nhwc_s8(op, 1, in.h, in.w, in.s8(), out.s8(), _pool), line.name);
+                }
+                else if(line.kind == "maxpool")
                 {
                     check(xnn_create_max_pooling2d_nhwc_f32(line.top, right, bottom, line.left, line.kh, line.kw, line.sh,
                                                             line.sw, 1, 1, in.c, in.stride, out.stride, -kInf, kInf, 0, &op),
                           line.name);
                     keep(op);
-                    check(xnn_setup_max_pooling2d_nhwc_f32(op, 1, in.h, in.w, in.data, out.data, _pool), line.name);
+                    check(xnn_setup_max_pooling2d_nhwc_f32(op, 1, in.h, in.w, in.f32(), out.f32(), _pool), line.name);
                 }
                 else
                 {
@@ -243,48 +371,78 @@ public:
                                                                 in.stride, out.stride, -kInf, kInf, 0, &op),
                           line.name);
                     keep(op);
-                    check(xnn_setup_average_pooling2d_nhwc_f32(op, 1, in.h, in.w, in.data, out.data, _pool), line.name);
+                    check(xnn_setup_average_pooling2d_nhwc_f32(op, 1, in.h, in.w, in.f32(), out.f32(), _pool), line.name);
                 }
             }
             else if(line.kind == "global_avgpool")
             {
-                const Tensor   out = make(line.name, in.c, 1, 1);
+                const Tensor   out = make(line.name, in.c, 1, 1, oq);
                 xnn_operator_t op  = nullptr;
-                check(xnn_create_global_average_pooling_nwc_f32(in.c, in.stride, out.stride, -kInf, kInf, 0, &op), line.name);
-                keep(op);
-                check(xnn_setup_global_average_pooling_nwc_f32(op, 1, in.h * in.w, in.data, out.data, _pool), line.name);
+                if(oq != nullptr)
+                {
+                    check(xnn_create_global_average_pooling_nwc_qs8(in.c, in.stride, out.stride, static_cast<int8_t>(in.quant->zero),
+                                                                    in.quant->scale, static_cast<int8_t>(oq->zero), oq->scale,
+                                                                    -128, 127, 0, &op),
+                          line.name);
+                    keep(op);
+                    check(xnn_setup_global_average_pooling_nwc_qs8(op, 1, in.h * in.w, in.s8(), out.s8(), _pool), line.name);
+                }
+                else
+                {
+                    check(xnn_create_global_average_pooling_nwc_f32(in.c, in.stride, out.stride, -kInf, kInf, 0, &op), line.name);
+                    keep(op);
+                    check(xnn_setup_global_average_pooling_nwc_f32(op, 1, in.h * in.w, in.f32(), out.f32(), _pool), line.name);
+                }
             }
             else if(line.kind == "softmax")
             {
+                if(oq != nullptr)
+                    throw peer::Error(line.name + ": softmax runs in float32");
                 if(in.h * in.w != 1)
                     throw peer::Error(line.name + ": softmax over more than one pixel");
-                const Tensor   out = make(line.name, in.c, 1, 1);
+                const Tensor   out = make(line.name, in.c, 1, 1, nullptr);
                 xnn_operator_t op  = nullptr;
                 check(xnn_create_softmax_nc_f32(in.c, in.stride, out.stride, 0, &op), line.name);
                 keep(op);
-                check(xnn_setup_softmax_nc_f32(op, 1, in.data, out.data, _pool), line.name);
+                check(xnn_setup_softmax_nc_f32(op, 1, in.f32(), out.f32(), _pool), line.name);
             }
             else if(line.kind == "add")
             {
-                const Tensor second = tensor(line.inputs[1]);
+                const Tensor second = oq != nullptr ? tensor(line.inputs[1]) : float_tensor(line.inputs[1]);
                 if(in.c != second.c || in.h != second.h || in.w != second.w || in.stride != in.c || second.stride != second.c)
                     throw peer::Error(line.name + ": inputs of different shapes (or inside a concatenation)");
-                const Tensor   out   = make(line.name, in.c, in.h, in.w);
-                const auto     clamp = bounds(line);
+                if(oq != nullptr && second.quant == nullptr)
+                    throw peer::Error(line.name + ": an 8-bit addition of a float32 tensor");
+                const Tensor   out      = make(line.name, in.c, in.h, in.w, oq);
                 const size_t   shape[4] = { 1, in.h, in.w, in.c };
                 xnn_operator_t op       = nullptr;
-                check(xnn_create_add_nd_f32(clamp.first, clamp.second, 0, &op), line.name);
-                keep(op);
-                check(xnn_setup_add_nd_f32(op, 4, shape, 4, shape, in.data, second.data, out.data, _pool), line.name);
+                if(oq != nullptr)
+                {
+                    const auto clamp = bounds(line, *oq);
+                    check(xnn_create_add_nd_qs8(static_cast<int8_t>(in.quant->zero), in.quant->scale, static_cast<int8_t>(second.quant->zero),
+                                                second.quant->scale, static_cast<int8_t>(oq->zero), oq->scale, clamp.first, clamp.second, 0, &op),
+                          line.name);
+                    keep(op);
+                    check(xnn_setup_add_nd_qs8(op, 4, shape, 4, shape, in.s8(), second.s8(), out.s8(), _pool), line.name);
+                }
+                else
+                {
+                    const auto clamp = bounds(line);
+                    check(xnn_create_add_nd_f32(clamp.first, clamp.second, 0, &op), line.name);
+                    keep(op);
+                    check(xnn_setup_add_nd_f32(op, 4, shape, 4, shape, in.f32(), second.f32(), out.f32(), _pool), line.name);
+                }
             }
             else if(line.kind == "fc")
             {
+                if(oq != nullptr)
+                    throw peer::Error(line.name + ": fully connected layers run in float32 (our int8 engine's float tail)");
                 if(in.h * in.w != 1)
                     throw peer::Error(line.name + ": fully connected on more than one pixel");
                 const size_t count = static_cast<size_t>(line.filters) * in.c;
                 if(used + count + line.filters > weights.size())
                     throw peer::Error("weight file too short at " + line.name);
-                const Tensor   out   = make(line.name, line.filters, 1, 1);
+                const Tensor   out   = make(line.name, line.filters, 1, 1, nullptr);
                 const auto     clamp = bounds(line);
                 xnn_operator_t op    = nullptr;
                 check(xnn_create_fully_connected_nc_f32(in.c, line.filters, in.stride, out.stride, weights.data() + used,
@@ -292,23 +450,34 @@ public:
                       line.name);
                 used += count + line.filters;
                 keep(op);
-                check(xnn_setup_fully_connected_nc_f32(op, 1, in.data, out.data, _pool), line.name);
+                check(xnn_setup_fully_connected_nc_f32(op, 1, in.f32(), out.f32(), _pool), line.name);
             }
             else if(line.kind == "concat")
             {
-                const Tensor second = tensor(line.inputs[1]);
+                const Tensor second = oq != nullptr ? tensor(line.inputs[1]) : float_tensor(line.inputs[1]);
                 if(in.h != second.h || in.w != second.w)
                     throw peer::Error(line.name + ": inputs of different heights or widths");
                 if(_tensors.count(line.name) == 0) // not made by its convolutions: copy both halves in
                 {
-                    const Tensor out = make(line.name, in.c + second.c, in.h, in.w);
+                    const Tensor out    = make(line.name, in.c + second.c, in.h, in.w, oq);
                     size_t       offset = 0;
                     for(const Tensor &part : { in, second })
                     {
+                        if(oq != nullptr && (part.quant == nullptr || part.quant->scale != oq->scale || part.quant->zero != oq->zero))
+                            throw peer::Error(line.name + ": an 8-bit concatenation of differently quantized tensors");
                         xnn_operator_t op = nullptr;
-                        check(xnn_create_copy_nc_x32(part.c, part.stride, out.stride, 0, &op), line.name);
-                        keep(op);
-                        check(xnn_setup_copy_nc_x32(op, part.h * part.w, part.data, out.data + offset, _pool), line.name);
+                        if(oq != nullptr)
+                        {
+                            check(xnn_create_copy_nc_x8(part.c, part.stride, out.stride, 0, &op), line.name);
+                            keep(op);
+                            check(xnn_setup_copy_nc_x8(op, part.h * part.w, part.s8(), out.s8() + offset, _pool), line.name);
+                        }
+                        else
+                        {
+                            check(xnn_create_copy_nc_x32(part.c, part.stride, out.stride, 0, &op), line.name);
+                            keep(op);
+                            check(xnn_setup_copy_nc_x32(op, part.h * part.w, part.f32(), out.f32() + offset, _pool), line.name);
+                        }
                         offset += part.c;
                     }
                 }
@@ -333,14 +502,15 @@ public:
         for(xnn_operator_t op : _operators)
             check(xnn_run_operator(op, _pool), "xnn_run_operator");
     }
-    /** The last layer's output, NCHW. */
+    /** The last layer's output, NCHW, as float32. */
     std::vector<float> output() const
     {
         const Tensor       t = _tensors.at(_last);
         std::vector<float> out(t.c * t.h * t.w);
         for(size_t z = 0; z < t.c; ++z)
             for(size_t p = 0; p < t.h * t.w; ++p)
-                out[z * t.h * t.w + p] = t.data[p * t.stride + z];
+                out[z * t.h * t.w + p] = t.quant != nullptr ? t.quant->scale * static_cast<float>(t.s8()[p * t.stride + z] - t.quant->zero)
+                                                            : t.f32()[p * t.stride + z];
         return out;
     }
     size_t operators() const
@@ -360,6 +530,11 @@ private:
             throw peer::Error("no layer '" + name + "'");
         return found->second;
     }
+    const Quant *quant_of(const std::string &name) const
+    {
+        auto found = _plan.quant.find(name);
+        return found == _plan.quant.end() ? nullptr : &found->second;
+    }
     Tensor tensor(const std::string &name) const
     {
         auto found = _tensors.find(name);
@@ -367,11 +542,30 @@ private:
             throw peer::Error("no earlier layer '" + name + "'");
         return found->second;
     }
-    Tensor make(const std::string &name, size_t c, size_t h, size_t w)
+    /** The tensor in float32: an 8-bit one converted once (QS8 -> F32) for the float layers that read it. */
+    Tensor float_tensor(const std::string &name)
+    {
+        const Tensor t = tensor(name);
+        if(t.quant == nullptr)
+            return t;
+        const std::string float_name = name + "#f32";
+        if(_tensors.count(float_name) == 0)
+        {
+            const Tensor   to = make(float_name, t.c, t.h, t.w, nullptr);
+            xnn_operator_t op = nullptr;
+            check(xnn_create_convert_nc_qs8_f32(t.c, t.stride, to.stride, t.quant->scale, static_cast<int8_t>(t.quant->zero), 0, &op),
+                  name + " (dequantize)");
+            keep(op);
+            check(xnn_setup_convert_nc_qs8_f32(op, t.h * t.w, t.s8(), to.f32(), _pool), name + " (dequantize)");
+        }
+        return _tensors.at(float_name);
+    }
+    Tensor make(const std::string &name, size_t c, size_t h, size_t w, const Quant *quant)
     {
         // XNNPACK may read up to XNN_EXTRA_BYTES past an input's end
-        _buffers.emplace_back(c * h * w + XNN_EXTRA_BYTES / sizeof(float), 0.f);
-        const Tensor t{ c, h, w, _buffers.back().data(), c };
+        const size_t element = quant != nullptr ? 1 : sizeof(float);
+        _buffers.emplace_back(c * h * w * element + XNN_EXTRA_BYTES, 0);
+        const Tensor t{ c, h, w, _buffers.back().data(), c, quant };
         _tensors[name] = t;
         return t;
     }
@@ -380,13 +574,14 @@ private:
         _operators.push_back(op);
     }
 
-    pthreadpool_t                   _pool;
-    std::vector<std::vector<float>> _buffers;
-    std::map<std::string, Tensor>   _tensors;
-    std::vector<xnn_operator_t>     _operators;
-    Tensor                          _input;
-    std::string                     _last;
-    size_t                          _copy_free{ 0 };
+    const Plan                       &_plan;
+    pthreadpool_t                     _pool;
+    std::vector<std::vector<uint8_t>> _buffers;
+    std::map<std::string, Tensor>     _tensors;
+    std::vector<xnn_operator_t>       _operators;
+    Tensor                            _input;
+    std::string                       _last;
+    size_t                            _copy_free{ 0 };
 };
 } // namespace
 
@@ -397,8 +592,8 @@ int main(int argc, char **argv)
         const peer::Options      options = peer::parse(argc, argv);
         const std::vector<float> nchw    = peer::read_floats(options.input, options.input_size());
         const std::vector<float> weights = peer::read_floats(options.weights, 0);
-        const std::vector<Line>  lines   = read_plan(options);
-        const Line              &input   = lines.front();
+        const Plan               plan    = read_plan(options);
+        const Line              &input   = plan.lines.front();
         if(input.channels != options.channels || input.kh != options.height || input.kw != options.width)
             throw peer::Error(options.model + ": input shape differs from --shape");
         check(xnn_initialize(nullptr), "xnn_initialize (a CPU without NEON?)");
@@ -416,7 +611,7 @@ int main(int argc, char **argv)
 
         pthreadpool_t pool = options.threads > 1 ? pthreadpool_create(options.threads) : nullptr;
         {
-            Network                   network(lines, weights, pool);
+            Network                   network(plan, weights, pool);
             const std::vector<double> times  = peer::measure(options, [&] { network.run(nhwc); });
             const std::vector<float>  result = network.output();
             peer::write_floats(options.output, result.data(), result.size());
@@ -424,6 +619,7 @@ int main(int argc, char **argv)
             std::snprintf(hex, sizeof hex, "\"0x%08x\"", uarch);
             peer::report(times, { "\"operators\": " + std::to_string(network.operators()),
                                   "\"copy_free_concats\": " + std::to_string(network.copy_free_concats()),
+                                  "\"int8_tensors\": " + std::to_string(plan.quant.size()),
                                   "\"uarch\": " + std::string(hex) });
         }
         if(pool != nullptr)
