@@ -219,7 +219,7 @@ def test_litert_with_xnnpack_agrees_with_our_engine_and_is_counted(digits_on_aar
         peers.prepare("litert", model, work / "w.npz", tmp_path / "armv7", "armv7")
 
 
-@pytest.mark.parametrize("name", ["ncnn", "ncnn_int8", "xnnpack"])
+@pytest.mark.parametrize("name", ["ncnn", "ncnn_int8", "xnnpack", "xnnpack_int8"])
 def test_the_other_aarch64_peers_agree_with_our_engine(digits_on_aarch64, tmp_path, name):
     """ncnn (PyPI's aarch64 wheel) and XNNPACK (Debian bookworm arm64) unpacked or built for aarch64 and counted
     under qemu-aarch64: each agrees with our aarch64 engine (ncnn's int8 to its own looser bound) before it is
