@@ -62,7 +62,9 @@ inline void interleave_signed(int8_t *dst, const uint8_t *a, const uint8_t *b, s
     }
 }
 
-constexpr size_t kConstants = 7 * kBlock; // per block: bias, left shift, multiplier, right shift, zero, low, high
+// Per block: bias, left shift, multiplier, right shift, output zero point (4 x int32 each), then the clamp's low
+// and high bounds as 8 bytes each (both pixels' 4 channels): 96 bytes, three loads.
+constexpr size_t kConstants = 6 * kBlock;
 
 #if defined(__arm__) && !defined(__aarch64__)
 /** One block of 4 output channels for `pairs` pixel pairs, 4 channels x 2 pixels x 16 k per step, in armv7
@@ -72,7 +74,7 @@ constexpr size_t kConstants = 7 * kBlock; // per block: bias, left shift, multip
  *  q6/q7 products, q8-q11 pixel a's sums of channels 0-3, q12-q15 pixel b's. The first step starts the sums
  *  (vpaddl instead of zeroing), one more step when the remaining count is odd, then two steps per iteration.
  *  After the k loop: the 8 sums reduced to two vectors of 4 channel sums, the output stage of
- *  int8::store_requantized with the block's constants (7 vectors of 4 at c, loaded per pair: no register is free
+ *  int8::store_requantized with the block's constants (96 bytes at c, kConstants, loaded per pair: no register is free
  *  for them over the k loop) and each pixel's 4 bytes stored at out[i] + channel0 (one 32-bit lane store). */
 #define ENGINE_Q8_STEP(acc)                                                                                   \
     "vld1.8 {d0-d3}, [%[w]]!\n\t"                                                                             \
@@ -95,7 +97,7 @@ constexpr size_t kConstants = 7 * kBlock; // per block: bias, left shift, multip
     "vmlal.s8 q6, d5, d11\n\t"                                                                                \
     "vmlal.s8 q7, d7, d11\n\t" acc " q14, q6\n\t" acc " q15, q7\n\t"
 
-inline void block_pairs(const int8_t *w, const int8_t *x, size_t steps, const int32_t *c, uint8_t *const *out, size_t channel0, size_t pairs)
+inline void block_pairs_shifted(const int8_t *w, const int8_t *x, size_t steps, const int32_t *c, uint8_t *const *out, size_t channel0, size_t pairs)
 {
     const size_t rest = steps - 1;
     size_t       count, dst;
@@ -126,12 +128,11 @@ inline void block_pairs(const int8_t *w, const int8_t *x, size_t steps, const in
         "vpadd.i32 d1, d18, d19\n\t"
         "vpadd.i32 d2, d24, d25\n\t"
         "vpadd.i32 d3, d26, d27\n\t"
-        // q2 bias, q3 left shift, q4 multiplier, q5 right shift, q6 output zero, q7 low, q8 high
+        // q2 bias, q3 left shift, q4 multiplier, q5 right shift, q6 output zero, d14 low and d15 high (bytes)
         "vld1.32 {d4-d7}, [%[c]]!\n\t"
         "vld1.32 {d8-d11}, [%[c]]!\n\t"
-        "vld1.32 {d12-d15}, [%[c]]!\n\t"
-        "vld1.32 {d16-d17}, [%[c]]\n\t"
-        "sub %[c], %[c], #96\n\t"
+        "vld1.32 {d12-d15}, [%[c]]\n\t"
+        "sub %[c], %[c], #64\n\t"
         "sub %[w], %[w], %[steps], lsl #6\n\t" // back to the block's first weights
         "vadd.i32 q0, q0, q2\n\t"
         "vadd.i32 q1, q1, q2\n\t"
@@ -139,21 +140,21 @@ inline void block_pairs(const int8_t *w, const int8_t *x, size_t steps, const in
         "vshl.s32 q1, q1, q3\n\t"
         "vqrdmulh.s32 q0, q0, q4\n\t"
         "vqrdmulh.s32 q1, q1, q4\n\t"
-        "vand q9, q0, q5\n\t"
-        "vand q10, q1, q5\n\t"
-        "vsra.s32 q0, q9, #31\n\t"
-        "vsra.s32 q1, q10, #31\n\t"
+        "vand q8, q0, q5\n\t"
+        "vand q9, q1, q5\n\t"
+        "vsra.s32 q0, q8, #31\n\t"
+        "vsra.s32 q1, q9, #31\n\t"
         "vrshl.s32 q0, q0, q5\n\t"
         "vrshl.s32 q1, q1, q5\n\t"
         "vadd.i32 q0, q0, q6\n\t"
         "vadd.i32 q1, q1, q6\n\t"
-        "vmax.s32 q0, q0, q7\n\t"
-        "vmax.s32 q1, q1, q7\n\t"
-        "vmin.s32 q0, q0, q8\n\t"
-        "vmin.s32 q1, q1, q8\n\t"
-        "vmovn.i32 d0, q0\n\t"
-        "vmovn.i32 d1, q1\n\t"
-        "vmovn.i16 d0, q0\n\t"
+        // saturated to 0..255 while narrowing, then clamped to [low, high] (within 0..255: the same result as
+        // clamping the 32-bit values), both pixels in one d register
+        "vqmovun.s32 d0, q0\n\t"
+        "vqmovun.s32 d1, q1\n\t"
+        "vqmovn.u16 d0, q0\n\t"
+        "vmax.u8 d0, d0, d14\n\t"
+        "vmin.u8 d0, d0, d15\n\t"
         "ldr %[dst], [%[out]], #4\n\t"
         "add %[dst], %[dst], %[channel0]\n\t"
         "vst1.32 {d0[0]}, [%[dst]]\n\t"
@@ -167,13 +168,97 @@ inline void block_pairs(const int8_t *w, const int8_t *x, size_t steps, const in
         : "cc", "memory", "d0", "d1", "d2", "d3", "d4", "d5", "d6", "d7", "d8", "d9", "d10", "d11", "d12", "d13", "d14", "d15", "d16",
           "d17", "d18", "d19", "d20", "d21", "d22", "d23", "d24", "d25", "d26", "d27", "d28", "d29", "d30", "d31");
 }
+inline void block_pairs_unshifted(const int8_t *w, const int8_t *x, size_t steps, const int32_t *c, uint8_t *const *out, size_t channel0, size_t pairs)
+{
+    const size_t rest = steps - 1;
+    size_t       count, dst;
+    asm volatile(
+        "0:\n\t"
+        ENGINE_Q8_STEP("vpaddl.s16")
+        "lsrs %[count], %[rest], #1\n\t" // carry: one single step, zero: no double steps
+        "bcc 2f\n\t"
+        ENGINE_Q8_STEP("vpadal.s16")
+        "2:\n\t"
+        "beq 3f\n"
+        "1:\n\t"
+        ENGINE_Q8_STEP("vpadal.s16")
+        ENGINE_Q8_STEP("vpadal.s16")
+        "subs %[count], %[count], #1\n\t"
+        "bne 1b\n"
+        "3:\n\t"
+        // [sum c0, c1, c2, c3] of pixel a in q0, of pixel b in q1
+        "vpadd.i32 d16, d16, d17\n\t"
+        "vpadd.i32 d17, d18, d19\n\t"
+        "vpadd.i32 d18, d20, d21\n\t"
+        "vpadd.i32 d19, d22, d23\n\t"
+        "vpadd.i32 d24, d24, d25\n\t"
+        "vpadd.i32 d25, d26, d27\n\t"
+        "vpadd.i32 d26, d28, d29\n\t"
+        "vpadd.i32 d27, d30, d31\n\t"
+        "vpadd.i32 d0, d16, d17\n\t"
+        "vpadd.i32 d1, d18, d19\n\t"
+        "vpadd.i32 d2, d24, d25\n\t"
+        "vpadd.i32 d3, d26, d27\n\t"
+        // q2 bias, q3 left shift, q4 multiplier, q5 right shift, q6 output zero, d14 low and d15 high (bytes)
+        "vld1.32 {d4-d7}, [%[c]]!\n\t"
+        "vld1.32 {d8-d11}, [%[c]]!\n\t"
+        "vld1.32 {d12-d15}, [%[c]]\n\t"
+        "sub %[c], %[c], #64\n\t"
+        "sub %[w], %[w], %[steps], lsl #6\n\t" // back to the block's first weights
+        "vadd.i32 q0, q0, q2\n\t"
+        "vadd.i32 q1, q1, q2\n\t"
+        "vqrdmulh.s32 q0, q0, q4\n\t"
+        "vqrdmulh.s32 q1, q1, q4\n\t"
+        "vand q8, q0, q5\n\t"
+        "vand q9, q1, q5\n\t"
+        "vsra.s32 q0, q8, #31\n\t"
+        "vsra.s32 q1, q9, #31\n\t"
+        "vrshl.s32 q0, q0, q5\n\t"
+        "vrshl.s32 q1, q1, q5\n\t"
+        "vadd.i32 q0, q0, q6\n\t"
+        "vadd.i32 q1, q1, q6\n\t"
+        // saturated to 0..255 while narrowing, then clamped to [low, high] (within 0..255: the same result as
+        // clamping the 32-bit values), both pixels in one d register
+        "vqmovun.s32 d0, q0\n\t"
+        "vqmovun.s32 d1, q1\n\t"
+        "vqmovn.u16 d0, q0\n\t"
+        "vmax.u8 d0, d0, d14\n\t"
+        "vmin.u8 d0, d0, d15\n\t"
+        "ldr %[dst], [%[out]], #4\n\t"
+        "add %[dst], %[dst], %[channel0]\n\t"
+        "vst1.32 {d0[0]}, [%[dst]]\n\t"
+        "ldr %[dst], [%[out]], #4\n\t"
+        "add %[dst], %[dst], %[channel0]\n\t"
+        "vst1.32 {d0[1]}, [%[dst]]\n\t"
+        "subs %[pairs], %[pairs], #1\n\t"
+        "bne 0b\n\t"
+        : [w] "+r"(w), [x] "+r"(x), [c] "+r"(c), [out] "+r"(out), [pairs] "+r"(pairs), [count] "=&r"(count), [dst] "=&r"(dst)
+        : [rest] "r"(rest), [steps] "r"(steps), [channel0] "r"(channel0)
+        : "cc", "memory", "d0", "d1", "d2", "d3", "d4", "d5", "d6", "d7", "d8", "d9", "d10", "d11", "d12", "d13", "d14", "d15", "d16",
+          "d17", "d18", "d19", "d20", "d21", "d22", "d23", "d24", "d25", "d26", "d27", "d28", "d29", "d30", "d31");
+}
+/** left: whether any channel of the layer has a left shift (a multiplier above 1); without, the shift by 0 is left
+ *  out. */
+inline void block_pairs(const int8_t *w, const int8_t *x, size_t steps, const int32_t *c, uint8_t *const *out, size_t channel0, size_t pairs, bool left)
+{
+    if(left)
+    {
+        block_pairs_shifted(w, x, steps, c, out, channel0, pairs);
+    }
+    else
+    {
+        block_pairs_unshifted(w, x, steps, c, out, channel0, pairs);
+    }
+}
 #undef ENGINE_Q8_STEP
 #else
 /** The same in intrinsics (aarch64 has 32 vector registers: no spills). */
-inline void block_pairs(const int8_t *w, const int8_t *x, size_t steps, const int32_t *c, uint8_t *const *out, size_t channel0, size_t pairs)
+inline void block_pairs(const int8_t *w, const int8_t *x, size_t steps, const int32_t *c, uint8_t *const *out, size_t channel0, size_t pairs, bool left)
 {
-    const int8::Scaling s = { vld1q_s32(c + 2 * kBlock), vld1q_s32(c + kBlock), vld1q_s32(c + 3 * kBlock) };
-    const int32x4_t     bias = vld1q_s32(c), zero = vld1q_s32(c + 4 * kBlock), low = vld1q_s32(c + 5 * kBlock), high = vld1q_s32(c + 6 * kBlock);
+    (void)left; // a shift by 0 costs one instruction here
+    const uint8_t      *bounds = reinterpret_cast<const uint8_t *>(c + 5 * kBlock);
+    const int8::Scaling s      = { vld1q_s32(c + 2 * kBlock), vld1q_s32(c + kBlock), vld1q_s32(c + 3 * kBlock) };
+    const int32x4_t     bias = vld1q_s32(c), zero = vld1q_s32(c + 4 * kBlock), low = vdupq_n_s32(bounds[0]), high = vdupq_n_s32(bounds[8]);
     for(; pairs > 0; --pairs, out += 2)
     {
         const int8_t *wk = w;
@@ -274,6 +359,7 @@ void QuantizedConvolutionNhwc::prepare()
                    + (128 - static_cast<int32_t>(_input_zero)) * sum;
     }
     _constants.assign(blocks * kConstants, 0);
+    _left = false;
     for(size_t block = 0; block < blocks; ++block)
     {
         int32_t *c = _constants.data() + block * kConstants;
@@ -285,9 +371,11 @@ void QuantizedConvolutionNhwc::prepare()
             c[2 * kBlock + i] = _stage.multiplier[n];
             c[3 * kBlock + i] = _stage.right_shift[n];
             c[4 * kBlock + i] = _stage.output_zero;
-            c[5 * kBlock + i] = _stage.low;
-            c[6 * kBlock + i] = _stage.high;
+            _left             = _left || _stage.left_shift[n] != 0;
         }
+        auto *bounds = reinterpret_cast<uint8_t *>(c + 5 * kBlock);
+        std::fill(bounds, bounds + 2 * kBlock, static_cast<uint8_t>(_stage.low));
+        std::fill(bounds + 2 * kBlock, bounds + 4 * kBlock, static_cast<uint8_t>(_stage.high));
     }
     _prepared = true;
 }
@@ -379,7 +467,7 @@ void QuantizedConvolutionNhwc::compute(size_t first_pair, size_t end_pair)
         size_t         pair      = first_pair;
         if(channels == kBlock && whole > first_pair)
         {
-            block_pairs(w_block, _rows.data() + 2 * pair * _padded_k, steps, constants, _out.data() + 2 * pair, channel0, whole - first_pair);
+            block_pairs(w_block, _rows.data() + 2 * pair * _padded_k, steps, constants, _out.data() + 2 * pair, channel0, whole - first_pair, _left);
             pair = whole;
         }
         // Fewer than 4 channels, or the last pixel alone: through a buffer.
@@ -387,7 +475,7 @@ void QuantizedConvolutionNhwc::compute(size_t first_pair, size_t end_pair)
         {
             uint8_t        tail[2 * kBlock];
             uint8_t *const dst[2] = { tail, tail + kBlock };
-            block_pairs(w_block, _rows.data() + 2 * pair * _padded_k, steps, constants, dst, 0, 1);
+            block_pairs(w_block, _rows.data() + 2 * pair * _padded_k, steps, constants, dst, 0, 1, _left);
             for(size_t i = 0; i < 2 && 2 * pair + i < _pixels; ++i)
             {
                 std::memcpy(_out[2 * pair + i] + channel0, dst[i], channels);

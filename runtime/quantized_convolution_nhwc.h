@@ -65,7 +65,8 @@ private:
     std::vector<uint8_t *>     _out;        // where each output pixel's channel vector starts, set per run
     std::vector<int8_t>        _packed;     // per block of 4 channels: per 16 k, 16 weights of each channel
     std::vector<int32_t>       _bias;       // bias + (128 - input zero point) x sum of the channel's weights
-    std::vector<int32_t>       _constants;  // per block of 4 channels: bias, left shift, multiplier, right shift, zero, low, high
+    std::vector<int32_t>       _constants;  // per block of 4 channels: bias, left shift, multiplier, right shift, zero, low/high bytes
+    bool                       _left{ false }; // some channel has a left shift
     bool                       _prepared{ false };
 };
 } // namespace engine
