@@ -158,3 +158,35 @@ def test_mixed_precision_matches_integer_numpy(odd, tmp_path):
     # moves the end result by at most a few steps; everything else is exact integer arithmetic.
     assert np.abs(np.round(ours / s4) - np.round(expected / s4)).max() <= 3
     assert (np.round(ours / s4) == np.round(expected / s4)).mean() >= 0.7
+
+
+def test_multipliers_above_one_shift_left(tmp_path):
+    """Scales given with int8_scales so that input scale x weight scale / output scale is 2.5 to 15 (left shifts
+    2 to 4, the kernel's shifting output stage) on a dense 1x1 layer (K = 16, 6 channels, 3 x 5 pixels), against
+    TFLite's reference requantization in integer numpy; small weights and inputs near the zero point keep most
+    outputs inside 0..255, the rest saturate."""
+    model = tmp_path / "shifted.yaml"
+    model.write_text("name: shifted\ninput: {name: data, shape: [16, 3, 5]}\nlayers:\n"
+                     "  - {name: c, type: conv, filters: 6, kernel: 1}\n")
+    rng = np.random.default_rng(9)
+    in_scale, in_offset, out_scale, out_offset = 1 / 16, 128, 0.00025, 120
+    ws = 0.01 * np.arange(1, 7)
+    wq = rng.integers(-1, 2, (6, 16, 1, 1))
+    bq = rng.integers(-5, 6, 6)
+    np.savez(tmp_path / "w.npz", **{"c.weight": (wq * ws[:, None, None, None]).astype(np.float32),
+                                    "c.bias": (bq * in_scale * ws).astype(np.float32)})
+    (tmp_path / "scales.json").write_text(json.dumps({"tensors": {"data": [in_scale, in_offset], "c": [out_scale, out_offset]},
+                                                      "weight_scales": {"c": ws.tolist()}}))
+    (tmp_path / "tuning.yaml").write_text("conv_method: {c: qconv_nhwc}\n")
+    scons("target=armv7", f"model={model}", f"build_dir={tmp_path}", "precision=int8", f"weights={tmp_path / 'w.npz'}",
+          f"int8_scales={tmp_path / 'scales.json'}", f"tuning={tmp_path / 'tuning.yaml'}")
+    binary = tmp_path / "armv7" / "shifted-int8" / "shifted"
+    assert "engine::QuantizedConvolutionNhwc " in binary.with_suffix(".cpp").read_text()
+    q = rng.integers(in_offset - 6, in_offset + 7, (16, 3, 5))
+    ((q - in_offset) * f32(in_scale)).astype("<f4").tofile(tmp_path / "x.f32")
+    run_engine(binary, "--input", str(tmp_path / "x.f32"), "--output", str(tmp_path / "y.f32"), "--runs", "1", "--warmup", "0")
+    ours = np.round(np.fromfile(tmp_path / "y.f32", "<f4") / f32(out_scale)) + out_offset
+    acc = np.einsum("oc,chw->ohw", wq[:, :, 0, 0], q - in_offset) + bq[:, None, None]
+    expected = requantize(acc, in_scale, ws, out_scale, out_offset, False)
+    assert ((expected > 0) & (expected < 255)).mean() > 0.5 and ((expected == 0) | (expected == 255)).any()
+    np.testing.assert_array_equal(ours, expected.ravel())
