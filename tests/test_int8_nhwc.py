@@ -1,8 +1,10 @@
 """The NHWC 8-bit convolution (runtime/quantized_convolution_nhwc.h, conv method qconv_nhwc) against integer
-numpy, in odd shapes: 3 input channels with a 3x3 stride-2 padded kernel (K = 27, padded to 32), 13 and 6 output
-channels (not multiples of 4), K = 13, 117, 207 and 2400 (not multiples of 16), an odd pixel count (6 x 5), a
-1x1 output (a 6x5 kernel on the 6x5 image); a copy-free NHWC concat (two convolutions writing channel ranges of one
-tensor at its pixel stride); and the refusal of bad int8_float_layers (mixed precision) entries."""
+numpy, in odd shapes: 3 input channels with a 3x3 stride-2 padded kernel (K = 27, padded to 32), 13, 6, 17, 30
+and 7 output channels (not multiples of 4), K = 13, 117, 207 and 750 (not multiples of 16: odd and even step
+counts), a 1x1 layer with K = 80 (the gather's direct path: dense pixels, K a multiple of 16), an odd pixel count
+(5 x 5: the last pair has one pixel), a 1x1 output (a 5x5 kernel on the 5x5 image); a copy-free NHWC concat (two
+convolutions writing channel ranges of one tensor at its pixel stride); and the refusal of bad int8_float_layers
+(mixed precision) entries."""
 
 from __future__ import annotations
 
@@ -19,17 +21,20 @@ from test_int8 import build_int8
 f32 = np.float32
 
 MODEL = """name: odd_int8
-input: {name: data, shape: [3, 11, 9]}
+input: {name: data, shape: [3, 9, 9]}
 layers:
   - {name: conv1, type: conv, filters: 13, kernel: 3, stride: 2, pad: 1, activation: relu}
   - {name: a, type: conv, filters: 6, kernel: 1, input: conv1, activation: relu}
   - {name: b, type: conv, filters: 17, kernel: 3, pad: 1, input: conv1, activation: relu}
   - {name: cat, type: concat, input: [a, b]}
   - {name: conv3, type: conv, filters: 80, kernel: 3, pad: 1, activation: relu}
-  - {name: conv4, type: conv, filters: 7, kernel: [6, 5]}
+  - {name: e, type: conv, filters: 30, kernel: 1, activation: relu}
+  - {name: conv4, type: conv, filters: 7, kernel: 5}
 """
-LAYERS = {"conv1": (2, 1, True), "a": (1, 0, True), "b": (1, 1, True), "conv3": (1, 1, True), "conv4": (1, 0, False)}
-SHAPES = {"conv1": (13, 3, 3, 3), "a": (6, 13, 1, 1), "b": (17, 13, 3, 3), "conv3": (80, 23, 3, 3), "conv4": (7, 80, 6, 5)}
+LAYERS = {"conv1": (2, 1, True), "a": (1, 0, True), "b": (1, 1, True), "conv3": (1, 1, True), "e": (1, 0, True),
+          "conv4": (1, 0, False)}
+SHAPES = {"conv1": (13, 3, 3, 3), "a": (6, 13, 1, 1), "b": (17, 13, 3, 3), "conv3": (80, 23, 3, 3), "e": (30, 80, 1, 1),
+          "conv4": (7, 30, 5, 5)}
 
 
 def int8_conv(q, offset, scale, plan, name, w, b, stride, pad, relu):
@@ -58,7 +63,8 @@ def numpy_engine(plan, weights, x):
     assert parts[0][1:] == parts[1][1:] == tuple(plan["tensors"]["cat"][::-1])  # one quantization for the concat
     cat = np.concatenate([parts[0][0], parts[1][0]])
     c3, o3, s3 = int8_conv(cat, *plan["tensors"]["cat"][::-1], plan, "conv3", weights["conv3.weight"], weights["conv3.bias"], *LAYERS["conv3"])
-    c4, o4, s4 = int8_conv(c3, o3, s3, plan, "conv4", weights["conv4.weight"], weights["conv4.bias"], *LAYERS["conv4"])
+    ce, oe, se = int8_conv(c3, o3, s3, plan, "e", weights["e.weight"], weights["e.bias"], *LAYERS["e"])
+    c4, o4, s4 = int8_conv(ce, oe, se, plan, "conv4", weights["conv4.weight"], weights["conv4.bias"], *LAYERS["conv4"])
     return (c4 - o4) * f32(s4), s4
 
 
@@ -75,7 +81,7 @@ def odd(tmp_path_factory):
     np.savez(work / "w.npz", **weights)
     calibration = work / "calibration"
     calibration.mkdir()
-    grid = (rng.integers(-128, 128, (8, 3, 11, 9)) / 32).astype("<f4")  # input scale exactly 1/32 (minmax)
+    grid = (rng.integers(-128, 128, (8, 3, 9, 9)) / 32).astype("<f4")  # input scale exactly 1/32 (minmax)
     grid.flat[:2] = (-4.0, 127 / 32)
     grid.tofile(calibration / "inputs.f32")
     tuning = work / "tuning.yaml"
@@ -88,8 +94,8 @@ def odd(tmp_path_factory):
 def test_nhwc_int8_convolutions_match_integer_numpy(odd):
     work, _, binary, weights, _ = odd
     source = binary.with_suffix(".cpp").read_text()
-    assert source.count("engine::QuantizedConvolutionNhwc ") == 5 and "NEConcatenateLayer" not in source
-    x = (np.random.default_rng(6).integers(-128, 128, (3, 11, 9)) / 32).astype(np.float32)
+    assert source.count("engine::QuantizedConvolutionNhwc ") == 6 and "NEConcatenateLayer" not in source
+    x = (np.random.default_rng(6).integers(-128, 128, (3, 9, 9)) / 32).astype(np.float32)
     x.astype("<f4").tofile(work / "x.f32")
     run_engine(binary, "--input", str(work / "x.f32"), "--output", str(work / "y.f32"), "--runs", "1", "--warmup", "0")
     ours = np.fromfile(work / "y.f32", "<f4")
@@ -118,13 +124,13 @@ def test_mixed_precision_matches_integer_numpy(odd, tmp_path):
     work, model, _, weights, calibration = odd
     tuning = tmp_path / "tuning.yaml"
     tuning.write_text("int8_float_layers: [b]\nconv_method: {conv1: qconv_nhwc, a: qconv_nhwc, b: winograd63, "
-                      "conv3: qconv_nhwc, conv4: qconv_nhwc}\nlayout: {b: NHWC}\n")
+                      "conv3: qconv_nhwc, e: qconv_nhwc, conv4: qconv_nhwc}\nlayout: {b: NHWC}\n")
     binary = build_int8(model, tmp_path / "build", calibration, f"weights={work / 'w.npz'}", "calibration_method=minmax",
                         f"tuning={tuning}")
     source = binary.with_suffix(".cpp").read_text()
     assert "engine::Dequantization " in source and "NEConcatenateLayer" not in source
     assert source.count("engine::Quantization::validate(") == 2  # the input, and b's output into the concat
-    x = (np.random.default_rng(6).integers(-128, 128, (3, 11, 9)) / 32).astype(np.float32)
+    x = (np.random.default_rng(6).integers(-128, 128, (3, 9, 9)) / 32).astype(np.float32)
     x.astype("<f4").tofile(tmp_path / "x.f32")
     run_engine(binary, "--input", str(tmp_path / "x.f32"), "--output", str(tmp_path / "y.f32"), "--runs", "1", "--warmup", "0")
     ours = np.fromfile(tmp_path / "y.f32", "<f4")
@@ -145,9 +151,42 @@ def test_mixed_precision_matches_integer_numpy(odd, tmp_path):
     b = np.clip(np.floor(yb / cat_scale + cat_offset + 0.5), 0, 255).astype(np.int64)
     c3, o3, s3 = int8_conv(np.concatenate([a, b]), cat_offset, cat_scale, plan, "conv3", weights["conv3.weight"],
                            weights["conv3.bias"], *LAYERS["conv3"])
-    c4, o4, s4 = int8_conv(c3, o3, s3, plan, "conv4", weights["conv4.weight"], weights["conv4.bias"], *LAYERS["conv4"])
+    ce, oe, se = int8_conv(c3, o3, s3, plan, "e", weights["e.weight"], weights["e.bias"], *LAYERS["e"])
+    c4, o4, s4 = int8_conv(ce, oe, se, plan, "conv4", weights["conv4.weight"], weights["conv4.bias"], *LAYERS["conv4"])
     expected = ((c4 - o4) * f32(s4)).ravel()
     # Float32 Winograd against float64 may move a value across a rounding boundary of b's grid: one step there
     # moves the end result by at most a few steps; everything else is exact integer arithmetic.
     assert np.abs(np.round(ours / s4) - np.round(expected / s4)).max() <= 3
     assert (np.round(ours / s4) == np.round(expected / s4)).mean() >= 0.7
+
+
+def test_multipliers_above_one_shift_left(tmp_path):
+    """Scales given with int8_scales so that input scale x weight scale / output scale is 2.5 to 15 (left shifts
+    2 to 4, the kernel's shifting output stage) on a dense 1x1 layer (K = 16, 6 channels, 3 x 5 pixels), against
+    TFLite's reference requantization in integer numpy; small weights and inputs near the zero point keep most
+    outputs inside 0..255, the rest saturate."""
+    model = tmp_path / "shifted.yaml"
+    model.write_text("name: shifted\ninput: {name: data, shape: [16, 3, 5]}\nlayers:\n"
+                     "  - {name: c, type: conv, filters: 6, kernel: 1}\n")
+    rng = np.random.default_rng(9)
+    in_scale, in_offset, out_scale, out_offset = 1 / 16, 128, 0.00025, 120
+    ws = 0.01 * np.arange(1, 7)
+    wq = rng.integers(-1, 2, (6, 16, 1, 1))
+    bq = rng.integers(-5, 6, 6)
+    np.savez(tmp_path / "w.npz", **{"c.weight": (wq * ws[:, None, None, None]).astype(np.float32),
+                                    "c.bias": (bq * in_scale * ws).astype(np.float32)})
+    (tmp_path / "scales.json").write_text(json.dumps({"tensors": {"data": [in_scale, in_offset], "c": [out_scale, out_offset]},
+                                                      "weight_scales": {"c": ws.tolist()}}))
+    (tmp_path / "tuning.yaml").write_text("conv_method: {c: qconv_nhwc}\n")
+    scons("target=armv7", f"model={model}", f"build_dir={tmp_path}", "precision=int8", f"weights={tmp_path / 'w.npz'}",
+          f"int8_scales={tmp_path / 'scales.json'}", f"tuning={tmp_path / 'tuning.yaml'}")
+    binary = tmp_path / "armv7" / "shifted-int8" / "shifted"
+    assert "engine::QuantizedConvolutionNhwc " in binary.with_suffix(".cpp").read_text()
+    q = rng.integers(in_offset - 6, in_offset + 7, (16, 3, 5))
+    ((q - in_offset) * f32(in_scale)).astype("<f4").tofile(tmp_path / "x.f32")
+    run_engine(binary, "--input", str(tmp_path / "x.f32"), "--output", str(tmp_path / "y.f32"), "--runs", "1", "--warmup", "0")
+    ours = np.round(np.fromfile(tmp_path / "y.f32", "<f4") / f32(out_scale)) + out_offset
+    acc = np.einsum("oc,chw->ohw", wq[:, :, 0, 0], q - in_offset) + bq[:, None, None]
+    expected = requantize(acc, in_scale, ws, out_scale, out_offset, False)
+    assert ((expected > 0) & (expected < 255)).mean() > 0.5 and ((expected == 0) | (expected == 255)).any()
+    np.testing.assert_array_equal(ours, expected.ravel())
