@@ -251,19 +251,23 @@ def test_residual_addition_in_8_bits_matches_float(tmp_path):
     np.testing.assert_array_equal(np.round(ours / step) + quant["add"][1], integers.ravel())
 
 
-def test_input_quantization_rounds_to_nearest(tmp_path):
+@pytest.mark.parametrize("shape", [(3, 7, 13), (5, 3, 3)])
+def test_input_quantization_rounds_to_nearest(tmp_path, shape):
     """engine::Quantization (ACL 20.08's NEQuantizationLayer truncates on armv7) against numpy, on values off the
     grid and out of range, on odd sizes: input scale and offset given with int8_scales (no calibration), a ReLU
-    (which keeps them) after it, the engine's de-quantized output."""
+    (which keeps them) after it, the engine's de-quantized output (engine::Dequantization). Both convert a dense
+    tensor as one row, 16 values per step, then 8, then one at a time: 273 values take 17 steps of 16 and one
+    single value, 45 values 2 of 16, one of 8 and 5 single values."""
     model = tmp_path / "quantize_only.yaml"
-    model.write_text("name: quantize_only\ninput: {name: data, shape: [3, 7, 13]}\nlayers:\n"
+    model.write_text(f"name: quantize_only\ninput: {{name: data, shape: {list(shape)}}}\nlayers:\n"
                      "  - {name: r, type: relu}\n")
     scale, offset = 0.05, 100
     (tmp_path / "scales.json").write_text(json.dumps({"tensors": {"data": [scale, offset]}}))
     scons("target=armv7", f"model={model}", f"build_dir={tmp_path}", "precision=int8",
           f"int8_scales={tmp_path / 'scales.json'}")
     binary = tmp_path / "armv7" / "quantize_only-int8" / "quantize_only"
-    x = np.random.default_rng(8).normal(0, 4, (3, 7, 13)).astype(np.float32)
+    x = np.random.default_rng(8).normal(0, 4, shape).astype(np.float32)
+    x.flat[-2:] = (-20.0, 20.0)  # clamped at both ends, in the values converted one at a time
     x.astype("<f4").tofile(tmp_path / "x.f32")
     run_engine(binary, "--input", str(tmp_path / "x.f32"), "--output", str(tmp_path / "y.f32"), "--runs", "1")
     q = np.clip(np.floor(x.astype(np.float64) / scale + offset + 0.5), 0, 255)
