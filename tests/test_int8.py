@@ -201,8 +201,10 @@ layers:
 """
 
 
-def test_residual_addition_in_8_bits_matches_float(tmp_path):
-    """The 8-bit addition (its own scales on each input) against PyTorch in float32, to the quantization steps."""
+@pytest.mark.parametrize("layout", ["nchw", "nhwc"])
+def test_residual_addition_in_8_bits_matches_float(tmp_path, layout):
+    """The 8-bit addition (its own scales on each input) against PyTorch in float32, to the quantization steps, in
+    both layouts (element by element: in NHWC with the NHWC 8-bit convolutions around it, no conversion)."""
     import torch
     from torch.nn import functional as F
 
@@ -217,9 +219,13 @@ def test_residual_addition_in_8_bits_matches_float(tmp_path):
     calibration = rng.normal(0, 1, (8, 4, 9, 11)).astype("<f4")
     calibration.tofile(tmp_path / "calibration/inputs.f32")
     binary = build_int8(model, tmp_path / "build", tmp_path / "calibration", f"weights={tmp_path / 'w.npz'}",
-                        "calibration_method=minmax")
+                        "calibration_method=minmax", f"layout={layout}")
     source = binary.with_suffix(".cpp").read_text()
     assert "engine::QuantizedAddition add_;" in source
+    layers = {entry["name"]: entry for entry in json.loads(binary.with_suffix(".json").read_text())["layers"]}
+    permutes = [name for name, entry in layers.items() if entry["op"] == "permute"]
+    assert layers["add"]["layout"] == layout.upper()
+    assert permutes == ([] if layout == "nchw" else ["data.to_nhwc", "add.dequantize.to_nchw"])   # only at the ends
     x = calibration[3]  # inside every calibrated (min/max) range: nothing saturates
     x.astype("<f4").tofile(tmp_path / "x.f32")
     run_engine(binary, "--input", str(tmp_path / "x.f32"), "--output", str(tmp_path / "y.f32"))

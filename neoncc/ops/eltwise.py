@@ -30,7 +30,7 @@ class Add(_Binary):
     name, doc, symbol = "add", "element-wise sum of two tensors", "+"
     fields = {"activation": ACTIVATION}
     implementations = {"acl": Impl("NEArithmeticAddition", template="add"),
-                       "engine": Impl("engine::QuantizedAddition", template="add", layouts=("NCHW",),
+                       "engine": Impl("engine::QuantizedAddition", template="add", layouts=("NCHW", "NHWC"),
                                       precisions=("int8",))}
 
     def reference(self, node, xs, w):
