@@ -97,157 +97,88 @@ constexpr size_t kConstants = 6 * kBlock;
     "vmlal.s8 q6, d5, d11\n\t"                                                                                \
     "vmlal.s8 q7, d7, d11\n\t" acc " q14, q6\n\t" acc " q15, q7\n\t"
 
-inline void block_pairs_shifted(const int8_t *w, const int8_t *x, size_t steps, const int32_t *c, uint8_t *const *out, size_t channel0, size_t pairs)
-{
-    const size_t rest = steps - 1;
-    size_t       count, dst;
-    asm volatile(
-        "0:\n\t"
-        ENGINE_Q8_STEP("vpaddl.s16")
-        "lsrs %[count], %[rest], #1\n\t" // carry: one single step, zero: no double steps
-        "bcc 2f\n\t"
-        ENGINE_Q8_STEP("vpadal.s16")
-        "2:\n\t"
-        "beq 3f\n"
-        "1:\n\t"
-        ENGINE_Q8_STEP("vpadal.s16")
-        ENGINE_Q8_STEP("vpadal.s16")
-        "subs %[count], %[count], #1\n\t"
-        "bne 1b\n"
-        "3:\n\t"
-        // [sum c0, c1, c2, c3] of pixel a in q0, of pixel b in q1
-        "vpadd.i32 d16, d16, d17\n\t"
-        "vpadd.i32 d17, d18, d19\n\t"
-        "vpadd.i32 d18, d20, d21\n\t"
-        "vpadd.i32 d19, d22, d23\n\t"
-        "vpadd.i32 d24, d24, d25\n\t"
-        "vpadd.i32 d25, d26, d27\n\t"
-        "vpadd.i32 d26, d28, d29\n\t"
-        "vpadd.i32 d27, d30, d31\n\t"
-        "vpadd.i32 d0, d16, d17\n\t"
-        "vpadd.i32 d1, d18, d19\n\t"
-        "vpadd.i32 d2, d24, d25\n\t"
-        "vpadd.i32 d3, d26, d27\n\t"
-        // q2 bias, q3 left shift, q4 multiplier, q5 right shift, q6 output zero, d14 low and d15 high (bytes)
-        "vld1.32 {d4-d7}, [%[c]]!\n\t"
-        "vld1.32 {d8-d11}, [%[c]]!\n\t"
-        "vld1.32 {d12-d15}, [%[c]]\n\t"
-        "sub %[c], %[c], #64\n\t"
-        "sub %[w], %[w], %[steps], lsl #6\n\t" // back to the block's first weights
-        "vadd.i32 q0, q0, q2\n\t"
-        "vadd.i32 q1, q1, q2\n\t"
-        "vshl.s32 q0, q0, q3\n\t"
-        "vshl.s32 q1, q1, q3\n\t"
-        "vqrdmulh.s32 q0, q0, q4\n\t"
-        "vqrdmulh.s32 q1, q1, q4\n\t"
-        "vand q8, q0, q5\n\t"
-        "vand q9, q1, q5\n\t"
-        "vsra.s32 q0, q8, #31\n\t"
-        "vsra.s32 q1, q9, #31\n\t"
-        "vrshl.s32 q0, q0, q5\n\t"
-        "vrshl.s32 q1, q1, q5\n\t"
-        "vadd.i32 q0, q0, q6\n\t"
-        "vadd.i32 q1, q1, q6\n\t"
-        // saturated to 0..255 while narrowing, then clamped to [low, high] (within 0..255: the same result as
-        // clamping the 32-bit values), both pixels in one d register
-        "vqmovun.s32 d0, q0\n\t"
-        "vqmovun.s32 d1, q1\n\t"
-        "vqmovn.u16 d0, q0\n\t"
-        "vmax.u8 d0, d0, d14\n\t"
-        "vmin.u8 d0, d0, d15\n\t"
-        "ldr %[dst], [%[out]], #4\n\t"
-        "add %[dst], %[dst], %[channel0]\n\t"
-        "vst1.32 {d0[0]}, [%[dst]]\n\t"
-        "ldr %[dst], [%[out]], #4\n\t"
-        "add %[dst], %[dst], %[channel0]\n\t"
-        "vst1.32 {d0[1]}, [%[dst]]\n\t"
-        "subs %[pairs], %[pairs], #1\n\t"
-        "bne 0b\n\t"
-        : [w] "+r"(w), [x] "+r"(x), [c] "+r"(c), [out] "+r"(out), [pairs] "+r"(pairs), [count] "=&r"(count), [dst] "=&r"(dst)
-        : [rest] "r"(rest), [steps] "r"(steps), [channel0] "r"(channel0)
-        : "cc", "memory", "d0", "d1", "d2", "d3", "d4", "d5", "d6", "d7", "d8", "d9", "d10", "d11", "d12", "d13", "d14", "d15", "d16",
-          "d17", "d18", "d19", "d20", "d21", "d22", "d23", "d24", "d25", "d26", "d27", "d28", "d29", "d30", "d31");
-}
-inline void block_pairs_unshifted(const int8_t *w, const int8_t *x, size_t steps, const int32_t *c, uint8_t *const *out, size_t channel0, size_t pairs)
-{
-    const size_t rest = steps - 1;
-    size_t       count, dst;
-    asm volatile(
-        "0:\n\t"
-        ENGINE_Q8_STEP("vpaddl.s16")
-        "lsrs %[count], %[rest], #1\n\t" // carry: one single step, zero: no double steps
-        "bcc 2f\n\t"
-        ENGINE_Q8_STEP("vpadal.s16")
-        "2:\n\t"
-        "beq 3f\n"
-        "1:\n\t"
-        ENGINE_Q8_STEP("vpadal.s16")
-        ENGINE_Q8_STEP("vpadal.s16")
-        "subs %[count], %[count], #1\n\t"
-        "bne 1b\n"
-        "3:\n\t"
-        // [sum c0, c1, c2, c3] of pixel a in q0, of pixel b in q1
-        "vpadd.i32 d16, d16, d17\n\t"
-        "vpadd.i32 d17, d18, d19\n\t"
-        "vpadd.i32 d18, d20, d21\n\t"
-        "vpadd.i32 d19, d22, d23\n\t"
-        "vpadd.i32 d24, d24, d25\n\t"
-        "vpadd.i32 d25, d26, d27\n\t"
-        "vpadd.i32 d26, d28, d29\n\t"
-        "vpadd.i32 d27, d30, d31\n\t"
-        "vpadd.i32 d0, d16, d17\n\t"
-        "vpadd.i32 d1, d18, d19\n\t"
-        "vpadd.i32 d2, d24, d25\n\t"
-        "vpadd.i32 d3, d26, d27\n\t"
-        // q2 bias, q3 left shift, q4 multiplier, q5 right shift, q6 output zero, d14 low and d15 high (bytes)
-        "vld1.32 {d4-d7}, [%[c]]!\n\t"
-        "vld1.32 {d8-d11}, [%[c]]!\n\t"
-        "vld1.32 {d12-d15}, [%[c]]\n\t"
-        "sub %[c], %[c], #64\n\t"
-        "sub %[w], %[w], %[steps], lsl #6\n\t" // back to the block's first weights
-        "vadd.i32 q0, q0, q2\n\t"
-        "vadd.i32 q1, q1, q2\n\t"
-        "vqrdmulh.s32 q0, q0, q4\n\t"
-        "vqrdmulh.s32 q1, q1, q4\n\t"
-        "vand q8, q0, q5\n\t"
-        "vand q9, q1, q5\n\t"
-        "vsra.s32 q0, q8, #31\n\t"
-        "vsra.s32 q1, q9, #31\n\t"
-        "vrshl.s32 q0, q0, q5\n\t"
-        "vrshl.s32 q1, q1, q5\n\t"
-        "vadd.i32 q0, q0, q6\n\t"
-        "vadd.i32 q1, q1, q6\n\t"
-        // saturated to 0..255 while narrowing, then clamped to [low, high] (within 0..255: the same result as
-        // clamping the 32-bit values), both pixels in one d register
-        "vqmovun.s32 d0, q0\n\t"
-        "vqmovun.s32 d1, q1\n\t"
-        "vqmovn.u16 d0, q0\n\t"
-        "vmax.u8 d0, d0, d14\n\t"
-        "vmin.u8 d0, d0, d15\n\t"
-        "ldr %[dst], [%[out]], #4\n\t"
-        "add %[dst], %[dst], %[channel0]\n\t"
-        "vst1.32 {d0[0]}, [%[dst]]\n\t"
-        "ldr %[dst], [%[out]], #4\n\t"
-        "add %[dst], %[dst], %[channel0]\n\t"
-        "vst1.32 {d0[1]}, [%[dst]]\n\t"
-        "subs %[pairs], %[pairs], #1\n\t"
-        "bne 0b\n\t"
-        : [w] "+r"(w), [x] "+r"(x), [c] "+r"(c), [out] "+r"(out), [pairs] "+r"(pairs), [count] "=&r"(count), [dst] "=&r"(dst)
-        : [rest] "r"(rest), [steps] "r"(steps), [channel0] "r"(channel0)
-        : "cc", "memory", "d0", "d1", "d2", "d3", "d4", "d5", "d6", "d7", "d8", "d9", "d10", "d11", "d12", "d13", "d14", "d15", "d16",
-          "d17", "d18", "d19", "d20", "d21", "d22", "d23", "d24", "d25", "d26", "d27", "d28", "d29", "d30", "d31");
-}
+// The pair loop as one asm statement; left_shift: the output stage's shift left, or nothing.
+#define ENGINE_Q8_PAIRS(left_shift)                                                                                                    \
+    asm volatile(                                                                                                                      \
+        "0:\n\t"                                                                                                                       \
+        ENGINE_Q8_STEP("vpaddl.s16")                                                                                                   \
+        "lsrs %[count], %[rest], #1\n\t" /* carry: one single step, zero: no double steps */                                           \
+        "bcc 2f\n\t"                                                                                                                   \
+        ENGINE_Q8_STEP("vpadal.s16")                                                                                                   \
+        "2:\n\t"                                                                                                                       \
+        "beq 3f\n"                                                                                                                     \
+        "1:\n\t"                                                                                                                       \
+        ENGINE_Q8_STEP("vpadal.s16")                                                                                                   \
+        ENGINE_Q8_STEP("vpadal.s16")                                                                                                   \
+        "subs %[count], %[count], #1\n\t"                                                                                              \
+        "bne 1b\n"                                                                                                                     \
+        "3:\n\t"                                                                                                                       \
+        /* [sum c0, c1, c2, c3] of pixel a in q0, of pixel b in q1 */                                                                  \
+        "vpadd.i32 d16, d16, d17\n\t"                                                                                                  \
+        "vpadd.i32 d17, d18, d19\n\t"                                                                                                  \
+        "vpadd.i32 d18, d20, d21\n\t"                                                                                                  \
+        "vpadd.i32 d19, d22, d23\n\t"                                                                                                  \
+        "vpadd.i32 d24, d24, d25\n\t"                                                                                                  \
+        "vpadd.i32 d25, d26, d27\n\t"                                                                                                  \
+        "vpadd.i32 d26, d28, d29\n\t"                                                                                                  \
+        "vpadd.i32 d27, d30, d31\n\t"                                                                                                  \
+        "vpadd.i32 d0, d16, d17\n\t"                                                                                                   \
+        "vpadd.i32 d1, d18, d19\n\t"                                                                                                   \
+        "vpadd.i32 d2, d24, d25\n\t"                                                                                                   \
+        "vpadd.i32 d3, d26, d27\n\t"                                                                                                   \
+        /* q2 bias, q3 left shift, q4 multiplier, q5 right shift, q6 output zero, d14 low and d15 high (bytes) */                      \
+        "vld1.32 {d4-d7}, [%[c]]!\n\t"                                                                                                 \
+        "vld1.32 {d8-d11}, [%[c]]!\n\t"                                                                                                \
+        "vld1.32 {d12-d15}, [%[c]]\n\t"                                                                                                \
+        "sub %[c], %[c], #64\n\t"                                                                                                      \
+        "sub %[w], %[w], %[steps], lsl #6\n\t" /* back to the block's first weights */                                                 \
+        "vadd.i32 q0, q0, q2\n\t"                                                                                                      \
+        "vadd.i32 q1, q1, q2\n\t"                                                                                                      \
+        left_shift                                                                                                                     \
+        "vqrdmulh.s32 q0, q0, q4\n\t"                                                                                                  \
+        "vqrdmulh.s32 q1, q1, q4\n\t"                                                                                                  \
+        "vand q8, q0, q5\n\t"                                                                                                          \
+        "vand q9, q1, q5\n\t"                                                                                                          \
+        "vsra.s32 q0, q8, #31\n\t"                                                                                                     \
+        "vsra.s32 q1, q9, #31\n\t"                                                                                                     \
+        "vrshl.s32 q0, q0, q5\n\t"                                                                                                     \
+        "vrshl.s32 q1, q1, q5\n\t"                                                                                                     \
+        "vadd.i32 q0, q0, q6\n\t"                                                                                                      \
+        "vadd.i32 q1, q1, q6\n\t"                                                                                                      \
+        /* saturated to 0..255 while narrowing, then clamped to [low, high] (within 0..255: the same result as */                      \
+        /* clamping the 32-bit values), both pixels in one d register */                                                               \
+        "vqmovun.s32 d0, q0\n\t"                                                                                                       \
+        "vqmovun.s32 d1, q1\n\t"                                                                                                       \
+        "vqmovn.u16 d0, q0\n\t"                                                                                                        \
+        "vmax.u8 d0, d0, d14\n\t"                                                                                                      \
+        "vmin.u8 d0, d0, d15\n\t"                                                                                                      \
+        "ldr %[dst], [%[out]], #4\n\t"                                                                                                 \
+        "add %[dst], %[dst], %[channel0]\n\t"                                                                                          \
+        "vst1.32 {d0[0]}, [%[dst]]\n\t"                                                                                                \
+        "ldr %[dst], [%[out]], #4\n\t"                                                                                                 \
+        "add %[dst], %[dst], %[channel0]\n\t"                                                                                          \
+        "vst1.32 {d0[1]}, [%[dst]]\n\t"                                                                                                \
+        "subs %[pairs], %[pairs], #1\n\t"                                                                                              \
+        "bne 0b\n\t"                                                                                                                   \
+        : [w] "+r"(w), [x] "+r"(x), [c] "+r"(c), [out] "+r"(out), [pairs] "+r"(pairs), [count] "=&r"(count), [dst] "=&r"(dst)          \
+        : [rest] "r"(rest), [steps] "r"(steps), [channel0] "r"(channel0)                                                               \
+        : "cc", "memory", "d0", "d1", "d2", "d3", "d4", "d5", "d6", "d7", "d8", "d9", "d10", "d11", "d12", "d13", "d14", "d15", "d16", \
+          "d17", "d18", "d19", "d20", "d21", "d22", "d23", "d24", "d25", "d26", "d27", "d28", "d29", "d30", "d31")
+
 /** left: whether any channel of the layer has a left shift (a multiplier above 1); without, the shift by 0 is left
  *  out. */
 inline void block_pairs(const int8_t *w, const int8_t *x, size_t steps, const int32_t *c, uint8_t *const *out, size_t channel0, size_t pairs, bool left)
 {
+    const size_t rest = steps - 1;
+    size_t       count, dst;
     if(left)
     {
-        block_pairs_shifted(w, x, steps, c, out, channel0, pairs);
+        ENGINE_Q8_PAIRS("vshl.s32 q0, q0, q3\n\t"
+                        "vshl.s32 q1, q1, q3\n\t");
     }
     else
     {
-        block_pairs_unshifted(w, x, steps, c, out, channel0, pairs);
+        ENGINE_Q8_PAIRS("");
     }
 }
 #undef ENGINE_Q8_STEP
