@@ -257,6 +257,49 @@ def test_residual_addition_in_8_bits_matches_float(tmp_path, layout):
     np.testing.assert_array_equal(np.round(ours / step) + quant["add"][1], integers.ravel())
 
 
+def test_a_float32_addition_inside_an_8_bit_network(tmp_path):
+    """int8_float_layers may name a layer with two inputs: the residual addition then reads both 8-bit convolutions'
+    outputs through one dequantize each and adds in float32 (no 8-bit addition, no quantize after it: the network
+    ends there); a concatenation is refused by name (its inputs write into it in place)."""
+    import torch
+    from torch.nn import functional as F
+
+    model = tmp_path / "residual_int8.yaml"
+    model.write_text(RESIDUAL)
+    rng = np.random.default_rng(6)
+    w = {"conv1.weight": rng.normal(0, 0.5, (8, 4, 1, 1)), "conv1.bias": rng.uniform(-0.1, 0.1, 8),
+         "conv2.weight": rng.normal(0, 0.2, (8, 8, 3, 3)), "conv2.bias": rng.uniform(-0.1, 0.1, 8)}
+    w = {k: v.astype(np.float32) for k, v in w.items()}
+    np.savez(tmp_path / "w.npz", **w)
+    (tmp_path / "calibration").mkdir()
+    calibration = rng.normal(0, 1, (8, 4, 9, 11)).astype("<f4")
+    calibration.tofile(tmp_path / "calibration/inputs.f32")
+    tuning = tmp_path / "tuning.yaml"
+    tuning.write_text("int8_float_layers: [add]\nlayout: {conv1: NHWC, conv2: NHWC, add: NHWC}\n")
+    binary = build_int8(model, tmp_path / "build", tmp_path / "calibration", f"weights={tmp_path / 'w.npz'}",
+                        "calibration_method=minmax", f"tuning={tuning}")
+    source = binary.with_suffix(".cpp").read_text()
+    assert "QuantizedAddition" not in source and "NEArithmeticAddition add_;" in source
+    assert sorted(re.findall(r'Dequantization(?:Layer)?::validate\([^;]*"([\w.]+)\.dequantize"', source)) == ["conv1", "conv2"]
+    x = calibration[2]
+    x.astype("<f4").tofile(tmp_path / "x.f32")
+    run_engine(binary, "--input", str(tmp_path / "x.f32"), "--output", str(tmp_path / "y.f32"))
+    t = {k: torch.from_numpy(v) for k, v in w.items()}
+    with torch.no_grad():
+        a = F.relu(F.conv2d(torch.from_numpy(x)[None], t["conv1.weight"], t["conv1.bias"]))
+        expected = (a + F.conv2d(a, t["conv2.weight"], t["conv2.bias"], padding=1))[0].numpy().ravel()
+    plan = json.loads(binary.with_suffix(".quant.json").read_text())
+    step = max(plan["tensors"]["conv1"][0], plan["tensors"]["conv2"][0])
+    error = np.abs(np.fromfile(tmp_path / "y.f32", "<f4") - expected) / step
+    assert error.max() < 3 and error.mean() < 0.6
+    (tmp_path / "concat.yaml").write_text(RESIDUAL.replace("name: residual_int8", "name: concat_int8")
+                                          .replace("type: add", "type: concat"))
+    tuning.write_text("int8_float_layers: [add]\n")
+    proc = scons("target=armv7", f"model={tmp_path / 'concat.yaml'}", f"build_dir={tmp_path / 'build'}",
+                 "precision=int8", f"calibration={tmp_path / 'calibration'}", f"tuning={tuning}", check=False)
+    assert proc.returncode != 0 and "'add' (concat) cannot run in float32 inside the 8-bit network" in proc.stdout + proc.stderr
+
+
 @pytest.mark.parametrize("shape", [(3, 7, 13), (5, 3, 3)])
 def test_input_quantization_rounds_to_nearest(tmp_path, shape):
     """engine::Quantization (ACL 20.08's NEQuantizationLayer truncates on armv7) against numpy, on values off the

@@ -35,9 +35,9 @@ def run(graph: Graph, plan: QuantPlan, float_layers: list[str] | tuple[str, ...]
     for name in float_layers:
         if name not in names:
             raise UserError(f"{source}: int8_float_layers: {graph.name} has no layer '{name}'")
-        if names[name].op in ("concat",) or len(names[name].inputs) != 1:
-            raise UserError(f"{source}: int8_float_layers: '{name}' ({names[name].op}) cannot run in float32 inside "
-                            "the 8-bit network (only layers with one input)")
+        if names[name].op == "concat":
+            raise UserError(f"{source}: int8_float_layers: '{name}' (concat) cannot run in float32 inside the 8-bit "
+                            "network (its inputs write into it in place: keep its producers in float32 instead)")
     for node in graph.nodes:
         node.attrs["precision"] = "float32" if node.name in keep else "int8"
     if all(n.attrs["precision"] == "float32" for n in graph.nodes):
