@@ -26,6 +26,11 @@ from neoncc import PROJECT_ROOT
 from neoncc.errors import UserError
 from neoncc.frontend.yaml_model import load_yaml_model
 from neoncc.passes import optimize
+from neoncc.passes.select_kernels import applicable, load_tuning
+from neoncc.pipeline import float_graph
+from neoncc.quantize.calibration import load_calibration
+from neoncc.quantize.plan import QuantPlan
+from neoncc.quantize.simulate import sensitivity
 from neoncc.targets import toolchain
 
 DOCS = PROJECT_ROOT / "docs" / "benchmarks.md"
@@ -83,14 +88,25 @@ def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
 
 
+CLOSE_CALL = 0.01  # float32's top-1 leads its runner-up by less than this probability: a near tie
+
+
 def accuracy(reference: np.ndarray, ours: np.ndarray) -> dict:
     """Agreement of the 8-bit engine's probabilities with float32's, and of their log-probabilities centred per
-    input (the logits up to a constant: a near-uniform softmax then still compares meaningfully)."""
+    input (the logits up to a constant: a near-uniform softmax then still compares meaningfully). Beside the plain
+    top-1 agreement: float32's lead over its runner-up on each input where the two differ, and the agreement on the
+    inputs float32 does not call by a near tie (any 8-bit error may flip a tie, however small)."""
     logs = [np.log(np.maximum(x, 1e-30)) for x in (reference, ours)]
     logs = [x - x.mean(1, keepdims=True) for x in logs]
     top5 = [len(set(np.argsort(-r)[:5]) & set(np.argsort(-o)[:5])) / 5 for r, o in zip(reference, ours)]
     cos = cosine(reference, ours)
-    return {"inputs": len(reference), "top1_agreement": float((reference.argmax(1) == ours.argmax(1)).mean()),
+    ranked = np.sort(reference, 1)
+    margin = ranked[:, -1] - ranked[:, -2]  # how far float32's top-1 leads its runner-up (probability)
+    differ = reference.argmax(1) != ours.argmax(1)
+    decisive = margin >= CLOSE_CALL
+    return {"inputs": len(reference), "top1_agreement": float((~differ).mean()),
+            "decisive_inputs": int(decisive.sum()), "decisive_agreement": float((~differ[decisive]).mean()) if decisive.any() else None,
+            "disagreement_margins": [float(m) for m in sorted(margin[differ])],
             "top5_overlap": float(np.mean(top5)), "cosine_mean": float(cos.mean()), "cosine_min": float(cos.min()),
             "logit_cosine_min": float(cosine(*logs).min()),
             "float_distinct_top1": int(len(set(reference.argmax(1).tolist())))}
@@ -124,7 +140,21 @@ def measure(model: str, calibration: Path, test: list[Path], runs: int, log=prin
         log(f"{model} {precision}: {counted.per_inference / 1e6:.1f} M instructions")
     classes = len(outputs["float32"]) // len(inputs)
     result["accuracy"] = accuracy(outputs["float32"].reshape(-1, classes), outputs["int8"].reshape(-1, classes))
+    log(f"{model}: each 8-bit layer's sensitivity (host simulation on the calibration inputs)")
+    result["sensitivity"] = layer_sensitivity(model, weights, calibration, binary.with_suffix(".quant.json"))
     return result
+
+
+def layer_sensitivity(model: str, weights: Path | None, calibration: Path, plan_path: Path) -> dict[str, float]:
+    """Per layer the int8 build runs in 8 bits: the mean KL divergence of the outputs from float32's on the
+    calibration inputs when that layer alone is 8-bit (neoncc/quantize/simulate.py): what keeping it in float32
+    (`int8_float_layers`) could buy, beside what it costs in the per-layer counts."""
+    graph = float_graph(model_path(model), weights, 0)
+    tuning = applicable(load_tuning(PROJECT_ROOT / "configs" / "tuning" / TARGET / f"{model}-int8.yaml"), graph)
+    plan = QuantPlan.read(plan_path)
+    kept = set(tuning.get("int8_float_layers", [])) | set(plan.float_tail)
+    return sensitivity(graph, plan, [n.name for n in graph.nodes if n.name not in kept],
+                       load_calibration(calibration, graph))
 
 
 def fewer_or_more(before: float, after: float) -> str:
@@ -166,6 +196,15 @@ def markdown(results: list[dict], calibration_count: int, test_count: int, stamp
                                                   f"int8 {r['int8']['weights_bytes'] / 1e6:.2f} MB" for r in results)
               + ".", ""]
     for r in results:
+        a = r["accuracy"]
+        if a["disagreement_margins"]:
+            lines += [f"Where {r['model']}'s int8 top-1 differs from float32's ({len(a['disagreement_margins'])} of "
+                      f"{a['inputs']} inputs), float32's top-1 led its runner-up by "
+                      + ", ".join(f"{m:.3f}" for m in a["disagreement_margins"])
+                      + " (probability)" + (f"; on the {a['decisive_inputs']} inputs where float32 leads by "
+                      f"{CLOSE_CALL} or more, the agreement is {100 * a['decisive_agreement']:.1f} %"
+                      if a["decisive_inputs"] else "") + ".", ""]
+    for r in results:
         if r["accuracy"]["float_distinct_top1"] < 5:
             lines += [f"Note ({r['model']}): with seeded random weights the float32 engine's top-1 is the same class "
                       f"for almost every photo ({r['accuracy']['float_distinct_top1']} distinct classes over "
@@ -175,11 +214,16 @@ def markdown(results: list[dict], calibration_count: int, test_count: int, stamp
         f, q = r["float32"]["per_layer"], r["int8"]["per_layer"]
         slower = [(name, f.get(name, 0), q[name]) for name in q if name in f and q[name] > f[name] * 1.02
                   and q[name] > 0.2e6]
+        sensitive = r.get("sensitivity", {})
         lines += [f"### {r['model']}: per layer (M guest instructions, float32 → int8)", "",
-                  "| layer | float32 | int8 | |", "|---|---|---|---|"]
+                  "Sensitivity: the mean KL divergence of the outputs from float32's on the calibration inputs when "
+                  "that layer alone runs in 8 bits (host simulation, `neoncc/quantize/simulate.py`); blank where the "
+                  "int8 build keeps the layer in float32.", "",
+                  "| layer | float32 | int8 | sensitivity | |", "|---|---|---|---|---|"]
         for name in q:
             mark = "int8 slower" if any(s[0] == name for s in slower) else ""
-            lines.append(f"| {name} | {f.get(name, 0) / 1e6:.2f} | {q[name] / 1e6:.2f} | {mark} |")
+            kl = f"{sensitive[name]:.2e}" if name in sensitive else ""
+            lines.append(f"| {name} | {f.get(name, 0) / 1e6:.2f} | {q[name] / 1e6:.2f} | {kl} | {mark} |")
         lines.append("")
     lines.append(END)
     return "\n".join(lines) + "\n"

@@ -7,6 +7,8 @@ import hashlib
 import subprocess
 import sys
 
+import numpy as np
+
 from conftest import ROOT, on_terminal
 
 TINY = ROOT / "tests/models/tiny_passes.yaml"
@@ -62,3 +64,16 @@ def test_int8_wording_is_right_in_both_directions():
     from bench.int8 import fewer_or_more
     assert fewer_or_more(200e6, 100e6) == "**2.00x** fewer"
     assert fewer_or_more(100e6, 116e6) == "**1.16x** more"  # int8 slower: never "0.86x fewer"
+
+
+def test_int8_accuracy_names_near_ties_apart():
+    """A flip where float32 was all but tied counts against the plain agreement, and is reported with its margin;
+    the agreement on the inputs float32 calls clearly is given beside it."""
+    from bench.int8 import accuracy
+    reference = np.array([[0.70, 0.20, 0.10], [0.403, 0.400, 0.197], [0.10, 0.60, 0.30], [0.2, 0.3, 0.5]])
+    ours = np.array([[0.60, 0.30, 0.10], [0.399, 0.404, 0.197], [0.10, 0.55, 0.35], [0.45, 0.25, 0.3]])
+    a = accuracy(reference, ours)
+    assert a["top1_agreement"] == 0.5
+    assert a["decisive_inputs"] == 3 and np.isclose(a["decisive_agreement"], 2 / 3)
+    assert np.allclose(a["disagreement_margins"], [0.003, 0.2])
+    assert accuracy(reference[1:2], ours[1:2])["decisive_agreement"] is None

@@ -103,6 +103,33 @@ def test_generated_code_converts_only_where_precision_changes(squeezenet):
     assert engines["int8"].with_suffix(".weights").stat().st_size < 0.75 * engines["float32"].with_suffix(".weights").stat().st_size
 
 
+def test_host_simulation_predicts_the_int8_engine(squeezenet, tmp_path):
+    """neoncc/quantize/simulate.py, which bench int8 uses to rank layers for int8_float_layers, gives what the int8
+    engine on the board gave (the same mixed precision, the engine's own plan) and not what float32 gives; and its
+    per-layer sensitivity puts first a layer whose 8-bit range was made coarse on purpose."""
+    import yaml
+
+    from neoncc.pipeline import float_graph
+    from neoncc.quantize.plan import QuantPlan
+    from neoncc.quantize.simulate import sensitivity, simulate
+
+    engines, out = squeezenet
+    graph = float_graph(V11, None, 0)
+    plan = QuantPlan.read(engines["int8"].with_suffix(".quant.json"))
+    kept = yaml.safe_load((ROOT / "configs/tuning/armv7/squeezenet_v1_1-int8.yaml").read_text())["int8_float_layers"]
+    inputs = photo_tensors(V11, write_photo_set(tmp_path / "test", "test"))
+    simulated = simulate(graph, plan, kept, inputs)
+    logs = [np.log(x) - np.log(x).mean(1, keepdims=True) for x in (simulated, out["int8"], out["float32"])]
+    to_engine, to_float32 = 1 - cosine(logs[0], logs[1]), 1 - cosine(logs[2], logs[1])
+    assert (simulated.argmax(1) == out["int8"].argmax(1)).all()
+    assert to_engine.max() < 0.5 * to_float32.min() and to_engine.mean() < 0.2 * to_float32.mean(), \
+        (to_engine.max(), to_float32.min(), to_engine.mean(), to_float32.mean())
+    scale, offset = plan.tensors["fire5.squeeze1x1"]
+    plan.tensors["fire5.squeeze1x1"] = (scale * 40, offset)
+    ranked = sensitivity(graph, plan, ["fire3.squeeze1x1", "fire5.squeeze1x1", "conv10"], inputs[:8])
+    assert max(ranked, key=ranked.get) == "fire5.squeeze1x1" and min(ranked.values()) > 0, ranked
+
+
 def numpy_int8_engine(plan, float_weights, x):
     """The 8-bit network in integer numpy: per-channel int8 weights, int32 biases, integer convolution
     (im2col by slicing), then TFLite's reference requantization (tests/int8_reference.py: fixed-point multiplier
