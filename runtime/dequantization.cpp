@@ -1,6 +1,6 @@
 #include "dequantization.h"
 
-#include "quantization.h"
+#include "tensor_rows.h"
 
 #include "arm_compute/core/Error.h"
 #include "arm_compute/core/Helpers.h"
@@ -15,7 +15,7 @@ Status Dequantization::validate(const ITensorInfo *input, const ITensorInfo *out
 {
     ARM_COMPUTE_RETURN_ERROR_ON_MSG(input->data_type() != DataType::QASYMM8 || output->data_type() != DataType::F32, "QASYMM8 to F32 only");
     ARM_COMPUTE_RETURN_ERROR_ON_MSG(input->tensor_shape() != output->tensor_shape() || input->data_layout() != output->data_layout(), "input and output must have the same shape and layout");
-    ARM_COMPUTE_RETURN_ERROR_ON_MSG(input->num_dimensions() > 3, "at most 3 dimensions");
+    ARM_COMPUTE_RETURN_ERROR_ON_MSG(input->num_dimensions() > 4, "at most 4 dimensions");
     ARM_COMPUTE_RETURN_ERROR_ON_MSG(input->strides_in_bytes()[0] != 1, "a row's values must lie back to back");
     const int32_t offset = input->quantization_info().uniform().offset;
     ARM_COMPUTE_RETURN_ERROR_ON_MSG(offset < 0 || offset > 255, "a QASYMM8 offset outside [0, 255]");
@@ -85,8 +85,7 @@ void Dequantization::run()
     const UniformQuantizationInfo q     = _input->info()->quantization_info().uniform();
     const float32x4_t             scale = vdupq_n_f32(q.scale);
     const uint8x8_t               zero  = vdup_n_u8(static_cast<uint8_t>(q.offset));
-    for_each_row(*_input, *_output, [&](const uint8_t *src, uint8_t *dst, size_t width) {
-        dequantize_row(src, reinterpret_cast<float *>(dst), width, zero, scale);
-    });
+    for_each_row([&](const uint8_t *src, uint8_t *dst, size_t n) { dequantize_row(src, reinterpret_cast<float *>(dst), n, zero, scale); },
+                 static_cast<const ITensor &>(*_input), *_output);
 }
 } // namespace engine

@@ -2,8 +2,8 @@
 // layer kept in float32 (mixed precision, e.g. SqueezeNet's expand3x3 layers on float Winograd) or to its float
 // tail. ACL 20.08's NEDequantizationLayer costs about 70 guest instructions per value on a 1000-value vector; ours
 // 16 values per loop iteration of 19 instructions on armv7 (one 16-byte load, 2 x vsubl.u8 for the exact
-// difference in 16 bits, 4 x vmovl + vcvt + vmul, two 8-float stores), about 1.2 per value, rows merged as
-// engine::for_each_row does (quantization.h). Refuses an offset outside [0, 255] (the 16-bit difference).
+// difference in 16 bits, 4 x vmovl + vcvt + vmul, two 8-float stores), about 1.2 per value, rows merged by
+// engine::for_each_row (tensor_rows.h). Refuses an offset outside [0, 255] (the 16-bit difference).
 #pragma once
 
 #include "arm_compute/core/ITensor.h"

@@ -71,4 +71,8 @@ std::unique_ptr<Network> make_network();
 /** Our kernels' threading: [0, count) cut into one contiguous part per scheduler thread (no more parts than
  *  items), work(first, end) run on each through ACL's scheduler under the tag. */
 void split(size_t count, const char *tag, const std::function<void(size_t, size_t)> &work);
+/** The same with at most max_parts parts, work(first, end, part) told its part's index in [0, max_parts): for a
+ *  kernel with one scratch buffer per part, allocated at configure for the thread count then (the parts of one
+ *  call run at the same time, each on its own buffer; fewer parts if the thread count has grown since). */
+void split(size_t count, size_t max_parts, const char *tag, const std::function<void(size_t, size_t, size_t)> &work);
 } // namespace engine

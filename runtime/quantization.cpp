@@ -1,5 +1,7 @@
 #include "quantization.h"
 
+#include "tensor_rows.h"
+
 #include "arm_compute/core/Error.h"
 
 #include <arm_neon.h>
@@ -12,7 +14,7 @@ Status Quantization::validate(const ITensorInfo *input, const ITensorInfo *outpu
 {
     ARM_COMPUTE_RETURN_ERROR_ON_MSG(input->data_type() != DataType::F32 || output->data_type() != DataType::QASYMM8, "F32 to QASYMM8 only");
     ARM_COMPUTE_RETURN_ERROR_ON_MSG(input->tensor_shape() != output->tensor_shape() || input->data_layout() != output->data_layout(), "input and output must have the same shape and layout");
-    ARM_COMPUTE_RETURN_ERROR_ON_MSG(input->num_dimensions() > 3, "at most 3 dimensions");
+    ARM_COMPUTE_RETURN_ERROR_ON_MSG(input->num_dimensions() > 4, "at most 4 dimensions");
     return Status{};
 }
 
@@ -86,8 +88,7 @@ void Quantization::run()
     // x / scale + offset + 0.5, truncated: rounding to nearest (halves up) for every value that is not clamped to 0
     const float32x4_t base   = vdupq_n_f32(static_cast<float>(q.offset) + 0.5f);
     const float32x4_t factor = vdupq_n_f32(1.f / q.scale);
-    for_each_row(*_input, *_output, [&](const uint8_t *src, uint8_t *dst, size_t width) {
-        quantize_row(reinterpret_cast<const float *>(src), dst, width, base, factor);
-    });
+    for_each_row([&](const uint8_t *src, uint8_t *dst, size_t n) { quantize_row(reinterpret_cast<const float *>(src), dst, n, base, factor); },
+                 static_cast<const ITensor &>(*_input), *_output);
 }
 } // namespace engine

@@ -2,6 +2,7 @@
 
 #include "int8_dot.h"
 #include "quantized_convolution.h"
+#include "tensor_rows.h"
 
 #include "arm_compute/core/Error.h"
 
@@ -25,6 +26,7 @@ Status QuantizedAddition::validate(const ITensorInfo *a, const ITensorInfo *b, c
     ARM_COMPUTE_RETURN_ERROR_ON_MSG(a->data_type() != DataType::QASYMM8 || b->data_type() != DataType::QASYMM8 || output->data_type() != DataType::QASYMM8,
                                     "QASYMM8 only");
     ARM_COMPUTE_RETURN_ERROR_ON_MSG(a->tensor_shape() != b->tensor_shape() || a->tensor_shape() != output->tensor_shape(), "shapes must be equal (no broadcasting)");
+    ARM_COMPUTE_RETURN_ERROR_ON_MSG(output->num_dimensions() > 4, "at most 4 dimensions");
     ARM_COMPUTE_RETURN_ERROR_ON_MSG(a->data_layout() != output->data_layout() || b->data_layout() != output->data_layout(),
                                     "all three tensors in one layout (NCHW or NHWC: the sum is element by element)");
     return Status{};
@@ -90,31 +92,7 @@ void QuantizedAddition::add_row(const uint8_t *a, const uint8_t *b, uint8_t *out
 
 void QuantizedAddition::run()
 {
-    const ITensorInfo &info  = *_output->info();
-    const TensorShape &shape = info.tensor_shape();
-    const auto dense = [&](const ITensorInfo &t) {
-        const Strides &s = t.strides_in_bytes();
-        return s[1] == t.dimension(0) && s[2] == s[1] * t.dimension(1) && s[3] == s[2] * t.dimension(2);
-    };
-    if(dense(info) && dense(*_a->info()) && dense(*_b->info())) // all three back to back: one row
-    {
-        add_row(_a->buffer() + _a->info()->offset_first_element_in_bytes(), _b->buffer() + _b->info()->offset_first_element_in_bytes(),
-                _output->buffer() + info.offset_first_element_in_bytes(), shape.total_size());
-        return;
-    }
-    const size_t width = info.dimension(0);
-    // Row by row (any padding of the three tensors), each row in one call; unused dimensions are 1.
-    for(size_t w = 0; w < shape[3]; ++w)
-    {
-        for(size_t z = 0; z < shape[2]; ++z)
-        {
-            for(size_t y = 0; y < shape[1]; ++y)
-            {
-                const Coordinates at(0, y, z, w);
-                add_row(_a->buffer() + _a->info()->offset_element_in_bytes(at), _b->buffer() + _b->info()->offset_element_in_bytes(at),
-                        _output->buffer() + info.offset_element_in_bytes(at), width);
-            }
-        }
-    }
+    for_each_row([this](const uint8_t *a, const uint8_t *b, uint8_t *out, size_t n) { add_row(a, b, out, n); }, static_cast<const ITensor &>(*_a),
+                 static_cast<const ITensor &>(*_b), *_output);
 }
 } // namespace engine

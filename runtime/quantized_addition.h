@@ -6,7 +6,8 @@
 // MultiplyByQuantizedMultiplier rounds.
 // ACL 20.08's NEArithmeticAddition on QASYMM8 costs hundreds of guest instructions per element on armv7
 // (EfficientNet-Lite0's residual additions: 62 M in 8 bits against 1.2 M in float32); this is about 4.
-// Element by element, so any layout, the same for all three tensors (NCHW or NHWC); dense tensors in one row.
+// Element by element, so any layout, the same for all three tensors (NCHW or NHWC), at any strides, rows merged by
+// engine::for_each_row (tensor_rows.h): dense tensors in one row.
 #pragma once
 
 #include "arm_compute/core/Types.h"

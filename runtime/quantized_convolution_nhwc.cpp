@@ -8,6 +8,7 @@
 #include "arm_compute/core/Helpers.h"
 #include "arm_compute/core/Utils.h"
 #include "arm_compute/core/Validate.h"
+#include "arm_compute/runtime/NEON/NEScheduler.h"
 
 #include <arm_neon.h>
 
@@ -262,6 +263,13 @@ void QuantizedConvolutionNhwc::configure(ITensor *input, ITensor *weights, ITens
     _input_zero  = stage.input_zero;
     _stage       = std::move(stage);
     _rows.assign(round_up(_pixels, 2) * _padded_k, 0);
+    // One row buffer per part run() splits the pixel pairs into (gather writes its bytes [0, _k), the rest stays
+    // zero), each on its own cache lines: no allocation in run(), no buffer shared by two threads.
+    constexpr size_t kLine = 64;
+    _parts                 = std::max<size_t>(1, NEScheduler::get().num_threads());
+    _row_stride            = round_up(_padded_k, kLine);
+    _row_buffers.assign(_parts * _row_stride + kLine, 0);
+    _row_first = (kLine - reinterpret_cast<uintptr_t>(_row_buffers.data()) % kLine) % kLine;
     _out.assign(round_up(_pixels, 2), nullptr);
 }
 
@@ -311,7 +319,7 @@ void QuantizedConvolutionNhwc::prepare()
     _prepared = true;
 }
 
-void QuantizedConvolutionNhwc::gather(size_t first, size_t end)
+void QuantizedConvolutionNhwc::gather(size_t first, size_t end, size_t part)
 {
     const ITensorInfo &in    = *_input->info();
     const size_t       in_w  = in.dimension(1), in_h = in.dimension(2);
@@ -334,13 +342,13 @@ void QuantizedConvolutionNhwc::gather(size_t first, size_t end)
         }
         return;
     }
-    const int8_t        padded = static_cast<int8_t>(_input_zero ^ 0x80); // the input zero point, shifted
-    const size_t        run    = _kernel_w * _channels;                   // one kernel row, when its pixels are dense
-    std::vector<int8_t> row(_padded_k, 0);                                // one pixel's row, then interleaved
-    int                 ox = static_cast<int>(first % out_w), oy = static_cast<int>(first / out_w);
+    const int8_t  padded = static_cast<int8_t>(_input_zero ^ 0x80);              // the input zero point, shifted
+    const size_t  run    = _kernel_w * _channels;                                // one kernel row, when its pixels are dense
+    int8_t *const row    = _row_buffers.data() + _row_first + part * _row_stride; // one pixel's row, then interleaved
+    int           ox = static_cast<int>(first % out_w), oy = static_cast<int>(first / out_w);
     for(size_t p = first; p < end; ++p)
     {
-        int8_t   *dst = row.data();
+        int8_t   *dst = row;
         const int x0  = ox * static_cast<int>(sx) - left;
         for(size_t ky = 0; ky < _kernel_h; ++ky)
         {
@@ -375,7 +383,7 @@ void QuantizedConvolutionNhwc::gather(size_t first, size_t end)
         int8_t *pair = _rows.data() + (p & ~size_t(1)) * _padded_k + (p & 1) * kStepK;
         for(size_t j = 0; j < steps; ++j)
         {
-            vst1q_s8(pair + 2 * kStepK * j, vld1q_s8(row.data() + kStepK * j));
+            vst1q_s8(pair + 2 * kStepK * j, vld1q_s8(row + kStepK * j));
         }
         if(++ox == static_cast<int>(out_w))
         {
@@ -431,8 +439,8 @@ void QuantizedConvolutionNhwc::run()
         }
     }
     const size_t pairs = round_up(_pixels, 2) / 2;
-    split(pairs, "QuantizedConvolutionNhwc", [this](size_t first, size_t end) {
-        gather(2 * first, 2 * end);
+    split(pairs, _parts, "QuantizedConvolutionNhwc", [this](size_t first, size_t end, size_t part) {
+        gather(2 * first, 2 * end, part);
         compute(first, end);
     });
 }

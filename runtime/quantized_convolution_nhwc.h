@@ -47,8 +47,9 @@ public:
     void run() override;
 
 private:
-    /** Rows of X (one per output pixel, K padded to 16, signed, pairs interleaved) for pixels [first, end). */
-    void gather(size_t first, size_t end);
+    /** Rows of X (one per output pixel, K padded to 16, signed, pairs interleaved) for pixels [first, end), each
+     *  pixel's row assembled in the part's own buffer of _row_buffers. */
+    void gather(size_t first, size_t end, size_t part);
     /** All output channels of the pixel pairs [first_pair, end_pair). */
     void compute(size_t first_pair, size_t end_pair);
 
@@ -62,6 +63,8 @@ private:
     uint8_t                    _input_zero{ 0 };
     OutputStage                _stage{};
     std::vector<int8_t>        _rows;       // per pixel pair, per 16 k: 16 bytes of each pixel
+    std::vector<int8_t>        _row_buffers; // per part of run()'s split (as many as threads at configure): one pixel's row
+    size_t                     _row_first{ 0 }, _row_stride{ 0 }, _parts{ 1 }; // the first at a cache line, one per stride
     std::vector<uint8_t *>     _out;        // where each output pixel's channel vector starts, set per run
     std::vector<int8_t>        _packed;     // per block of 4 channels: per 16 k, 16 weights of each channel
     std::vector<int32_t>       _bias;       // bias + (128 - input zero point) x sum of the channel's weights

@@ -226,17 +226,22 @@ layers:
   - {name: conv2, type: conv, filters: 8, kernel: 3, pad: 1}
   - {name: add, type: add, input: [conv1, conv2]}
 """
+# ACL's 8-bit NEPoolingLayer (NCHW) reads past a row's 11 values and so pads its input: the addition then writes
+# rows at a stride past their ends, from dense inputs (its rows one at a time, runtime/tensor_rows.h).
+POOLED = RESIDUAL + "  - {name: pool, type: maxpool, kernel: 3, stride: 2}\n"
 
 
-@pytest.mark.parametrize("layout", ["nchw", "nhwc"])
-def test_residual_addition_in_8_bits_matches_float(tmp_path, layout):
+@pytest.mark.parametrize("layout, pooled", [("nchw", False), ("nhwc", False), ("nchw", True)],
+                         ids=["nchw", "nhwc", "nchw-strided-output"])
+def test_residual_addition_in_8_bits_matches_float(tmp_path, layout, pooled):
     """The 8-bit addition (its own scales on each input) against PyTorch in float32, to the quantization steps, in
-    both layouts (element by element: in NHWC with the NHWC 8-bit convolutions around it, no conversion)."""
+    both layouts (element by element: in NHWC with the NHWC 8-bit convolutions around it, no conversion), and into
+    an output whose rows are padded (POOLED: a max pooling after it)."""
     import torch
     from torch.nn import functional as F
 
     model = tmp_path / "residual_int8.yaml"
-    model.write_text(RESIDUAL)
+    model.write_text(POOLED if pooled else RESIDUAL)
     rng = np.random.default_rng(5)
     w = {"conv1.weight": rng.normal(0, 0.5, (8, 4, 1, 1)), "conv1.bias": rng.uniform(-0.1, 0.1, 8),
          "conv2.weight": rng.normal(0, 0.2, (8, 8, 3, 3)), "conv2.bias": rng.uniform(-0.1, 0.1, 8)}
@@ -253,15 +258,18 @@ def test_residual_addition_in_8_bits_matches_float(tmp_path, layout):
     permutes = [name for name, entry in layers.items() if entry["op"] == "permute"]
     assert layers["add"]["layout"] == layout.upper()
     assert permutes == ([] if layout == "nchw" else ["data.to_nhwc", "add.dequantize.to_nchw"])   # only at the ends
+    assert not pooled or "NEPoolingLayer pool_;" in source
     x = calibration[3]  # inside every calibrated (min/max) range: nothing saturates
     x.astype("<f4").tofile(tmp_path / "x.f32")
     run_engine(binary, "--input", str(tmp_path / "x.f32"), "--output", str(tmp_path / "y.f32"))
     t = {k: torch.from_numpy(v) for k, v in w.items()}
     with torch.no_grad():
         a = F.relu(F.conv2d(torch.from_numpy(x)[None], t["conv1.weight"], t["conv1.bias"]))
-        expected = (a + F.conv2d(a, t["conv2.weight"], t["conv2.bias"], padding=1))[0].numpy().ravel()
+        expected = a + F.conv2d(a, t["conv2.weight"], t["conv2.bias"], padding=1)
+        expected = (F.max_pool2d(expected, 3, 2) if pooled else expected)[0].numpy().ravel()
     plan = json.loads(binary.with_suffix(".quant.json").read_text())
-    step = plan["tensors"]["add"][0]
+    last = "pool" if pooled else "add"
+    step = plan["tensors"][last][0]
     ours = np.fromfile(tmp_path / "y.f32", "<f4")
     error = np.abs(ours - expected) / step
     assert error.max() < 3 and error.mean() < 0.6  # input, weight and two requantization roundings
@@ -281,7 +289,11 @@ def test_residual_addition_in_8_bits_matches_float(tmp_path, layout):
     q_in = np.floor(x * f32(1 / f32(quant["data"][0])) + f32(quant["data"][1] + 0.5))
     a = conv(np.clip(q_in, 0, 255).astype(np.int64), "data", "conv1", 0)
     integers = add(a, quant["conv1"], conv(a, "conv1", "conv2", 1), quant["conv2"], quant["add"])
-    np.testing.assert_array_equal(np.round(ours / step) + quant["add"][1], integers.ravel())
+    if pooled:  # the maximum keeps the addition's integers (and quantization)
+        assert quant["pool"] == quant["add"]
+        windows = np.lib.stride_tricks.sliding_window_view(integers, (3, 3), axis=(1, 2))[:, ::2, ::2]
+        integers = windows.max(axis=(3, 4))
+    np.testing.assert_array_equal(np.round(ours / step) + quant[last][1], integers.ravel())
 
 
 def test_a_float32_addition_inside_an_8_bit_network(tmp_path):

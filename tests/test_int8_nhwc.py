@@ -97,12 +97,16 @@ def test_nhwc_int8_convolutions_match_integer_numpy(odd):
     assert source.count("engine::QuantizedConvolutionNhwc ") == 6 and "NEConcatenateLayer" not in source
     x = (np.random.default_rng(6).integers(-128, 128, (3, 9, 9)) / 32).astype(np.float32)
     x.astype("<f4").tofile(work / "x.f32")
-    run_engine(binary, "--input", str(work / "x.f32"), "--output", str(work / "y.f32"), "--runs", "1", "--warmup", "0")
-    ours = np.fromfile(work / "y.f32", "<f4")
     plan = json.loads(binary.with_suffix(".quant.json").read_text())
     expected, scale = numpy_engine(plan, weights, x)
-    assert expected.shape == (7, 1, 1) and ours.shape == (expected.size,)
-    np.testing.assert_array_equal(np.round(ours / scale), np.round(expected.ravel() / scale))
+    assert expected.shape == (7, 1, 1)
+    # One thread, and 4 at once (each with its own row buffer of the gather, made at configure), 3 runs each
+    for threads in (1, 4):
+        run_engine(binary, "--input", str(work / "x.f32"), "--output", str(work / "y.f32"), "--runs", "3", "--warmup", "0",
+                   "--threads", str(threads))
+        ours = np.fromfile(work / "y.f32", "<f4")
+        assert ours.shape == (expected.size,)
+        np.testing.assert_array_equal(np.round(ours / scale), np.round(expected.ravel() / scale))
 
 
 @pytest.mark.parametrize("layers, message", [
