@@ -231,6 +231,22 @@ layers:
 POOLED = RESIDUAL + "  - {name: pool, type: maxpool, kernel: 3, stride: 2}\n"
 
 
+def residual_network(tmp_path, text, seed):
+    """The residual model written out, seeded weights (w.npz) and 8 calibration inputs (calibration/): (model file,
+    weights, calibration inputs)."""
+    model = tmp_path / "residual_int8.yaml"
+    model.write_text(text)
+    rng = np.random.default_rng(seed)
+    w = {"conv1.weight": rng.normal(0, 0.5, (8, 4, 1, 1)), "conv1.bias": rng.uniform(-0.1, 0.1, 8),
+         "conv2.weight": rng.normal(0, 0.2, (8, 8, 3, 3)), "conv2.bias": rng.uniform(-0.1, 0.1, 8)}
+    w = {k: v.astype(np.float32) for k, v in w.items()}
+    np.savez(tmp_path / "w.npz", **w)
+    (tmp_path / "calibration").mkdir()
+    calibration = rng.normal(0, 1, (8, 4, 9, 11)).astype("<f4")
+    calibration.tofile(tmp_path / "calibration/inputs.f32")
+    return model, w, calibration
+
+
 @pytest.mark.parametrize("layout, pooled", [("nchw", False), ("nhwc", False), ("nchw", True)],
                          ids=["nchw", "nhwc", "nchw-strided-output"])
 def test_residual_addition_in_8_bits_matches_float(tmp_path, layout, pooled):
@@ -240,16 +256,7 @@ def test_residual_addition_in_8_bits_matches_float(tmp_path, layout, pooled):
     import torch
     from torch.nn import functional as F
 
-    model = tmp_path / "residual_int8.yaml"
-    model.write_text(POOLED if pooled else RESIDUAL)
-    rng = np.random.default_rng(5)
-    w = {"conv1.weight": rng.normal(0, 0.5, (8, 4, 1, 1)), "conv1.bias": rng.uniform(-0.1, 0.1, 8),
-         "conv2.weight": rng.normal(0, 0.2, (8, 8, 3, 3)), "conv2.bias": rng.uniform(-0.1, 0.1, 8)}
-    w = {k: v.astype(np.float32) for k, v in w.items()}
-    np.savez(tmp_path / "w.npz", **w)
-    (tmp_path / "calibration").mkdir()
-    calibration = rng.normal(0, 1, (8, 4, 9, 11)).astype("<f4")
-    calibration.tofile(tmp_path / "calibration/inputs.f32")
+    model, w, calibration = residual_network(tmp_path, POOLED if pooled else RESIDUAL, seed=5)
     binary = build_int8(model, tmp_path / "build", tmp_path / "calibration", f"weights={tmp_path / 'w.npz'}",
                         "calibration_method=minmax", f"layout={layout}")
     source = binary.with_suffix(".cpp").read_text()
@@ -303,16 +310,7 @@ def test_a_float32_addition_inside_an_8_bit_network(tmp_path):
     import torch
     from torch.nn import functional as F
 
-    model = tmp_path / "residual_int8.yaml"
-    model.write_text(RESIDUAL)
-    rng = np.random.default_rng(6)
-    w = {"conv1.weight": rng.normal(0, 0.5, (8, 4, 1, 1)), "conv1.bias": rng.uniform(-0.1, 0.1, 8),
-         "conv2.weight": rng.normal(0, 0.2, (8, 8, 3, 3)), "conv2.bias": rng.uniform(-0.1, 0.1, 8)}
-    w = {k: v.astype(np.float32) for k, v in w.items()}
-    np.savez(tmp_path / "w.npz", **w)
-    (tmp_path / "calibration").mkdir()
-    calibration = rng.normal(0, 1, (8, 4, 9, 11)).astype("<f4")
-    calibration.tofile(tmp_path / "calibration/inputs.f32")
+    model, w, calibration = residual_network(tmp_path, RESIDUAL, seed=6)
     tuning = tmp_path / "tuning.yaml"
     tuning.write_text("int8_float_layers: [add]\nlayout: {conv1: NHWC, conv2: NHWC, add: NHWC}\n")
     binary = build_int8(model, tmp_path / "build", tmp_path / "calibration", f"weights={tmp_path / 'w.npz'}",
