@@ -1,6 +1,8 @@
 """float32 against int8, like the paper's Figure 4 but for whole networks: accuracy of the 8-bit engine against
-the float32 engine (top-1 agreement, cosine similarity) on real photos, and cost (guest instructions of one
-single-threaded inference, for the convolutions alone and the whole network, plus emulated wall time), per model.
+the float32 engine (top-1 agreement, cosine similarity, and float32's own margin wherever the two differ) on real
+photos, and cost (guest instructions of one single-threaded inference, for the convolutions alone and the whole
+network, plus emulated wall time), per model; per layer, both counts and the layer's sensitivity to 8 bits (host
+simulation), the data for choosing an int8 tuning file's `int8_float_layers`.
 
     python3 -m bench int8 [squeezenet_v1_1 squeezenet_v1_0 efficientnet_lite0] [--runs 3]
 
