@@ -107,7 +107,8 @@ def accuracy(reference: np.ndarray, ours: np.ndarray) -> dict:
     differ = reference.argmax(1) != ours.argmax(1)
     decisive = margin >= CLOSE_CALL
     return {"inputs": len(reference), "top1_agreement": float((~differ).mean()),
-            "decisive_inputs": int(decisive.sum()), "decisive_agreement": float((~differ[decisive]).mean()) if decisive.any() else None,
+            "decisive_inputs": int(decisive.sum()),
+            "decisive_agreement": float((~differ[decisive]).mean()) if decisive.any() else None,
             "disagreement_margins": [float(m) for m in sorted(margin[differ])],
             "top5_overlap": float(np.mean(top5)), "cosine_mean": float(cos.mean()), "cosine_min": float(cos.min()),
             "logit_cosine_min": float(cosine(*logs).min()),
