@@ -28,7 +28,6 @@ from neoncc import PROJECT_ROOT
 from neoncc.errors import UserError
 from neoncc.frontend.yaml_model import load_yaml_model
 from neoncc.passes import optimize
-from neoncc.passes.select_kernels import applicable, load_tuning
 from neoncc.pipeline import float_graph
 from neoncc.quantize.calibration import load_calibration
 from neoncc.quantize.plan import QuantPlan
@@ -144,19 +143,19 @@ def measure(model: str, calibration: Path, test: list[Path], runs: int, log=prin
     classes = len(outputs["float32"]) // len(inputs)
     result["accuracy"] = accuracy(outputs["float32"].reshape(-1, classes), outputs["int8"].reshape(-1, classes))
     log(f"{model}: each 8-bit layer's sensitivity (host simulation on the calibration inputs)")
-    result["sensitivity"] = layer_sensitivity(model, weights, calibration, binary.with_suffix(".quant.json"))
+    result["sensitivity"] = layer_sensitivity(model, weights, calibration, binary)
     return result
 
 
-def layer_sensitivity(model: str, weights: Path | None, calibration: Path, plan_path: Path) -> dict[str, float]:
-    """Per layer the int8 build runs in 8 bits: the mean KL divergence of the outputs from float32's on the
-    calibration inputs when that layer alone is 8-bit (neoncc/quantize/simulate.py): what keeping it in float32
-    (`int8_float_layers`) could buy, beside what it costs in the per-layer counts."""
+def layer_sensitivity(model: str, weights: Path | None, calibration: Path, binary: Path) -> dict[str, float]:
+    """Per layer the int8 engine `binary` runs in 8 bits (its manifest says which): the mean KL divergence of the
+    outputs from float32's on the calibration inputs when that layer alone is 8-bit (neoncc/quantize/simulate.py):
+    what keeping it in float32 (`int8_float_layers`) could buy, beside what it costs in the per-layer counts."""
     graph = float_graph(model_path(model), weights, 0)
-    tuning = applicable(load_tuning(PROJECT_ROOT / "configs" / "tuning" / TARGET / f"{model}-int8.yaml"), graph)
-    plan = QuantPlan.read(plan_path)
-    kept = set(tuning.get("int8_float_layers", [])) | set(plan.float_tail)
-    return sensitivity(graph, plan, [n.name for n in graph.nodes if n.name not in kept],
+    layers = {n.name for n in graph.nodes}  # the manifest's conversions are not layers of the float graph
+    built = json.loads(binary.with_suffix(".json").read_text())["layers"]
+    int8 = [layer["name"] for layer in built if layer["precision"] == "int8" and layer["name"] in layers]
+    return sensitivity(graph, QuantPlan.read(binary.with_suffix(".quant.json")), int8,
                        load_calibration(calibration, graph))
 
 

@@ -20,6 +20,7 @@ import torch
 from neoncc import ops
 from neoncc.ir.graph import Graph
 from neoncc.quantize.plan import QuantPlan
+from neoncc.reference import torch_graph
 
 BATCH = 8
 
@@ -79,7 +80,7 @@ def sensitivity(graph: Graph, plan: QuantPlan, layers: Iterable[str], inputs: np
     """Per layer: how far the outputs move (mean KL divergence from float32's, on `inputs`) when that layer alone
     runs in 8 bits (with the quantization of what it reads and writes) and every other layer in float32. The
     network's output must be class probabilities (a softmax last)."""
-    reference = simulate(graph, plan, [n.name for n in graph.nodes], inputs)
+    reference = torch_graph.run(graph, None, inputs)
     names = [n.name for n in graph.nodes]
     return {layer: kl_divergence(reference, simulate(graph, plan, [n for n in names if n != layer], inputs))
             for layer in layers}
