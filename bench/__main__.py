@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from neoncc import PROJECT_ROOT, __version__
+from neoncc import __version__
 from neoncc.errors import exit_status, program_name
 
 
@@ -26,7 +26,6 @@ def _tune(args, log) -> None:
     from bench.parallel import runner
     from bench.tune import parse_candidates, tune
     from neoncc.errors import UserError
-    from neoncc.frontend.yaml_model import load_yaml_model
     from neoncc.targets import toolchain
 
     candidates = parse_candidates(args.candidates.split(",")) if args.candidates else None
@@ -62,8 +61,7 @@ def _tune(args, log) -> None:
                                     f"({'; '.join(diff[:4])}); nothing was written")
                 if dask_out.is_file():
                     target = args.target or toolchain.default_target()
-                    dest = args.output or \
-                        PROJECT_ROOT / "configs" / "tuning" / target / f"{load_yaml_model(model).name}.yaml"
+                    dest = args.output or toolchain.tuning_file(target, Path(model).stem)
                     dest.parent.mkdir(parents=True, exist_ok=True)
                     shutil.copyfile(dask_out, dest)
 

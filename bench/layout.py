@@ -20,7 +20,6 @@ import yaml
 
 from bench import peers
 from bench.engine import build, count_engine
-from neoncc import PROJECT_ROOT
 from neoncc.frontend.yaml_model import load_yaml_model
 from neoncc.ir.shapes import macs
 from neoncc.targets import toolchain
@@ -54,7 +53,7 @@ def measure(log=print) -> list[dict]:
             graph = load_yaml_model(description)
             np.savez(work / "w.npz", **random_weights(graph, index))
             random_inputs(graph, 1, index).astype("<f4").tofile(work / "input.f32")
-            tuning_file = PROJECT_ROOT / "configs" / "tuning" / toolchain.default_target() / f"{model}.yaml"
+            tuning_file = toolchain.tuning_file(toolchain.default_target(), model)
             methods = (yaml.safe_load(tuning_file.read_text()) or {}).get("conv_method", {})
             convs = {n.name for n in graph.nodes if n.op == "conv"}
             (work / "tuning.yaml").write_text(yaml.safe_dump(

@@ -84,7 +84,7 @@ def measure(model: str, model_text: str, tuning_text: str, target: str, inputs: 
 
 def tune(model: Path, log=print, target: str | None = None,
          candidates: list[tuple[str, str]] | None = None, runner=None, out: Path | None = None) -> Path | None:
-    """Tune a model and write its tuning file (to `out`, default configs/tuning/<target>/<model>.yaml). Each
+    """Tune a model and write its tuning file (to `out`, default toolchain.tuning_file: where a build looks). Each
     candidate (its build into a directory of its own, then its counted run) is a task of `runner` (bench.parallel:
     one after another in this process by default, or a Dask cluster, where they run side by side)."""
     target = target or toolchain.default_target()
@@ -93,7 +93,7 @@ def tune(model: Path, log=print, target: str | None = None,
     graph = load_yaml_model(model)
     convs = {n.name: n for n in graph.nodes if n.op == "conv"}
     others = [n.name for n in optimize(load_yaml_model(model)).nodes if n.op not in ("conv", "concat")]
-    out = out or PROJECT_ROOT / "configs" / "tuning" / target / f"{graph.name}.yaml"
+    out = out or toolchain.tuning_file(target, Path(model).stem)
     inputs = runner.scatter(random_inputs(graph, 1, 0).astype("<f4").tobytes())
     model_text = Path(model).read_text()
     pending = {}

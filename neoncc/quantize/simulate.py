@@ -17,7 +17,6 @@ from collections.abc import Iterable
 import numpy as np
 import torch
 
-from neoncc import ops
 from neoncc.ir.graph import Graph
 from neoncc.quantize.plan import QuantPlan
 from neoncc.reference import torch_graph
@@ -51,23 +50,17 @@ def simulate(graph: Graph, plan: QuantPlan, float_layers: Iterable[str], inputs:
     graph the plan was calibrated on (neoncc.passes.optimize, constants attached)."""
     keep = set(plan.float_tail) | set(float_layers)
     int8 = {n.name for n in graph.nodes if n.name not in keep}
-    read_by_int8 = {t for n in graph.nodes if n.name in int8 for t in n.inputs}
+    on_grid = {t for n in graph.nodes if n.name in int8 for t in (*n.inputs, n.output)}  # what 8-bit layers touch
     weights = {name: torch.from_numpy(np.asarray(c.array, np.float32)) for name, c in graph.constants.items()}
     per_node = {n.name: _int8_constants(n, plan, weights) if n.name in int8 and n.params else weights
                 for n in graph.nodes}
-    outputs = []
-    with torch.no_grad():
-        for start in range(0, len(inputs), BATCH):
-            values = {graph.input_name: torch.from_numpy(np.asarray(inputs[start:start + BATCH], np.float32))}
-            if graph.input_name in read_by_int8:
-                values[graph.input_name] = _on_grid(values[graph.input_name], plan.tensors[graph.input_name])
-            for node in graph.nodes:
-                out = ops.get(node.op, node).reference(node, [values[t] for t in node.inputs], per_node[node.name])
-                if node.name in int8 or node.output in read_by_int8:
-                    out = _on_grid(out, plan.tensors[node.output])
-                values[node.output] = out
-            outputs.append(values[graph.output].flatten(1).numpy())
-    return np.concatenate(outputs)
+
+    def store(name: str, tensor: torch.Tensor) -> torch.Tensor:
+        return _on_grid(tensor, plan.tensors[name]) if name in on_grid else tensor
+
+    return np.concatenate([torch_graph.run(graph, None, inputs[start:start + BATCH],
+                                           node_weights=lambda node: per_node[node.name], store=store)
+                           for start in range(0, len(inputs), BATCH)])
 
 
 def kl_divergence(reference: np.ndarray, probabilities: np.ndarray) -> float:

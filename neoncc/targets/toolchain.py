@@ -95,7 +95,17 @@ def elf_machine(path: Path) -> str:
 
 def build_dir(root: str | Path, target: str, model: str, precision: str = "float32") -> Path:
     """Where a build of a model for a target goes: <root>/<target>/<model>[-int8]/ (SConstruct, deploy, bench)."""
-    return Path(root) / target / (model + ("-int8" if precision == "int8" else ""))
+    return Path(root) / target / _flavour(model, precision)
+
+
+def tuning_file(target: str, model: str, precision: str = "float32") -> Path:
+    """The tuning file a build reads unless told otherwise, and the one `bench tune` writes:
+    configs/tuning/<target>/<model>[-int8].yaml, `model` being the engine's name (its description's file name)."""
+    return PROJECT_ROOT / "configs" / "tuning" / target / f"{_flavour(model, precision)}.yaml"
+
+
+def _flavour(model: str, precision: str) -> str:
+    return model + ("-int8" if precision == "int8" else "")
 
 
 def ensure_sysroot(toolchain: Toolchain, log=print) -> Path:
