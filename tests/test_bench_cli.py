@@ -77,3 +77,48 @@ def test_int8_accuracy_names_near_ties_apart():
     assert a["decisive_inputs"] == 3 and np.isclose(a["decisive_agreement"], 2 / 3)
     assert np.allclose(a["disagreement_margins"], [0.003, 0.2])
     assert accuracy(reference[1:2], ours[1:2])["decisive_agreement"] is None
+
+
+def test_int8_on_a_users_model_with_its_weights_and_input_folders(tmp_path):
+    """bench int8 on a model of the user's own: its trained weights and its own calibration and test folders (.f32
+    tensors here) replace the bundled ones, named in the report; the float32 engine's outputs on the user's test
+    inputs are PyTorch's with the user's weights; docs/ untouched; --update-docs with them is refused."""
+    import json
+
+    import torch
+    import torch.nn.functional as F
+
+    model = tmp_path / "bench_int8_user.yaml"
+    model.write_text("name: bench_int8_user\ninput: {name: data, shape: [3, 13, 11]}\nlayers:\n"
+                     "  - {name: conv1, type: conv, filters: 12, kernel: 3, pad: 1, activation: relu}\n"
+                     "  - {name: conv2, type: conv, filters: 7, kernel: 1}\n"
+                     "  - {name: pool, type: global_avgpool}\n  - {name: prob, type: softmax}\n")
+    rng = np.random.default_rng(11)
+    weights = {"conv1.weight": rng.normal(0, 0.3, (12, 3, 3, 3)), "conv1.bias": rng.normal(0, 0.1, 12),
+               "conv2.weight": rng.normal(0, 0.5, (7, 12, 1, 1)), "conv2.bias": rng.normal(0, 0.1, 7)}
+    np.savez(tmp_path / "w.npz", **{k: v.astype(np.float32) for k, v in weights.items()})
+    for folder, count in (("calibration", 8), ("held_out", 12)):
+        (tmp_path / folder).mkdir()
+        rng.normal(0, 1, (count, 3, 13, 11)).astype("<f4").tofile(tmp_path / folder / "inputs.f32")
+    before = docs_state()
+    args = [str(model), "--weights", str(tmp_path / "w.npz"), "--calibration", str(tmp_path / "calibration"),
+            "--test", str(tmp_path / "held_out")]
+    refused = bench("int8", *args, "--update-docs", timeout=120)
+    assert refused.returncode == 1 and refused.stderr.startswith("error: --update-docs rewrites")
+    proc = bench("int8", *args, "--runs", "1")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert docs_state() == before
+    out = ROOT / proc.stderr.strip().splitlines()[-1].split("wrote ", 1)[1].split("/int8.md")[0]
+    report = (out / "int8.md").read_text()
+    assert "given (w.npz)" in report and f"on 12 inputs from the folder {tmp_path / 'held_out'}" in report
+    assert f"calibrated on 8 inputs from the folder {tmp_path / 'calibration'}" in report
+    assert "by `python3 -m bench int8`" in report and "seeded random" not in report
+    result = json.loads((out / "int8.json").read_text())[0]
+    assert result["accuracy"]["inputs"] == 12 and set(result["sensitivity"]) >= {"conv1", "conv2"}
+
+    x = torch.from_numpy(np.fromfile(tmp_path / "held_out/inputs.f32", "<f4").reshape(12, 3, 13, 11))
+    w = {k: torch.from_numpy(v.astype(np.float32)) for k, v in weights.items()}
+    y = F.conv2d(F.relu(F.conv2d(x, w["conv1.weight"], w["conv1.bias"], padding=1)), w["conv2.weight"], w["conv2.bias"])
+    expected = torch.softmax(y.mean((2, 3)), 1).numpy()
+    engine = np.fromfile(ROOT / "build/bench-int8/bench_int8_user/test.bench_int8_user.out", "<f4").reshape(12, 7)
+    assert np.abs(engine - expected).max() < 1e-5
