@@ -32,6 +32,25 @@ def _tune(args, log) -> None:
     models = [model_path(m) for m in args.models]
     if args.output is not None and len(models) != 1:
         raise UserError("--output names one tuning file: give one model")
+    if args.weights is not None and len(models) != 1:
+        raise UserError("--weights are one model's weights: give one model")
+    if args.weights is not None and not args.weights.is_file():
+        raise UserError(f"--weights {args.weights}: no such file")
+    if args.precision == "int8":
+        from bench.tune_int8 import MAX_KL, tune_int8
+        if args.calibration is None:
+            raise UserError("--precision int8 needs --calibration DIR: the photos and/or .f32 tensors the 8-bit "
+                            "build is calibrated on")
+        if candidates or args.workers is not None or args.scheduler is not None or args.check_serial:
+            raise UserError("--precision int8 counts three builds one after another: --candidates, --workers, "
+                            "--scheduler and --check-serial are for the float32 methods")
+        for model in models:
+            tune_int8(model, args.calibration, args.weights, log=log, target=args.target, out=args.output,
+                      max_kl=MAX_KL if args.max_kl is None else args.max_kl)
+        return
+    if args.calibration is not None or args.max_kl is not None or args.weights is not None:
+        raise UserError("--calibration, --weights and --max-kl are for --precision int8 (float32 counts do not "
+                        "depend on the weights)")
     if args.check_serial and args.workers is None and args.scheduler is None:
         raise UserError("--check-serial compares a serial run with a Dask one: give --workers N or --scheduler")
     with runner(args.scheduler, args.workers, log=log) as run:
@@ -79,6 +98,16 @@ def main(argv: list[str] | None = None) -> int:
                                     "(default: the default target); writes configs/tuning/<target>/")
     p.add_argument("--output", type=Path, metavar="FILE",
                    help="write the tuning file here (one model only; default configs/tuning/<target>/<model>.yaml)")
+    p.add_argument("--precision", choices=("float32", "int8"), default="float32",
+                   help="int8: choose which layers of the 8-bit build stay float32 (int8_float_layers) by counting "
+                        "and a host simulation of the accuracy; writes configs/tuning/<target>/<model>-int8.yaml")
+    p.add_argument("--calibration", type=Path, metavar="DIR",
+                   help="int8: the calibration folder the 8-bit build takes (photos and/or .f32 tensors)")
+    p.add_argument("--weights", type=Path, metavar="NPZ", help="the model's trained weights (one model; default: "
+                                                               "seeded random)")
+    p.add_argument("--max-kl", type=float, default=None, metavar="X",
+                   help="int8: the budget for the outputs' mean KL divergence from float32 in the host simulation "
+                        "(default 0.01)")
     _cluster_options(p)
     p.add_argument("--check-serial", action="store_true",
                    help="with --workers/--scheduler: also tune serially first, require the same tuning file, and "

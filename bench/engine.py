@@ -22,18 +22,22 @@ INFERENCE_BEGIN, INFERENCE_END = 0x10000, 0x10001  # runtime/main.cpp's marker i
 
 
 def build(model: Path, build_dir: Path, weights: Path | None = None, tuning: str | Path = "",
-          target: str | None = None) -> Path:
-    """Builds like `scons target=... model=...` (default: the default target); returns the engine binary."""
+          target: str | None = None, calibration: Path | None = None) -> Path:
+    """Builds like `scons target=... model=...` (default: the default target), 8-bit (`precision=int8`) when given
+    a calibration folder; returns the engine binary."""
     target = target or toolchain.default_target()
     command = [sys.executable, "-m", "SCons", "-Q", f"target={target}", f"model={Path(model).resolve()}",
                f"build_dir={Path(build_dir).resolve()}", f"tuning={tuning}"]
     if weights:
         command.append(f"weights={Path(weights).resolve()}")
+    if calibration:
+        command += ["precision=int8", f"calibration={Path(calibration).resolve()}"]
     proc = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True)
     if proc.returncode != 0:
         raise UserError(f"build of {Path(model).stem} failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
     name = Path(model).stem
-    return Path(build_dir).resolve() / target / name / name
+    precision = "int8" if calibration else "float32"
+    return toolchain.build_dir(Path(build_dir).resolve(), target, name, precision) / name
 
 
 @dataclass
