@@ -119,6 +119,9 @@ def tune_int8(model: Path, calibration: Path, weights: Path | None = None, log=p
     inputs = load_calibration(calibration, graph)
     float_file = toolchain.tuning_file(target, name)
     float_tuning = load_tuning(float_file) if float_file.is_file() else {}
+    if not float_tuning:
+        log(f"{name}: no float32 tuning file {float_file.name} (`python3 -m bench tune {name}` writes one): the "
+            "float32 layers get the default methods")
     with tempfile.TemporaryDirectory(prefix="neoncc-tune-int8-") as work:
         work = Path(work)
         inputs[:1].astype("<f4").tofile(work / "input.f32")
