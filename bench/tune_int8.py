@@ -112,11 +112,12 @@ def _tuning_text(graph: Graph, float_tuning: dict, float_layers: set[str], tail:
 
 def tune_int8(model: Path, calibration: Path, weights: Path | None = None, log=print, target: str | None = None,
               out: Path | None = None, max_kl: float = MAX_KL) -> Path:
+    """Writes the int8 tuning file of `model` (to `out`, default toolchain.tuning_file(..., "int8")); returns it."""
     target = target or toolchain.default_target()
     name = Path(model).stem
     out = out or toolchain.tuning_file(target, name, "int8")
     graph = float_graph(model, weights, 0)
-    inputs = load_calibration(calibration, graph)
+    inputs = load_calibration(calibration, graph, field="--calibration")
     float_file = toolchain.tuning_file(target, name)
     float_tuning = load_tuning(float_file) if float_file.is_file() else {}
     if not float_tuning:
@@ -151,8 +152,8 @@ def tune_int8(model: Path, calibration: Path, weights: Path | None = None, log=p
         while True:
             chosen = choose(costs, forced, concats - forced)
             kl = kl_divergence(reference, simulate(graph, plan, chosen, inputs))
-            log(f"{name}: {len(chosen - set(plan.float_tail))} layers in float32: estimated {costs.total(chosen) / 1e6:.1f} M, simulated "
-                f"KL divergence from float32 {kl:.2e}")
+            log(f"{name}: {len(chosen - set(plan.float_tail))} layers in float32: estimated "
+                f"{costs.total(chosen) / 1e6:.1f} M, simulated KL divergence from float32 {kl:.2e}")
             if kl <= max_kl:
                 break
             eight_bit = [n.name for n in graph.nodes if n.name not in chosen and n.name not in concats]
@@ -174,11 +175,12 @@ def tune_int8(model: Path, calibration: Path, weights: Path | None = None, log=p
                             f"{float32.per_inference / 1e6:.1f} M); no int8 tuning file written")
         mixed = counted("mixed", _tuning_text(graph, float_tuning, chosen, plan.float_tail, []), True)
         estimate = costs.total(chosen)
-        if all_int8.per_inference < mixed.per_inference and \
-                kl_divergence(reference, simulate(graph, plan, (), inputs)) <= max_kl:
-            log(f"{name}: every layer in 8 bits counts fewer instructions than the choice: taken instead")
-            chosen, mixed, estimate = set(plan.float_tail), all_int8, costs.total(set(plan.float_tail))
-            kl = kl_divergence(reference, simulate(graph, plan, (), inputs))
+        if all_int8.per_inference < mixed.per_inference:
+            kl_all = kl_divergence(reference, simulate(graph, plan, (), inputs))
+            if kl_all <= max_kl:
+                log(f"{name}: every layer in 8 bits counts fewer instructions than the choice: taken instead")
+                chosen, mixed, kl = set(plan.float_tail), all_int8, kl_all
+                estimate = costs.total(chosen)
     rows = [(f"float32 ({float_file.name if float_file.is_file() else 'no tuning file'})", float32.per_inference),
             ("every layer in 8 bits", all_int8.per_inference), ("this file", mixed.per_inference)]
     header = [f"8-bit build of {name} on {target} (scons ... precision=int8 reads this file), written by",
