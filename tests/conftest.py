@@ -62,7 +62,8 @@ def shared_build_cache(tmp_path_factory):
     SCons' own variable for arguments every `scons` command line gets, so the builds deploy.py, bench and neoncc
     run under test share it too. The runtime objects then compile once per target and flags, not once per test's
     build folder (a fresh build: 48 s, one from the cache: 1 s); a test that passes cache= itself still gets its
-    own. Only identical compiles are shared: SCons keys the cache by every input's content and the command."""
+    own. Only identical work is shared: SConstruct keys the cache by the inputs' contents, the command and the file
+    name (the manifest's source paths among the compile step's inputs)."""
     cache = tmp_path_factory.mktemp("scons-cache")
     flags = " ".join(filter(None, [os.environ.get("SCONSFLAGS", ""), f"-j{os.cpu_count() or 1}", f"cache={cache}"]))
     with pytest.MonkeyPatch.context() as patch:
