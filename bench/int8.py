@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.engine import count_engine
+from bench.engine import build as engine_build, count_engine
 from bench.photos import photo_tensors, write_photo_set
 import bench
 from neoncc import PROJECT_ROOT
@@ -67,14 +67,8 @@ def model_path(model: str) -> Path:
 
 def build(model: str, precision: str, calibration: Path, weights: Path | None) -> Path:
     """`scons target=<default> model=... [precision=int8 calibration=DIR]`; returns the engine binary."""
-    command = [sys.executable, "-m", "SCons", "-Q", f"target={TARGET}", f"model={model_path(model)}",
-               f"build_dir={WORK / 'build'}"]
-    command += [f"weights={weights}"] if weights else []
-    command += ["precision=int8", f"calibration={calibration}"] if precision == "int8" else []
-    proc = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise UserError(f"{precision} build of {model} failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
-    return toolchain.build_dir(WORK / "build", TARGET, model, precision) / model
+    return engine_build(model_path(model), WORK / "build", weights, target=TARGET,
+                        calibration=calibration if precision == "int8" else None)
 
 
 def run(binary: Path, inputs: Path, runs: int) -> tuple[np.ndarray, dict]:
