@@ -73,6 +73,7 @@ def compile_engine(model: Path, npz: Path | None, seed: int, target: str, cpp: P
     records what the build is made of (model, weights, precision, calibration, tuning: content hashes), so a
     later deploy can tell whether this build is the one asked for."""
     from neoncc.codegen.cpp import generate, write_atomically
+    from neoncc.quantize.plan import QuantPlan
     from neoncc.weights import engine_format
     graph = lowered_graph(model, npz, seed, target, tuning, plan, layout)
     source = generate(graph)
@@ -94,6 +95,7 @@ def compile_engine(model: Path, npz: Path | None, seed: int, target: str, cpp: P
         "tuning": str(tuning) if tuning else None,
         "tuning_sha256": content_sha256(tuning),
         "calibration": {"dir": str(calibration), "sha256": content_sha256(calibration), "method": calibration_method,
+                        "bias_correction": bool(QuantPlan.read(plan).bias_corrections),
                         "plan_sha256": content_sha256(plan)} if plan else None,
         "labels": graph.meta["labels"],
         "preprocess": graph.meta["preprocess"],
@@ -108,7 +110,7 @@ def compile_engine(model: Path, npz: Path | None, seed: int, target: str, cpp: P
 
 
 def write_plan(model: Path, npz: Path | None, seed: int, calibration: Path, out: Path,
-               method: str = "percentile") -> None:
+               method: str = "percentile", bias_correction: bool = True) -> None:
     """The 8-bit plan (neoncc/quantize/plan.py) from the float graph run on the calibration set."""
     from neoncc.codegen.cpp import write_atomically
     from neoncc.quantize.calibration import load_calibration
@@ -116,7 +118,7 @@ def write_plan(model: Path, npz: Path | None, seed: int, calibration: Path, out:
     check_supported(optimize(load_yaml_model(model)))  # refuse unsupported layers before any other work
     graph = float_graph(model, npz, seed)
     inputs = load_calibration(calibration, graph)
-    write_atomically(Path(out), make_plan(graph, inputs, method).to_json())
+    write_atomically(Path(out), make_plan(graph, inputs, method, correct_biases=bias_correction).to_json())
 
 
 def import_plan(model: Path, npz: Path | None, seed: int, scales: Path, out: Path) -> None:

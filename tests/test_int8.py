@@ -122,12 +122,19 @@ def test_host_simulation_predicts_the_int8_engine(squeezenet, tmp_path):
     logs = [np.log(x) - np.log(x).mean(1, keepdims=True) for x in (simulated, out["int8"], out["float32"])]
     to_engine, to_float32 = 1 - cosine(logs[0], logs[1]), 1 - cosine(logs[2], logs[1])
     assert (simulated.argmax(1) == out["int8"].argmax(1)).all()
-    assert to_engine.max() < 0.5 * to_float32.min() and to_engine.mean() < 0.2 * to_float32.mean(), \
+    # on every input nearer the engine than float32 is, and on average 5x nearer (0.11x measured with bias
+    # correction, which brought the engine within 6e-5 of float32 on some inputs)
+    assert (to_engine < to_float32).all() and to_engine.mean() < 0.2 * to_float32.mean(), \
         (to_engine.max(), to_float32.min(), to_engine.mean(), to_float32.mean())
     scale, offset = plan.tensors["fire5.squeeze1x1"]
     plan.tensors["fire5.squeeze1x1"] = (scale * 40, offset)
     ranked = sensitivity(graph, plan, ["fire3.squeeze1x1", "fire5.squeeze1x1", "conv10"], inputs[:8])
     assert max(ranked, key=ranked.get) == "fire5.squeeze1x1" and min(ranked.values()) > 0, ranked
+
+
+def corrected_bias(plan, name, bias):
+    """The float bias the 8-bit layer rounds: its own less the plan's bias correction (checked on its own below)."""
+    return np.asarray(bias, np.float64) - np.asarray(plan["bias_corrections"].get(name, 0.0), np.float64)
 
 
 def numpy_int8_engine(plan, float_weights, x):
@@ -138,7 +145,7 @@ def numpy_int8_engine(plan, float_weights, x):
     scale, offset = plan["tensors"]["data"]
     q = np.clip(np.round(x / scale) + offset, 0, 255).astype(np.int64)  # exact: x lies on the grid
     for name, stride, pad, relu in (("conv1", 2, 1, True), ("conv2", 1, 1, True), ("conv3", 1, 0, False)):
-        w, b = float_weights[f"{name}.weight"], float_weights[f"{name}.bias"]
+        w, b = float_weights[f"{name}.weight"], corrected_bias(plan, name, float_weights[f"{name}.bias"])
         ws = np.asarray(plan["weight_scales"][name])
         wq = np.clip(np.round(w / ws[:, None, None, None]), -127, 127).astype(np.int64)
         bq = np.round(b / (scale * ws)).astype(np.int64)
@@ -189,6 +196,33 @@ def test_quantized_convolutions_match_integer_numpy(tiny):
     expected, scale = numpy_int8_engine(plan, weights, x)
     assert ours.shape == (expected.size,)
     np.testing.assert_array_equal(np.round(ours / scale), np.round(expected.ravel() / scale))
+
+
+def test_bias_correction_is_the_rounded_weights_mean_error(tiny, tmp_path):
+    """The plan's bias correction of each convolution, against numpy and PyTorch: the channel means of the layer's
+    float input over the calibration inputs (PyTorch's float network), times the per-channel sums of the rounded
+    weights' errors; and bias_correction=no leaves the biases alone."""
+    import torch
+    from torch.nn import functional as F
+    work, model, binary, weights = tiny
+    plan = json.loads(binary.with_suffix(".quant.json").read_text())
+    manifest = json.loads(binary.with_suffix(".json").read_text())
+    assert manifest["calibration"]["bias_correction"] is True
+    x = torch.from_numpy(np.fromfile(work / "calibration/inputs.f32", "<f4").reshape(8, 3, 21, 19))
+    t = {k: torch.from_numpy(v) for k, v in weights.items()}
+    a1 = F.relu(F.conv2d(x, t["conv1.weight"], t["conv1.bias"], stride=2, padding=1))
+    a2 = F.relu(F.conv2d(a1, t["conv2.weight"], t["conv2.bias"], padding=1))
+    for name, layer_input in (("conv1", x), ("conv2", a1), ("conv3", a2)):
+        w, ws = weights[f"{name}.weight"].astype(np.float64), np.asarray(plan["weight_scales"][name])[:, None, None, None]
+        error = np.clip(np.round(w / ws), -127, 127) * ws - w
+        expected = error.sum(axis=(2, 3)) @ layer_input.double().mean(dim=(0, 2, 3)).numpy()
+        np.testing.assert_allclose(plan["bias_corrections"][name], expected, rtol=1e-6, atol=1e-9)
+        assert np.abs(expected).max() > 1e-4   # not a vacuous check: the corrections are not all ~0
+    build_int8(model, tmp_path, work / "calibration", f"weights={work / 'w.npz'}", "calibration_method=minmax",
+               "bias_correction=no")
+    off = tmp_path / "armv7" / "tiny_int8-int8" / "tiny_int8"
+    assert json.loads(off.with_suffix(".quant.json").read_text())["bias_corrections"] == {}
+    assert json.loads(off.with_suffix(".json").read_text())["calibration"]["bias_correction"] is False
 
 
 def test_int8_engine_refuses_float_weights(tiny, tmp_path):
@@ -286,7 +320,7 @@ def test_residual_addition_in_8_bits_matches_float(tmp_path, layout, pooled):
     def conv(q, source, name, pad):
         (scale, offset), ws = quant[source], np.asarray(plan["weight_scales"][name])
         wq = np.clip(np.round(w[f"{name}.weight"] / ws[:, None, None, None]), -127, 127).astype(np.int64)
-        bq = np.round(w[f"{name}.bias"] / (scale * ws)).astype(np.int64)
+        bq = np.round(corrected_bias(plan, name, w[f"{name}.bias"]) / (scale * ws)).astype(np.int64)
         xp, k = np.pad(q - offset, ((0, 0), (pad, pad), (pad, pad))), wq.shape[2]
         acc = sum(np.einsum("oc,chw->ohw", wq[:, :, dy, dx], xp[:, dy:dy + q.shape[1], dx:dx + q.shape[2]])
                   for dy in range(k) for dx in range(k))

@@ -43,7 +43,8 @@ def int8_conv(q, offset, scale, plan, name, w, b, stride, pad, relu):
     clamped)."""
     ws = np.asarray(plan["weight_scales"][name])
     wq = np.clip(np.round(w / ws[:, None, None, None]), -127, 127).astype(np.int64)
-    bq = np.round(b / (scale * ws)).astype(np.int64)
+    bias = np.asarray(b, np.float64) - np.asarray(plan["bias_corrections"].get(name, 0.0), np.float64)
+    bq = np.round(bias / (scale * ws)).astype(np.int64)
     x = np.pad(q - offset, ((0, 0), (pad, pad), (pad, pad)))
     kh, kw = w.shape[2:]
     oh, ow = (x.shape[1] - kh) // stride + 1, (x.shape[2] - kw) // stride + 1

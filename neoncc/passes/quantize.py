@@ -20,7 +20,7 @@ import numpy as np
 
 from neoncc.errors import UserError
 from neoncc.ir.graph import Constant, Graph, Node
-from neoncc.quantize.plan import QuantPlan, check_supported, int32
+from neoncc.quantize.plan import QuantPlan, check_supported, int32, int8_weights
 
 
 def _quantized(graph: Graph, tensor: str, plan: QuantPlan) -> None:
@@ -121,8 +121,8 @@ def _quantize_constants(graph: Graph, node: Node, plan: QuantPlan) -> None:
     w, b = graph.constant(weight), graph.constant(bias)
     if node.op == "conv":
         scales = np.asarray(plan.weight_scales[node.name], np.float64)
-        q = np.clip(np.round(w / scales.reshape(-1, *[1] * (w.ndim - 1))), -127, 127)
-        bq = np.round(b / (in_scale * scales))
+        q = int8_weights(w, scales)
+        bq = np.round(plan.bias(node.name, b) / (in_scale * scales))
         _constant_channels(scales, q, bq, in_scale, graph.tensor(node.output).quant[0])
         node.attrs["weight_scales"] = [float(s) for s in scales]
         graph.constants[weight] = Constant(q.astype(np.int8), graph.constants[weight].layout)

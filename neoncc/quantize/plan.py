@@ -9,6 +9,12 @@ The constraints are what keep the engine in 8 bits without copies or re-quantiza
  - the network's tail of classifier layers (a fully connected layer and the softmax) runs in float32 after the one
    de-quantization: a 1000 x 1280 classifier is a small share of the work, and per-tensor 8-bit weights (all ACL
    20.08 takes there) would put its outliers' error straight into the class scores.
+A calibrated plan also corrects each 8-bit convolution's bias for the mean error its rounded weights make
+(`bias_corrections`; the bias correction of Nagel et al., "Data-Free Quantization Through Weight Equalization and
+Bias Correction", ICCV 2019, with channel means measured on the calibration inputs): the error of output channel o is
+sum_j (w_q - w)[o, j] x[j], whose expected value over the calibration inputs, sum_j (w_q - w)[o, j] E[x_j], is
+subtracted from the bias before it is rounded to int32. A filter with few weights (a depthwise one, a small
+convolution) does not average its rounding errors out, and each layer's shift adds up through the network.
 The plan is data (JSON next to the engine), so the build's code generator and weight packer agree on it.
 """
 
@@ -46,6 +52,7 @@ class QuantPlan:
     weight_scales: dict[str, list[float]] = field(default_factory=dict)   # conv -> per output channel
     fc_weights: dict[str, tuple[float, int]] = field(default_factory=dict)  # fc -> (scale, offset), QASYMM8
     float_tail: list[str] = field(default_factory=list)  # the last layers, run in float32
+    bias_corrections: dict[str, list[float]] = field(default_factory=dict)  # conv -> per output channel
 
     def to_json(self) -> str:
         return json.dumps({"model": self.model, "method": self.method, "percentile": self.percentile,
@@ -53,14 +60,20 @@ class QuantPlan:
                            "tensors": {k: list(v) for k, v in self.tensors.items()},
                            "weight_scales": self.weight_scales,
                            "fc_weights": {k: list(v) for k, v in self.fc_weights.items()},
-                           "float_tail": self.float_tail}, indent=1) + "\n"
+                           "float_tail": self.float_tail, "bias_corrections": self.bias_corrections}, indent=1) + "\n"
 
     @classmethod
     def read(cls, path: Path) -> "QuantPlan":
         data = json.loads(Path(path).read_text())
         return cls(data["model"], data["method"], data["percentile"], data["calibration_inputs"],
                    {k: (float(s), int(o)) for k, (s, o) in data["tensors"].items()}, data["weight_scales"],
-                   {k: (float(s), int(o)) for k, (s, o) in data["fc_weights"].items()}, data["float_tail"])
+                   {k: (float(s), int(o)) for k, (s, o) in data["fc_weights"].items()}, data["float_tail"],
+                   data.get("bias_corrections", {}))
+
+    def bias(self, layer: str, bias: np.ndarray) -> np.ndarray:
+        """The float bias an 8-bit layer rounds to int32: its own, less the plan's correction (if any)."""
+        correction = self.bias_corrections.get(layer)
+        return bias if correction is None else np.asarray(bias, np.float64) - np.asarray(correction, np.float64)
 
 
 def check_supported(graph: Graph) -> None:
@@ -95,11 +108,20 @@ def qasymm8(low: float, high: float) -> tuple[float, int]:
     return scale, int(np.clip(round(-low / scale), 0, 255))
 
 
-def _ranges(graph: Graph, inputs: np.ndarray, method: str, percentile: float) -> dict[str, tuple[float, float]]:
-    """Per tensor (low, high): the extremes over all inputs (minmax), or the mean over batches of the given
-    percentile and its mirror (percentile: a few outliers then do not cost every other value its resolution)."""
+@dataclass
+class Statistics:
+    """What calibration measures of each tensor of the float graph on the calibration inputs."""
+    ranges: dict[str, tuple[float, float]]   # (low, high) for its QASYMM8 grid
+    means: dict[str, np.ndarray]             # per channel (4-D tensors): the mean over inputs and positions
+
+
+def statistics(graph: Graph, inputs: np.ndarray, method: str, percentile: float) -> Statistics:
+    """Ranges per tensor: the extremes over all inputs (minmax), or the mean over batches of the given percentile
+    and its mirror (percentile: a few outliers then do not cost every other value its resolution); and the
+    channel means that bias correction takes."""
     from neoncc.reference import torch_graph  # PyTorch: only calibration computes a reference
     per_batch: dict[str, list[tuple[float, float]]] = {}
+    sums: dict[str, np.ndarray] = {}
     for start in range(0, len(inputs), BATCH):
         for name, values in torch_graph.tensors(graph, None, inputs[start:start + BATCH]).items():
             flat = values.numpy().ravel()
@@ -108,20 +130,44 @@ def _ranges(graph: Graph, inputs: np.ndarray, method: str, percentile: float) ->
             else:
                 pair = tuple(float(v) for v in np.percentile(flat, [100 - percentile, percentile]))
             per_batch.setdefault(name, []).append(pair)
+            if values.ndim == 4:
+                total = values.double().sum((0, 2, 3)).numpy() / (values.shape[2] * values.shape[3])
+                sums[name] = sums.get(name, 0) + total
     if method == "minmax":
-        return {k: (min(p[0] for p in v), max(p[1] for p in v)) for k, v in per_batch.items()}
-    return {k: (float(np.mean([p[0] for p in v])), float(np.mean([p[1] for p in v]))) for k, v in per_batch.items()}
+        ranges = {k: (min(p[0] for p in v), max(p[1] for p in v)) for k, v in per_batch.items()}
+    else:
+        ranges = {k: (float(np.mean([p[0] for p in v])), float(np.mean([p[1] for p in v])))
+                  for k, v in per_batch.items()}
+    return Statistics(ranges, {k: v / len(inputs) for k, v in sums.items()})
+
+
+def int8_weights(weight: np.ndarray, scales) -> np.ndarray:
+    """A convolution's int8 weights (as integers in float64) at its per-output-channel scales."""
+    scales = np.asarray(scales, np.float64).reshape(-1, *[1] * (weight.ndim - 1))
+    return np.clip(np.round(np.asarray(weight, np.float64) / scales), -127, 127)
+
+
+def bias_correction(weight: np.ndarray, scales, groups: int, input_means: np.ndarray) -> np.ndarray:
+    """Per output channel, the expected error of the rounded weights on inputs of these channel means:
+    sum over its input channels j and taps of (w_q - w)[o, j] x mean[j] (padding's zeros not counted)."""
+    w = np.asarray(weight, np.float64)
+    rounded = int8_weights(w, scales) * np.asarray(scales, np.float64).reshape(-1, *[1] * (w.ndim - 1))
+    error = (rounded - w).reshape(w.shape[0], w.shape[1], -1).sum(axis=2)      # (O, C / groups)
+    per_group = w.shape[0] // groups
+    means = np.asarray(input_means, np.float64).reshape(groups, w.shape[1])   # each group's input channels
+    return np.einsum("gpj,gj->gp", error.reshape(groups, per_group, w.shape[1]), means).ravel()
 
 
 def make_plan(graph: Graph, inputs: np.ndarray, method: str = "percentile",
-              percentile: float = DEFAULT_PERCENTILE) -> QuantPlan:
+              percentile: float = DEFAULT_PERCENTILE, correct_biases: bool = True) -> QuantPlan:
     """`graph` is the float graph after the folding passes, with its constants (batch norms and attenuation folded
     in): what the float engine computes."""
     if method not in METHODS:
         raise UserError(f"calibration method '{method}': expected one of {', '.join(METHODS)}")
     check_supported(graph)
     weights = {name: c.array for name, c in graph.constants.items()}
-    ranges = _ranges(graph, inputs, method, percentile)
+    stats = statistics(graph, inputs, method, percentile)
+    ranges = stats.ranges
     # Convolutions that feed only a concat write into it (concat_in_place), so they share its quantization.
     shares = {p.output: n.output for n in graph.nodes if n.op == "concat" for p in map(graph.producer, n.inputs)
               if p is not None and p.op == "conv" and len(graph.consumers(p.output)) == 1}
@@ -148,6 +194,9 @@ def make_plan(graph: Graph, inputs: np.ndarray, method: str = "percentile",
             floor = np.abs(weights[f"{node.name}.bias"].astype(np.float64)) / (plan.tensors[node.inputs[0]][0] * 2 ** 30)
             plan.weight_scales[node.name] = [float(max(p / 127.0, f)) if max(p, f) > 0 else 1.0
                                              for p, f in zip(peak, floor)]
+            if correct_biases:
+                plan.bias_corrections[node.name] = [float(v) for v in bias_correction(
+                    w, plan.weight_scales[node.name], node.attrs.get("groups", 1), stats.means[node.inputs[0]])]
         elif node.op == "fc":
             w = weights[f"{node.name}.weight"]
             plan.fc_weights[node.name] = qasymm8(w.min(), w.max())

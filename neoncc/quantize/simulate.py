@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from neoncc.ir.graph import Graph
-from neoncc.quantize.plan import QuantPlan
+from neoncc.quantize.plan import QuantPlan, int8_weights
 from neoncc.reference import torch_graph
 
 BATCH = 8
@@ -35,8 +35,9 @@ def _int8_constants(node, plan: QuantPlan, weights: dict[str, torch.Tensor]) -> 
     in_scale = plan.tensors[node.inputs[0]][0]
     if node.op == "conv":
         scales = torch.tensor(plan.weight_scales[node.name], dtype=torch.float64).reshape(-1, *[1] * (weight.ndim - 1))
-        w = torch.clamp(torch.round(weight.double() / scales), -127, 127) * scales
+        w = torch.from_numpy(int8_weights(weight.numpy(), plan.weight_scales[node.name])) * scales
         step = in_scale * scales.flatten()
+        bias = torch.from_numpy(np.asarray(plan.bias(node.name, bias.numpy()), np.float64))
     else:  # fc: QASYMM8 weights, one (scale, offset)
         scale, offset = plan.fc_weights[node.name]
         w = (torch.clamp(torch.round(weight.double() / scale) + offset, 0, 255) - offset) * scale

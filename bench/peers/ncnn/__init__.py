@@ -49,9 +49,10 @@ def setup(log: sysroot.Log = sysroot.log_stderr) -> None:
 
 def activation_scales(network: Network) -> dict[str, float]:
     """Convolution name -> ncnn's int8 scale of its input, from our calibration inputs (see the module doc)."""
-    from neoncc.quantize.plan import DEFAULT_PERCENTILE, _ranges
+    from neoncc.quantize.plan import DEFAULT_PERCENTILE, statistics
 
-    ranges = _ranges(network.graph, calibration.inputs(network, "ncnn_int8"), "percentile", DEFAULT_PERCENTILE)
+    ranges = statistics(network.graph, calibration.inputs(network, "ncnn_int8"), "percentile",
+                        DEFAULT_PERCENTILE).ranges
     scales = {}
     for layer in network.layers:
         if layer.kind in ("conv", "fc"):
