@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
                                                                "seeded random)")
     p.add_argument("--max-kl", type=float, default=None, metavar="X",
                    help="int8: the budget for the outputs' mean KL divergence from float32 in the host simulation "
-                        "(default 0.01)")
+                        "(default 0.002)")
     _cluster_options(p)
     p.add_argument("--check-serial", action="store_true",
                    help="with --workers/--scheduler: also tune serially first, require the same tuning file, and "

@@ -183,9 +183,9 @@ def markdown(results: list[dict], calibration_count: int, test_count: int, stamp
     lines = [BEGIN, "## 8-bit inference (int8) against float32", "",
              f"Measured {stamp} by `{command}`. Engines built with `scons target={TARGET} model=... "
              "precision=int8 calibration=DIR` (per-tensor QASYMM8 activations, 99.99th-percentile ranges; int8 "
-             "weights per output channel) and without (float32, tuned). Cost: guest instructions of one "
-             "single-threaded inference under qemu-arm (exact); emulated milliseconds are qemu's, **not board "
-             "times**. Accuracy: the int8 engine against the float32 engine on "
+             "weights per output channel, biases corrected for their rounding's mean error) and without (float32, "
+             "tuned). Cost: guest instructions of one single-threaded inference under qemu-arm (exact); emulated "
+             "milliseconds are qemu's, **not board times**. Accuracy: the int8 engine against the float32 engine on "
              f"{test_count} inputs from {sets[0]}, calibrated on {calibration_count} inputs from {sets[1]}.", "",
              f"The paper's warning: {PAPER}, because of the de-quantize/re-quantize around each layer. Here the "
              "engine converts only where the precision changes: once at each end of an all-8-bit network, and around "

@@ -1,7 +1,7 @@
 """Mixed precision chosen by counting: which layers of an 8-bit build stay in float32 (a tuning file's
 `int8_float_layers`), written as configs/tuning/<target>/<model>-int8.yaml, which `scons ... precision=int8` reads.
 
-    python3 -m bench tune squeezenet_v1_1 --precision int8 --calibration DIR [--weights W.npz] [--max-kl 0.01]
+    python3 -m bench tune squeezenet_v1_1 --precision int8 --calibration DIR [--weights W.npz] [--max-kl 0.002]
 
 Two builds are counted per layer (guest instructions, one single-threaded inference under qemu-user): the float32
 engine with the model's float tuning file, and the engine with every layer in 8 bits (our NHWC 8-bit kernel wherever
@@ -35,7 +35,7 @@ from neoncc.quantize.simulate import kl_divergence, sensitivity, simulate
 from neoncc.reference import torch_graph
 from neoncc.targets import toolchain
 
-MAX_KL = 0.01  # default budget: mean KL divergence of the simulated 8-bit outputs from float32's
+MAX_KL = 0.002  # default budget: mean KL divergence of the simulated 8-bit outputs from float32's
 INT8_METHOD = "qconv_nhwc"  # our 8-bit kernel (runtime/quantized_convolution_nhwc.h); ACL's otherwise
 FALLBACK_PER_VALUE = 1.5  # instructions per converted value when a build has no conversion to measure it on
 

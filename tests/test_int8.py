@@ -79,14 +79,22 @@ def test_generated_code_converts_only_where_precision_changes(squeezenet):
     dequantize before them where they read an 8-bit tensor; nowhere else (not around every layer)."""
     import yaml
 
+    from neoncc.pipeline import float_graph
+
     engines, _ = squeezenet
     source = engines["int8"].with_suffix(".cpp").read_text()
     kept = set(yaml.safe_load((ROOT / "configs/tuning/armv7/squeezenet_v1_1-int8.yaml").read_text())["int8_float_layers"])
     quantized = re.findall(r'engine::Quantization::validate\([^;]*"([\w.]+)\.quantize"', source)
     dequantized = re.findall(r'Dequantization(?:Layer)?::validate\([^;]*"([\w.]+)\.dequantize"', source)
-    assert sorted(quantized) == sorted(n for n in kept if n != "conv1")  # conv1 feeds pool1, also float32
-    squeezes = [f"fire{i}.squeeze1x1" for i in range(2, 10)]
-    assert sorted(dequantized) == sorted(squeezes + ["pool10"])  # the expands' input, and before the softmax
+    # Where a tensor's producer and a reader differ in precision (the softmax at the end is float32), and only there.
+    graph = float_graph(V11, None, 0)
+    in_float = {graph.input_name} | kept | {n.name for n in graph.nodes if n.op == "softmax"}
+    producer = {n.output: n.name for n in graph.nodes} | {graph.input_name: graph.input_name}
+    crossing = [(producer[t], n.name) for n in graph.nodes for t in n.inputs
+                if (producer[t] in in_float) != (n.name in in_float)]
+    assert sorted(quantized) == sorted({p for p, _ in crossing if p in in_float})
+    assert sorted(dequantized) == sorted({p for p, _ in crossing if p not in in_float})
+    assert quantized and "pool10" in dequantized
     assert not re.search(r"NEConcatenateLayer \w+;", source) and source.count("SubTensor(&fire") == 16
     float_tensors = re.findall(r"(\w+)\.allocator\(\)->init\((?:engine::with_layout\()?TensorInfo\([^;]*DataType::F32\)", source)
     allowed = {n.replace(".", "_") + role for n in kept for role in ("_out_", "_weights_", "_biases_")}
@@ -223,6 +231,26 @@ def test_bias_correction_is_the_rounded_weights_mean_error(tiny, tmp_path):
     off = tmp_path / "armv7" / "tiny_int8-int8" / "tiny_int8"
     assert json.loads(off.with_suffix(".quant.json").read_text())["bias_corrections"] == {}
     assert json.loads(off.with_suffix(".json").read_text())["calibration"]["bias_correction"] is False
+
+
+@pytest.mark.parametrize("shape, groups", [((6, 2, 3, 3), 3), ((4, 1, 5, 5), 4), ((8, 1, 3, 3), 4), ((5, 7, 1, 1), 1)])
+def test_bias_correction_of_grouped_and_depthwise_filters(shape, groups):
+    """Each output channel's correction sums only its own group's input channels (depthwise: one, with a
+    multiplier: the filters of one input channel), against a loop over channels and taps."""
+    from neoncc.quantize.plan import bias_correction
+    rng = np.random.default_rng(sum(shape) + groups)
+    w = rng.normal(0, 0.3, shape).astype(np.float32)
+    scales = np.abs(w.reshape(shape[0], -1)).max(axis=1) / 127 * rng.uniform(1.0, 1.6, shape[0])  # coarse: errors
+    means = rng.uniform(-0.5, 2.0, shape[1] * groups)
+    expected = np.zeros(shape[0])
+    for o in range(shape[0]):
+        group = o // (shape[0] // groups)
+        for j in range(shape[1]):
+            for tap in np.ndindex(*shape[2:]):
+                weight = float(w[(o, j, *tap)])
+                rounded = min(max(round(weight / scales[o]), -127), 127) * scales[o]
+                expected[o] += (rounded - weight) * means[group * shape[1] + j]
+    np.testing.assert_allclose(bias_correction(w, scales, groups, means), expected, rtol=1e-9, atol=1e-12)
 
 
 def test_int8_engine_refuses_float_weights(tiny, tmp_path):
