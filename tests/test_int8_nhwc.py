@@ -16,7 +16,7 @@ import pytest
 
 from conftest import run_engine, scons
 from int8_reference import requantize
-from test_int8 import build_int8
+from test_int8 import build_int8, corrected_bias
 
 f32 = np.float32
 
@@ -43,8 +43,7 @@ def int8_conv(q, offset, scale, plan, name, w, b, stride, pad, relu):
     clamped)."""
     ws = np.asarray(plan["weight_scales"][name])
     wq = np.clip(np.round(w / ws[:, None, None, None]), -127, 127).astype(np.int64)
-    bias = np.asarray(b, np.float64) - np.asarray(plan["bias_corrections"].get(name, 0.0), np.float64)
-    bq = np.round(bias / (scale * ws)).astype(np.int64)
+    bq = np.round(corrected_bias(plan, name, b) / (scale * ws)).astype(np.int64)
     x = np.pad(q - offset, ((0, 0), (pad, pad), (pad, pad)))
     kh, kw = w.shape[2:]
     oh, ow = (x.shape[1] - kh) // stride + 1, (x.shape[2] - kw) // stride + 1

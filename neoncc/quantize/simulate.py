@@ -1,13 +1,13 @@
-"""What an 8-bit plan does to a network's outputs, on the host: the float graph run with PyTorch, every tensor an
-8-bit layer reads or writes rounded to its plan's QASYMM8 grid (clamped to 0..255), every 8-bit layer's weights
-rounded to their int8 per-channel (convolutions) or QASYMM8 (fully connected) steps and its bias (less the plan's
-bias correction) to int32 at input scale x weight scale. Layers the tuning keeps in float32 (`int8_float_layers`) and the plan's float tail compute in
-float32, so a mixed-precision choice can be judged before anything is built. It models the arithmetic of the
-8-bit kernels (which compute exact integer sums and round once per output), not their rounding of halves, and is
-meant for choosing: which layers to keep in float32, by how much each one alone moves the outputs
-(`sensitivity`). On EfficientNet-Lite0 with ImageNet weights and the 56 photo inputs of `python3 -m bench int8`
-(the shipped int8 tuning file, bias correction), the int8 engine's outputs lie 4.6x closer to the simulation's than
-to float32's (mean KL divergence 3.7e-4 against 1.7e-3); the top-1 classes differ only where float32 itself calls a
+"""What an 8-bit plan does to a network's outputs, on the host: the float graph run with PyTorch, every tensor an 8-bit
+layer reads or writes rounded to its plan's QASYMM8 grid (clamped to 0..255), every 8-bit layer's weights rounded to
+their int8 per-channel (convolutions) or QASYMM8 (fully connected) steps and its bias (less the plan's bias
+correction) to int32 at input scale x weight scale. Layers the tuning keeps in float32 (`int8_float_layers`) and the
+plan's float tail compute in float32, so a mixed-precision choice can be judged before anything is built. It models
+the arithmetic of the 8-bit kernels (which compute exact integer sums and round once per output), not their rounding
+of halves, and is meant for choosing: which layers to keep in float32, by how much each one alone moves the outputs
+(`sensitivity`). On EfficientNet-Lite0 with ImageNet weights and the 56 photo inputs of `python3 -m bench int8` (the
+shipped int8 tuning file, bias correction), the int8 engine's outputs lie 4.6x closer to the simulation's than to
+float32's (mean KL divergence 3.7e-4 against 1.7e-3); the top-1 classes differ only where float32 itself calls a
 near tie, whose top-1 flips with any error (even PyTorch's batch size)."""
 
 from __future__ import annotations
