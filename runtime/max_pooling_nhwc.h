@@ -2,11 +2,12 @@
 // NHWC). ACL 20.08's NHWC pooling spends about 115 guest instructions per output value on SqueezeNet's 3x3/2
 // pools (23.2 M for v1.1's pool1, against 5.8 M in NCHW). Padding never wins a maximum (ACL's convention too), and
 // windows are clipped to the input, so Caffe's and ONNX's rounded-up last windows need no special case.
-// The 3x3 stride-2 windows that lie inside the input (all of SqueezeNet's) take a separable path: along a row of
-// outputs, 8 channels at a time, each input column's maximum over the window's 3 rows is computed once and the
-// window's last column is carried to the next window (stride 2), so 8 outputs cost 6 loads, 12 maximums and 2
-// stores: about 0.7 M instructions for v1.1's pool1 instead of 4.3 M with a load and maximum per window cell.
-// Output rows are split among the scheduler's threads.
+// The 3x3 stride-2 windows that lie inside the input (all of SqueezeNet's) take a separable path
+// (runtime/max_pooling_window.h, shared with the 8-bit pooling): along a row of outputs, 8 channels at a time, each
+// input column's maximum over the window's 3 rows is computed once and the window's last column is carried to the
+// next window (stride 2), so an output's 8 channels cost 6 loads, 12 maximums and a store: about 0.7 M instructions
+// for v1.1's pool1 instead of 4.3 M with a load and maximum per window cell. Output rows are split among the
+// scheduler's threads.
 #pragma once
 
 #include "arm_compute/core/Types.h"
@@ -23,8 +24,6 @@ public:
     void run() override;
 
 private:
-    void rows(size_t first, size_t end) const;
-
     arm_compute::ITensor       *_input{ nullptr };
     arm_compute::ITensor       *_output{ nullptr };
     arm_compute::PadStrideInfo  _pad_stride{};

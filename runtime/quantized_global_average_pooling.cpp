@@ -86,50 +86,53 @@ uint32_t sum_bytes(const uint8_t *bytes, size_t n)
 
 void QuantizedGlobalAveragePooling::run_nhwc()
 {
-    // NHWC: a pixel's channels are contiguous; 8 channels at a time, summed over the pixels in 16-bit lanes (at most
-    // 257 pixels per partial sum: 257 x 255 < 65536), partial sums widened into 32 bits.
+    // NHWC: a pixel's channels are contiguous; 16 channels at a time, summed along each row in 16-bit lanes (at most
+    // 257 pixels per partial sum: 257 x 255 < 65536), each row's partial sums widened into 32 bits. With 16 channels
+    // or more, the last block overlaps the one before it (its channels' sums come out the same twice); fewer go one
+    // channel at a time.
     const ITensorInfo &info     = *_input->info();
     const size_t       channels = info.dimension(0), width = info.dimension(1), height = info.dimension(2);
-    const Strides     &strides  = info.strides_in_bytes();
-    const uint32_t     count    = static_cast<uint32_t>(width * height);
-    const uint8_t     *base     = _input->buffer() + info.offset_first_element_in_bytes();
-    uint8_t           *out      = _output->buffer() + _output->info()->offset_first_element_in_bytes();
-    size_t             c        = 0;
-    for(; c + 8 <= channels; c += 8)
+    const size_t       sx = info.strides_in_bytes()[1], sy = info.strides_in_bytes()[2];
+    const uint32_t     count = static_cast<uint32_t>(width * height);
+    const uint8_t     *base  = _input->buffer() + info.offset_first_element_in_bytes();
+    uint8_t           *out   = _output->buffer() + _output->info()->offset_first_element_in_bytes();
+    for(size_t block = 0; channels >= 16 && block < channels; block += 16)
     {
-        uint32x4_t lo = vdupq_n_u32(0), hi = lo;
-        uint16x8_t partial = vdupq_n_u16(0);
-        size_t     in_partial = 0;
+        const size_t c   = std::min(block, channels - 16);
+        uint32x4_t   sum[4] = { vdupq_n_u32(0), vdupq_n_u32(0), vdupq_n_u32(0), vdupq_n_u32(0) };
         for(size_t y = 0; y < height; ++y)
         {
-            const uint8_t *p = base + y * strides[2] + c;
-            for(size_t x = 0; x < width; ++x, p += strides[1])
+            for(size_t x0 = 0; x0 < width; x0 += 257)
             {
-                partial = vaddw_u8(partial, vld1_u8(p));
-                if(++in_partial == 257)
+                const uint8_t *p  = base + y * sy + x0 * sx + c;
+                uint16x8_t     lo = vdupq_n_u16(0), hi = lo;
+                for(size_t n = std::min<size_t>(257, width - x0); n > 0; --n, p += sx)
                 {
-                    lo = vaddw_u16(lo, vget_low_u16(partial)), hi = vaddw_u16(hi, vget_high_u16(partial));
-                    partial = vdupq_n_u16(0), in_partial = 0;
+                    const uint8x16_t v = vld1q_u8(p);
+                    lo = vaddw_u8(lo, vget_low_u8(v)), hi = vaddw_u8(hi, vget_high_u8(v));
                 }
+                sum[0] = vaddw_u16(sum[0], vget_low_u16(lo)), sum[1] = vaddw_u16(sum[1], vget_high_u16(lo));
+                sum[2] = vaddw_u16(sum[2], vget_low_u16(hi)), sum[3] = vaddw_u16(sum[3], vget_high_u16(hi));
             }
         }
-        lo = vaddw_u16(lo, vget_low_u16(partial)), hi = vaddw_u16(hi, vget_high_u16(partial));
-        uint32_t sums[8];
-        vst1q_u32(sums, lo);
-        vst1q_u32(sums + 4, hi);
-        for(size_t i = 0; i < 8; ++i)
+        uint32_t sums[16];
+        for(size_t i = 0; i < 4; ++i)
+        {
+            vst1q_u32(sums + 4 * i, sum[i]);
+        }
+        for(size_t i = 0; i < 16; ++i)
         {
             out[c + i] = average(sums[i], count);
         }
     }
-    for(; c < channels; ++c)
+    for(size_t c = 0; channels < 16 && c < channels; ++c)
     {
         uint32_t sum = 0;
         for(size_t y = 0; y < height; ++y)
         {
             for(size_t x = 0; x < width; ++x)
             {
-                sum += base[y * strides[2] + x * strides[1] + c];
+                sum += base[y * sy + x * sx + c];
             }
         }
         out[c] = average(sum, count);

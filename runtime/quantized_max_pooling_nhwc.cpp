@@ -4,11 +4,6 @@
 #include "max_pooling_window.h"
 
 #include "arm_compute/core/Error.h"
-#include "arm_compute/core/Helpers.h"
-
-#include <arm_neon.h>
-
-#include <algorithm>
 
 using namespace arm_compute;
 
@@ -31,56 +26,9 @@ void QuantizedMaxPoolingNhwc::configure(ITensor *input, ITensor *output, const P
     _pool       = info.pool_size;
 }
 
-void QuantizedMaxPoolingNhwc::rows(size_t first, size_t end) const
-{
-    const ITensorInfo &in = *_input->info(), &out = *_output->info();
-    const size_t       channels = in.dimension(0);
-    const int          in_w = static_cast<int>(in.dimension(1)), in_h = static_cast<int>(in.dimension(2));
-    const size_t       in_sx = in.strides_in_bytes()[1], in_sy = in.strides_in_bytes()[2];
-    const size_t       out_sx = out.strides_in_bytes()[1], out_sy = out.strides_in_bytes()[2];
-    const int          sx = static_cast<int>(_pad_stride.stride().first), sy = static_cast<int>(_pad_stride.stride().second);
-    const int          left = static_cast<int>(_pad_stride.pad_left()), top = static_cast<int>(_pad_stride.pad_top());
-    const uint8_t     *src  = _input->buffer() + in.offset_first_element_in_bytes();
-    uint8_t           *dst0 = _output->buffer() + out.offset_first_element_in_bytes();
-    for(size_t oy = first; oy < end; ++oy)
-    {
-        const int y0 = std::max(0, static_cast<int>(oy) * sy - top), y1 = std::min(in_h, static_cast<int>(oy) * sy - top + static_cast<int>(_pool.height));
-        for(size_t ox = 0; ox < out.dimension(1); ++ox)
-        {
-            const int x0 = std::max(0, static_cast<int>(ox) * sx - left), x1 = std::min(in_w, static_cast<int>(ox) * sx - left + static_cast<int>(_pool.width));
-            uint8_t  *o  = dst0 + oy * out_sy + ox * out_sx;
-            size_t    c  = 0;
-            for(; c + 16 <= channels; c += 16)
-            {
-                uint8x16_t m = vdupq_n_u8(0);
-                for(int y = y0; y < y1; ++y)
-                {
-                    const uint8_t *p = src + y * in_sy + x0 * in_sx + c;
-                    for(int x = x0; x < x1; ++x, p += in_sx)
-                    {
-                        m = vmaxq_u8(m, vld1q_u8(p));
-                    }
-                }
-                vst1q_u8(o + c, m);
-            }
-            for(; c < channels; ++c)
-            {
-                uint8_t m = 0;
-                for(int y = y0; y < y1; ++y)
-                {
-                    for(int x = x0; x < x1; ++x)
-                    {
-                        m = std::max(m, src[y * in_sy + x * in_sx + c]);
-                    }
-                }
-                o[c] = m;
-            }
-        }
-    }
-}
-
 void QuantizedMaxPoolingNhwc::run()
 {
-    split(_output->info()->dimension(2), "QuantizedMaxPoolingNhwc", [this](size_t first, size_t end) { rows(first, end); });
+    split(_output->info()->dimension(2), "QuantizedMaxPoolingNhwc",
+          [this](size_t first, size_t end) { max_pooling::rows<uint8_t>(*_input, *_output, _pad_stride, _pool, first, end); });
 }
 } // namespace engine

@@ -1,8 +1,9 @@
 // Max pooling of a QASYMM8 NHWC tensor (input and output share one quantization: the maximum of the codes is the
-// code of the maximum): 16 channels per load and vmax.u8. ACL 20.08's QASYMM8 NHWC pooling cost 7.2 M guest
-// instructions on SqueezeNet v1.1's pool1 and 3.5 M on pool3 (128 x 27 x 27 outputs); this 0.6 M on pool3.
-// Padding never wins a maximum and windows are clipped to the input (as in engine::MaxPoolingNhwc), so Caffe's
-// rounded-up last windows need no special case. Output rows are split among the scheduler's threads.
+// code of the maximum), with engine::MaxPoolingNhwc's rows (runtime/max_pooling_window.h): the 3x3 stride-2 windows
+// inside the input take the separable path 32 channels at a time (`vmax.u8` on two q registers), then 16; other and
+// clipped windows 16 channels per load and `vmax.u8`. ACL 20.08's QASYMM8 NHWC pooling cost 7.2 M guest
+// instructions on SqueezeNet v1.1's pool1 and 3.5 M on pool3 (128 x 27 x 27 outputs); one load and maximum per
+// window cell 0.6 M on pool3; the separable path POOL3. Output rows are split among the scheduler's threads.
 #pragma once
 
 #include "arm_compute/core/ITensor.h"
@@ -19,8 +20,6 @@ public:
     void run() override;
 
 private:
-    void rows(size_t first, size_t end) const;
-
     arm_compute::ITensor      *_input{ nullptr };
     arm_compute::ITensor      *_output{ nullptr };
     arm_compute::PadStrideInfo _pad_stride{};

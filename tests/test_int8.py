@@ -457,9 +457,10 @@ def test_int8_scales_are_checked_before_building(tmp_path):
 @pytest.mark.parametrize("layout", ["nchw", "nhwc"])
 def test_global_average_pooling_requantizes_like_tflite_mean(tmp_path, tmp_path_factory, layout):
     """A global average pooling given a quantization of its own (int8_scales, as a TFLite MEAN has) gives TFLite's
-    reference MEAN integers (tests/int8_reference.py), on 13 channels of 5 x 3 and 7 x 1 planes."""
+    reference MEAN integers (tests/int8_reference.py), on odd shapes: in NHWC, 37 channels (16 at a time, the last
+    block overlapping), 19 channels of a 300-pixel row (partial sums of 257 pixels), 13 channels (one at a time)."""
     build_dir = tmp_path_factory.getbasetemp() / "int8-builds"  # one set of runtime objects for all
-    for shape in ((13, 5, 3), (13, 7, 1)):
+    for shape in ((37, 5, 3), (19, 1, 300), (13, 7, 1)):
         name = f"gap_{layout}_{shape[1]}x{shape[2]}"
         model = tmp_path / f"{name}.yaml"
         model.write_text(f"name: {name}\ninput: {{name: data, shape: {list(shape)}}}\nlayers:\n"

@@ -14,9 +14,9 @@ class Permute(Op):
     doc = "layout conversion"
     yaml = False
     quant = "inherit"
-    # The layout pass takes the first one that runs the node in its precision (ours: NCHW -> NHWC in float32, e.g.
-    # the engine's input before an NHWC first convolution; runtime/permute_to_nhwc.h).
-    implementations = {"nhwc": Impl("engine::PermuteToNhwc", template="permute",
+    # The layout pass takes the first one that runs the node in its precision (ours: NCHW -> NHWC in float32 or
+    # 8 bits, e.g. the engine's input before an NHWC first convolution; runtime/permute_to_nhwc.h).
+    implementations = {"nhwc": Impl("engine::PermuteToNhwc", template="permute", precisions=("float32", "int8"),
                                     requires=(lambda node: node.attrs["to"] == "NHWC", "a conversion to NHWC")),
                        "acl": Impl("NEPermute", template="permute", precisions=("float32", "int8"))}
     infer = same_shape
