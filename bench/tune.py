@@ -2,10 +2,11 @@
 product, the NHWC packed GEMM, Winograd F(6x6, 3x3) and F(4x4, 3x3), the direct 3x3 stride-2 convolution of 3-channel
 images, the NHWC depthwise convolution of runtime/)
 and each layer's layout (NCHW or NHWC) by counting: build the engine once per (method, layout) (every layer that
-method supports switched to it), count guest instructions per layer, keep per layer the cheapest, then check the
-tuned engine as a whole (with the layout conversions it implies) against the best uniform build and ACL's own
-choice. The result is data, configs/tuning/<target>/<model>.yaml, which the
-build picks up; it is written only when the counts say it pays.
+method supports switched to it), count guest instructions per layer, keep per layer and layout the cheapest method,
+choose the layouts on an estimate that counts the permutes between them too (bench/mixed_choice.py), then check the
+tuned engine as a whole (with the permutes it implies) against the best uniform build and ACL's own choice. The
+result is data, configs/tuning/<target>/<model>.yaml, which the build picks up; it is written only when the counts
+say it pays.
 
     python3 -m bench tune configs/models/squeezenet_v1_1.yaml
     python3 -m bench tune --target aarch64 squeezenet_v1_1            # configs/tuning/aarch64/, under qemu-aarch64
@@ -21,11 +22,13 @@ import numpy as np
 import yaml
 
 from bench.engine import EngineCount, build, count_files
+from bench.mixed_choice import Costs, choose, per_value
 from bench.parallel import Serial
 from neoncc import PROJECT_ROOT, ops
 from neoncc.errors import UserError
 from neoncc.frontend.yaml_model import load_yaml_model
-from neoncc.ir.graph import Node
+from neoncc.ir.graph import Graph, Node
+from neoncc.passes import layout as layout_pass
 from neoncc.passes import optimize
 from neoncc.targets import toolchain
 from neoncc.tools.preprocess import random_inputs
@@ -44,12 +47,44 @@ CANDIDATES = [("auto", "NCHW"), ("gemm", "NCHW"), ("direct", "NCHW"), ("winograd
               ("dw_nhwc", "NHWC")]
 
 
-def _cheapest(node: Node, counts: dict, candidates: list[tuple[str, str]]) -> tuple[str, str]:
-    """The (method, layout) that cost the node least; ACL's own NCHW choice unless another is at least 1 % cheaper
-    (smaller differences are not worth a pin)."""
-    base = counts[("auto", "NCHW")].per_layer.get(node.name, 0)
-    cost, choice = min((counts[c].per_layer.get(node.name, base), c) for c in candidates)
-    return choice if cost < 0.99 * base else ("auto", "NCHW")
+def _cheapest(name: str, counts: dict, candidates: list[tuple[str, str]]) -> tuple[str, int] | None:
+    """The method, and its count, that cost the layer least among one layout's candidates: ACL's own choice unless
+    another is at least 1 % cheaper (smaller differences are not worth a pin); None when none was counted."""
+    measured = [(counts[c].per_layer.get(name, 0), c[0]) for c in candidates]
+    if not measured:
+        return None
+    cost, method = min(measured)
+    auto = [count for count, m in measured if m == "auto"]
+    return ("auto", auto[0]) if auto and not cost < 0.99 * auto[0] else (method, cost)
+
+
+def choose_layouts(graph: Graph, convs: dict[str, Node], counts: dict) -> dict[str, tuple[str, str]]:
+    """Each layer's (method, layout): per layout its cheapest method, then the layouts by the estimate of
+    bench/mixed_choice.py (each layer's count in its layout, plus a permute wherever a tensor is read in the other
+    layout, at the instructions per value the counted builds' own permutes took), so that a layer a little cheaper
+    in one layout does not pay more than that in permutes around it. NCHW is home: the engine's input arrives in it
+    and a spatial output leaves in it. The layout pass's own rules hold: a concatenation (not in a tuning file) and
+    a softmax of a vector follow their first input, a fully connected layer with a vector output runs in NCHW."""
+    follows = frozenset(n.name for n in graph.nodes if n.op == "concat" or layout_pass.follows_input(graph, n))
+    choices: dict[str, dict[str, tuple[str, int]]] = {}
+    for node in graph.nodes:
+        if node.op == "concat":
+            continue
+        runs = (lambda method: supports(method, convs[node.name])) if node.name in convs else (lambda m: m == "auto")
+        picks = {layout: _cheapest(node.name, counts, [c for c in counts if c[1] == layout and runs(c[0])])
+                 for layout in ("NCHW", "NHWC")}
+        choices[node.name] = {layout: pick for layout, pick in picks.items() if pick}
+    builds = [count.per_layer for count in counts.values()]
+    costs = Costs(graph, {n: c["NCHW"][1] for n, c in choices.items() if "NCHW" in c},
+                  {n: c["NHWC"][1] for n, c in choices.items() if "NHWC" in c},
+                  per_value(graph, builds, "to_nhwc"), per_value(graph, builds, "to_nchw"), follows=follows,
+                  vector_output_free=True)
+    fixed = {n.name for n in graph.nodes if layout_pass.fixed_layout(graph, n) == "NCHW"}
+    at_home = choose(costs, fixed | {n for n, c in choices.items() if "NHWC" not in c},
+                     {n for n, c in choices.items() if "NCHW" not in c} - fixed)
+    home = costs.homes(at_home)  # the followers' layouts too, as the estimate took them
+    layouts = {n.name: "NCHW" if home[n.output] else "NHWC" for n in graph.nodes if n.name in choices}
+    return {n: (choices[n][layout][0], layout) for n, layout in layouts.items()}
 
 
 def _tuning_file(choices: dict[str, tuple[str, str]], convs: set[str]) -> dict:
@@ -92,7 +127,8 @@ def tune(model: Path, log=print, target: str | None = None,
     runner = runner or Serial()
     graph = load_yaml_model(model)
     convs = {n.name: n for n in graph.nodes if n.op == "conv"}
-    others = [n.name for n in optimize(load_yaml_model(model)).nodes if n.op not in ("conv", "concat")]
+    optimized = optimize(load_yaml_model(model))  # the graph the layout pass sees: ReLUs fused, dropout removed
+    others = [n.name for n in optimized.nodes if n.op not in ("conv", "concat")]
     out = out or toolchain.tuning_file(target, Path(model).stem)
     inputs = runner.scatter(random_inputs(graph, 1, 0).astype("<f4").tobytes())
     model_text = Path(model).read_text()
@@ -108,9 +144,7 @@ def tune(model: Path, log=print, target: str | None = None,
         counts[(method, layout)] = future.result()
         log(f"{graph.name}: every layer {method}, {layout}: "
             f"{counts[(method, layout)].per_inference / 1e6:.1f} M instructions")
-    best = {n: _cheapest(node, counts, [c for c in counts if supports(c[0], node)])
-            for n, node in convs.items()}
-    best.update({n: _cheapest(Node(n, "", []), counts, [c for c in counts if c[0] == "auto"]) for n in others})
+    best = choose_layouts(optimized, convs, counts)
     tuning = _tuning_file(best, set(convs))
     tuned = runner.submit(measure, str(model), model_text, yaml.safe_dump(tuning), target, inputs).result()
     uniform = min(counts.values(), key=lambda c: c.per_inference)

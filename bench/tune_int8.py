@@ -8,22 +8,23 @@ engine with the model's float tuning file, and the engine with every layer in 8 
 it runs the convolution). A layer's cost is its count in the precision it is given; a tensor whose producer and a
 reader differ in precision adds one conversion, at the instructions per value the all-8-bit build's own input
 quantize and output dequantize took. The precisions are chosen by local search on that estimate (flipping one layer,
-or a layer with a neighbour, while the estimate falls), then the accuracy is checked on the host
-(neoncc/quantize/simulate.py, on the calibration inputs): while the outputs' mean KL divergence from float32's is
-above --max-kl, the 8-bit layer most sensitive to 8 bits (by itself) is kept in float32 and the search re-run.
-The chosen file is then built and counted as a whole (with whatever layout permutes it implies); it is kept only if
-it costs fewer instructions than the all-8-bit build that meets the budget, else that build's file is written.
+or a layer with a neighbour, while the estimate falls; bench/mixed_choice.py, which `bench tune` uses for layouts),
+then the accuracy is checked on the host (neoncc/quantize/simulate.py, on the calibration inputs): while the
+outputs' mean KL divergence from float32's is above --max-kl, the 8-bit layer most sensitive to 8 bits (by itself)
+is kept in float32 and the search re-run. The chosen file is then built and counted as a whole (with whatever
+layout permutes it implies); it is kept only if it costs fewer instructions than the all-8-bit build that meets the
+budget, else that build's file is written.
 """
 
 from __future__ import annotations
 
-import math
 import tempfile
 from pathlib import Path
 
 import yaml
 
 from bench.engine import EngineCount, build, count_engine
+from bench.mixed_choice import Costs, choose, per_value
 from neoncc import ops
 from neoncc.errors import UserError
 from neoncc.ir.graph import Graph
@@ -37,58 +38,13 @@ from neoncc.targets import toolchain
 
 MAX_KL = 0.002  # default budget: mean KL divergence of the simulated 8-bit outputs from float32's
 INT8_METHOD = "qconv_nhwc"  # our 8-bit kernel (runtime/quantized_convolution_nhwc.h); ACL's otherwise
-FALLBACK_PER_VALUE = 1.5  # instructions per converted value when a build has no conversion to measure it on
 
 
-class Costs:
-    """The estimate: per layer its count in each precision, and a conversion's instructions per value."""
-
-    def __init__(self, graph: Graph, float32: EngineCount, int8: EngineCount):
-        self.graph = graph
-        self.float32, self.int8 = float32.per_layer, int8.per_layer
-        self.values = {t: math.prod(graph.shape_of(t)) for t in [graph.input_name] + [n.output for n in graph.nodes]}
-        self.quantize, self.dequantize = (self._per_value(int8.per_layer, kind) for kind in ("quantize", "dequantize"))
-
-    def _per_value(self, per_layer: dict[str, int], kind: str) -> float:
-        """Instructions per value of a build's conversions of one kind (rows '<tensor>.<kind>')."""
-        rows = [(count, self.values[row[:-len(kind) - 1]]) for row, count in per_layer.items()
-                if row.endswith(f".{kind}") and row[:-len(kind) - 1] in self.values and count]
-        return sum(c for c, _ in rows) / sum(v for _, v in rows) if rows else FALLBACK_PER_VALUE
-
-    def total(self, float_layers: set[str]) -> float:
-        """Estimated instructions of the build that keeps `float_layers` (and only them) in float32."""
-        graph = self.graph
-        precision = {graph.input_name: "float32"}
-        total = 0.0
-        for node in graph.nodes:
-            kept = node.name in float_layers
-            precision[node.output] = "float32" if kept else "int8"
-            total += (self.float32 if kept else self.int8).get(node.name, 0)
-        for tensor, kind in precision.items():
-            if any(precision[c.output] != kind for c in graph.consumers(tensor)):
-                total += self.values[tensor] * (self.quantize if kind == "float32" else self.dequantize)
-        if precision[graph.nodes[-1].output] == "int8":
-            total += self.values[graph.nodes[-1].output] * self.dequantize
-        return total
-
-
-def choose(costs: Costs, forced_float: set[str], forced_int8: set[str]) -> set[str]:
-    """The float32 layers of the cheapest estimate local search finds from every layer in its cheaper precision:
-    moves flip one layer, or a layer together with one neighbour (two cheap 8-bit layers between float32 ones pay
-    for their conversions only together)."""
-    graph = costs.graph
-    free = [n.name for n in graph.nodes if n.name not in forced_float | forced_int8]
-    current = set(forced_float) | {n for n in free if costs.float32.get(n, 0) < costs.int8.get(n, 0)}
-    producer = {n.output: n.name for n in graph.nodes}
-    neighbours = {n.name: {producer[t] for t in n.inputs if t in producer} | {c.name for c in graph.consumers(n.output)}
-                  for n in graph.nodes}
-    moves = [{n} for n in free] + [{n, m} for n in free for m in sorted(neighbours[n]) if m in free and n < m]
-    best = costs.total(current)
-    while True:
-        trial = min(((costs.total(current ^ move), sorted(move)) for move in moves), default=(best, []))
-        if trial[0] >= best - 1:
-            return current
-        best, current = trial[0], current ^ set(trial[1])
+def precision_costs(graph: Graph, float32: EngineCount, int8: EngineCount) -> Costs:
+    """The estimate: float32 is home (the network's input and output), 8 bits away; a conversion costs what the
+    8-bit build's own quantizes and dequantizes took per value."""
+    return Costs(graph, float32.per_layer, int8.per_layer, per_value(graph, [int8.per_layer], "quantize"),
+                 per_value(graph, [int8.per_layer], "dequantize"))
 
 
 def _tuning_text(graph: Graph, float_tuning: dict, float_layers: set[str], tail: list[str], header: list[str]) -> str:
@@ -144,7 +100,7 @@ def tune_int8(model: Path, calibration: Path, weights: Path | None = None, log=p
         all_int8_text = _tuning_text(graph, float_tuning, set(), [], [])
         all_int8 = counted("all-int8", all_int8_text, True)
         plan = QuantPlan.read(toolchain.build_dir(work / "build", target, name, "int8") / f"{name}.quant.json")
-        costs = Costs(graph, float32, all_int8)
+        costs = precision_costs(graph, float32, all_int8)
         reference = torch_graph.run(graph, None, inputs)
         concats = {n.name for n in graph.nodes if n.op == "concat"}  # written in place by their producers: 8-bit
         forced = set(plan.float_tail)

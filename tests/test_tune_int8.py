@@ -12,7 +12,8 @@ from types import SimpleNamespace
 import numpy as np
 import yaml
 
-from bench.tune_int8 import Costs, choose
+from bench.mixed_choice import Costs, choose
+from bench.tune_int8 import precision_costs
 from conftest import ROOT, scons
 from neoncc.frontend.yaml_model import load_yaml_model
 from neoncc.passes import optimize
@@ -36,14 +37,14 @@ def chain_costs(tmp_path, float32: dict, int8: dict) -> Costs:
     # conversions measured on the 8-bit build: 2 instructions per value in, 4 per value out (data: 3x16x12 = 576
     # values, pool: 10)
     int8 = {**int8, "data.quantize": 2 * 576, "pool.dequantize": 4 * 10}
-    return Costs(graph, SimpleNamespace(per_layer=float32), SimpleNamespace(per_layer=int8))
+    return precision_costs(graph, SimpleNamespace(per_layer=float32), SimpleNamespace(per_layer=int8))
 
 
 def test_the_estimate_adds_each_layers_count_and_one_conversion_per_tensor_where_precisions_meet(tmp_path):
     names = ("conv1", "squeeze", "expand", "head", "pool", "prob")
     costs = chain_costs(tmp_path, {n: 1000 * (i + 1) for i, n in enumerate(names)},
                         {n: 100 * (i + 1) for i, n in enumerate(names)})
-    assert costs.quantize == 2 and costs.dequantize == 4
+    assert costs.to_away == 2 and costs.to_home == 4
     # prob alone in float32: the others' 8-bit counts, the input quantized (576 values x 2), pool's output (10)
     # dequantized for prob, once
     assert costs.total({"prob"}) == 100 + 200 + 300 + 400 + 500 + 6000 + 576 * 2 + 10 * 4

@@ -44,6 +44,22 @@ def _wanted(graph: Graph, node: Node, mode: str, tuning: dict, default: str, lay
     return impl.layouts[0]
 
 
+def follows_input(graph: Graph, node: Node) -> bool:
+    """A softmax of a C x 1 x 1 tensor runs in its input's layout. ACL's softmax reduces over dimension 0: the
+    channels of an NHWC C x 1 x 1 tensor as they are, while an NCHW one is first flattened into a vector
+    (Softmax.lower); the tensor is the same bytes in both layouts, so an NHWC producer's output needs neither a
+    permute nor a flatten copy."""
+    return node.op == "softmax" and graph.shape_of(node.inputs[0])[1:] == (1, 1)
+
+
+def fixed_layout(graph: Graph, node: Node) -> str | None:
+    """The layout a node runs in whatever is asked: NCHW for a softmax of a spatial tensor and for a fully connected
+    layer with a C x 1 x 1 output."""
+    if (node.op == "softmax" and not follows_input(graph, node)) or (node.op == "fc" and node.shape[1:] == (1, 1)):
+        return "NCHW"
+    return None
+
+
 def _permute_impl(node: Node) -> str:
     """The permute op's first kernel that runs this conversion in its precision (the registry's order)."""
     precision = node.attrs.get("precision") or "float32"
@@ -59,14 +75,9 @@ def run(graph: Graph, mode: str = "nchw", tuning: dict | None = None, default: s
     converted: dict[tuple[str, str], str] = {}  # (tensor, layout) -> the permuted copy
     for node in list(graph.nodes):
         layout = _wanted(graph, node, mode, tuning, default, layouts)
-        if node.op == "softmax":
-            # ACL's softmax reduces over dimension 0: the channels of an NHWC C x 1 x 1 tensor as they are, while an
-            # NCHW one is first flattened into a vector (Softmax.lower). A C x 1 x 1 tensor is the same bytes in
-            # both layouts, so an NHWC producer's output needs neither a permute nor a flatten copy.
-            layout = "NHWC" if layouts[node.inputs[0]] == "NHWC" and graph.shape_of(node.inputs[0])[1:] == (1, 1) \
-                else "NCHW"
-        elif node.shape[1:] == (1, 1) and node.op in ("fc",):
-            layout = "NCHW"
+        if follows_input(graph, node):
+            layout = layouts[node.inputs[0]]
+        layout = fixed_layout(graph, node) or layout
         inputs = []
         for tensor in node.inputs:
             if layouts[tensor] == layout:
