@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="with --workers/--scheduler: also tune serially first, require the same tuning file, and "
                         "print both wall times and their ratio")
     p = commands.add_parser("report", help="our engine and its peers, counted side by side; writes the report")
-    p.add_argument("--models", nargs="+", default=["squeezenet_v1_0", "squeezenet_v1_1"],
+    p.add_argument("--models", nargs="+", default=["squeezenet_v1_1", "squeezenet_v1_0", "efficientnet_lite0"],
                    help="model names or YAML files (default: %(default)s)")
     p.add_argument("--update-docs", action="store_true",
                    help="also rewrite docs/benchmarks.md and its charts (default: only results/<stamp>/)")

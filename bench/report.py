@@ -3,7 +3,7 @@ emulator, in one run. Guest instructions per single-thread inference (exact, rep
 wall times are shown too, labelled as such: qemu ranks NEON code wrongly and a 2-core host cannot show 4-thread
 scaling, so they are not board times.
 
-    python3 -m bench report [--models squeezenet_v1_0 squeezenet_v1_1]
+    python3 -m bench report [--models squeezenet_v1_1 squeezenet_v1_0 efficientnet_lite0]
                             [--peers tflite acl_graph acl_graph_nhwc opencv_dnn plain_cpp xnnpack xnnpack_a7
                                      xnnpack_int8 acl24_graph_nhwc ncnn ncnn_int8 onnxruntime onnxruntime_xnnpack]
 

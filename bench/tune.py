@@ -49,8 +49,10 @@ CANDIDATES = [("auto", "NCHW"), ("gemm", "NCHW"), ("direct", "NCHW"), ("winograd
 
 def _cheapest(name: str, counts: dict, candidates: list[tuple[str, str]]) -> tuple[str, int] | None:
     """The method, and its count, that cost the layer least among one layout's candidates: ACL's own choice unless
-    another is at least 1 % cheaper (smaller differences are not worth a pin); None when none was counted."""
-    measured = [(counts[c].per_layer.get(name, 0), c[0]) for c in candidates]
+    another is at least 1 % cheaper (smaller differences are not worth a pin); None when none was counted. A build
+    without a row for the layer counts it as ACL's NCHW build does."""
+    base = counts[("auto", "NCHW")].per_layer.get(name, 0) if ("auto", "NCHW") in counts else 0
+    measured = [(counts[c].per_layer.get(name, base), c[0]) for c in candidates]
     if not measured:
         return None
     cost, method = min(measured)
