@@ -69,7 +69,7 @@ struct Lanes<uint8_t>
     static Vector load(const uint8_t *p) { return vld1q_u8(p); }
     static void   store(uint8_t *p, Vector v) { vst1q_u8(p, v); }
     static Vector max(Vector a, Vector b) { return vmaxq_u8(a, b); }
-    static Vector lowest_vector() { return vdupq_n_u8(0); }
+    static Vector lowest_vector() { return vdupq_n_u8(lowest); }
 };
 
 /** The maximum of one window (clipped to the input: rows [y0, y1), columns [x0, x1)) for channels [c, channels). */

@@ -7,11 +7,9 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from bench.tune import choose_layouts
-from conftest import ROOT
 from neoncc.frontend.yaml_model import load_yaml_model
 from neoncc.passes import optimize
-
-CHAIN = (ROOT / "tests/test_tune_int8.py").read_text().split('CHAIN = """')[1].split('"""')[0]
+from test_tune_int8 import CHAIN
 
 
 def chosen(tmp_path, nhwc_expand: int) -> dict[str, tuple[str, str]]:
