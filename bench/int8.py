@@ -111,19 +111,21 @@ def accuracy(reference: np.ndarray, ours: np.ndarray) -> dict:
             "float_distinct_top1": int(len(set(reference.argmax(1).tolist())))}
 
 
-def measure(model: str, calibration: Path, test: list[Path] | Path, runs: int, log=print,
+def test_inputs(model: str, test: list[Path] | Path) -> np.ndarray:
+    """The model's test inputs: `test` the photo set's files, or a user's folder (photos and/or .f32 tensors)."""
+    if isinstance(test, Path):
+        return load_calibration(test, load_yaml_model(model_path(model)), field="--test")
+    return photo_tensors(model_path(model), test)
+
+
+def measure(model: str, calibration: Path, inputs: np.ndarray, runs: int, log=print,
             weights: Path | None = None) -> dict:
-    """Both builds of one model, counted and run on the test inputs: `test` the photo set's files, or a user's
-    folder (photos and/or .f32 tensors); `weights` the model's trained weights (default: Lite0's ImageNet ones,
-    seeded random for the others)."""
+    """Both builds of one model, counted and run on its test `inputs` (test_inputs); `weights` the model's trained
+    weights (default: Lite0's ImageNet ones, seeded random for the others)."""
     work = WORK / model
     work.mkdir(parents=True, exist_ok=True)
     given = weights
     weights = weights or real_weights(model, WORK)
-    if isinstance(test, Path):
-        inputs = load_calibration(test, load_yaml_model(model_path(model)), field="--test")
-    else:
-        inputs = photo_tensors(model_path(model), test)
     inputs.astype("<f4").tofile(work / "test.f32")
     inputs[:1].astype("<f4").tofile(work / "one.f32")
     graph = optimize(load_yaml_model(model_path(model)))
@@ -265,9 +267,10 @@ def int8_report(models: list[str], runs: int = 3, log=print, update_docs: bool =
                         "drop --weights/--calibration/--test")
     weights, calibration, test = (Path(p).resolve() if p else None for p in (weights, calibration, test))
     counts = {}  # inputs per folder: each a readable folder every model can take, or one clear error now
-    for name, folder in (("--calibration", calibration), ("--test", test)):
-        if folder is not None:
-            counts[name] = min(len(load_calibration(folder, load_yaml_model(p), field=name)) for p in paths)
+    if calibration is not None:
+        counts["--calibration"] = min(len(load_calibration(calibration, load_yaml_model(p), field="--calibration"))
+                                      for p in paths)
+    inputs = {p.stem: test_inputs(str(p), test) for p in paths} if test is not None else {}
     MODELS.update({p.stem: p for p in paths})
     models = [p.stem for p in paths]
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -276,8 +279,10 @@ def int8_report(models: list[str], runs: int = 3, log=print, update_docs: bool =
     if calibration is None:
         calibration = WORK / "photos" / "calibration"
         counts["--calibration"] = len(write_photo_set(calibration, "calibration"))
-    test_set = test or write_photo_set(WORK / "photos" / "test", "test")
-    results = [measure(model, calibration, test_set, runs, log, weights) for model in models]
+    if test is None:
+        test_set = write_photo_set(WORK / "photos" / "test", "test")
+        inputs = {model: test_inputs(model, test_set) for model in models}
+    results = [measure(model, calibration, inputs[model], runs, log, weights) for model in models]
     command = "python3 -m bench int8" + (" --update-docs" if update_docs else "")
     section = markdown(results, counts["--calibration"], results[0]["accuracy"]["inputs"], stamp, sets, command)
     out = PROJECT_ROOT / "results" / f"{stamp}-int8"

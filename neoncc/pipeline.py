@@ -11,6 +11,7 @@ from neoncc.frontend.yaml_model import load_yaml_model
 from neoncc.ir.graph import Graph
 from neoncc.passes import lower, optimize
 from neoncc.passes.select_kernels import load_tuning
+from neoncc.quantize.plan import QuantPlan
 from neoncc.weights.pack import attach, engine_tensors, load_npz, random_weights
 
 PRECISIONS = ("float32", "int8")
@@ -56,12 +57,12 @@ def float_graph(model: Path, npz: Path | None, seed: int) -> Graph:
 
 
 def lowered_graph(model: Path, npz: Path | None, seed: int, target: str, tuning: Path | None = None,
-                  plan: Path | None = None, layout: str = "auto") -> Graph:
-    """What the engine is: precision, a kernel for every node, layouts and conversions, constants as stored."""
-    from neoncc.quantize.plan import QuantPlan
+                  plan: QuantPlan | None = None, layout: str = "auto") -> Graph:
+    """What the engine is: precision (`plan`, an 8-bit build's), a kernel for every node, layouts and conversions,
+    constants as stored."""
     from neoncc.targets import toolchain
     spec = toolchain.load(target).spec
-    return lower(float_graph(model, npz, seed), tuning=load_tuning(tuning), plan=QuantPlan.read(plan) if plan else None,
+    return lower(float_graph(model, npz, seed), tuning=load_tuning(tuning), plan=plan,
                  strategy=spec.get("strategy", {}), layout_mode=layout,
                  default_layout=spec.get("default_layout", "NCHW"))
 
@@ -73,9 +74,9 @@ def compile_engine(model: Path, npz: Path | None, seed: int, target: str, cpp: P
     records what the build is made of (model, weights, precision, calibration, tuning: content hashes), so a
     later deploy can tell whether this build is the one asked for."""
     from neoncc.codegen.cpp import generate, write_atomically
-    from neoncc.quantize.plan import QuantPlan
     from neoncc.weights import engine_format
-    graph = lowered_graph(model, npz, seed, target, tuning, plan, layout)
+    quant = QuantPlan.read(plan) if plan else None
+    graph = lowered_graph(model, npz, seed, target, tuning, quant, layout)
     source = generate(graph)
     tensors = engine_tensors(graph)
     description = {
@@ -95,7 +96,7 @@ def compile_engine(model: Path, npz: Path | None, seed: int, target: str, cpp: P
         "tuning": str(tuning) if tuning else None,
         "tuning_sha256": content_sha256(tuning),
         "calibration": {"dir": str(calibration), "sha256": content_sha256(calibration), "method": calibration_method,
-                        "bias_correction": bool(QuantPlan.read(plan).bias_corrections),
+                        "bias_correction": bool(quant.bias_corrections),
                         "plan_sha256": content_sha256(plan)} if plan else None,
         "labels": graph.meta["labels"],
         "preprocess": graph.meta["preprocess"],
