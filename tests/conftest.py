@@ -86,25 +86,29 @@ def models_board(tmp_path_factory) -> Path:
         yield path
 
 
-def on_terminal(command: list[str], timeout: float = 600) -> tuple[int, str]:
+def on_terminal(command: list[str], timeout: float = 600) -> tuple[int, str, str]:
     """Run a command with its stderr on a pseudo-terminal of 100 columns (a new one is 0 wide, which hides
-    progress bars), stdout discarded; returns its exit status and everything the terminal showed."""
+    progress bars); returns its exit status, everything the terminal showed, and its stdout."""
     import fcntl
     import pty
     import struct
+    import tempfile
     import termios
     leader, follower = pty.openpty()
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
-    proc = subprocess.Popen(command, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=follower)
-    os.close(follower)
-    seen = b""
-    while True:
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:  # the terminal closed: the command ended
-            break
-        if not chunk:
-            break
-        seen += chunk
-    os.close(leader)
-    return proc.wait(timeout=timeout), seen.decode(errors="replace")
+    with tempfile.TemporaryFile() as stdout:  # a file, not a pipe: nothing blocks while the terminal is read
+        proc = subprocess.Popen(command, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=stdout, stderr=follower)
+        os.close(follower)
+        seen = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the terminal closed: the command ended
+                break
+            if not chunk:
+                break
+            seen += chunk
+        os.close(leader)
+        status = proc.wait(timeout=timeout)
+        stdout.seek(0)
+        return status, seen.decode(errors="replace"), stdout.read().decode(errors="replace")

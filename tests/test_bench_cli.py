@@ -34,30 +34,25 @@ def test_unknown_model_is_one_error_before_any_work():
     assert after == before
 
 
-def test_report_on_a_model_path_writes_results_and_leaves_docs_untouched():
+def test_report_on_a_model_path_writes_results_leaves_docs_untouched_and_shows_a_progress_bar():
+    """One run on a terminal (stderr on a pseudo-terminal): the bar and the progress lines there, nothing on
+    stdout, the report in results/<stamp>/, docs/ untouched."""
     before = docs_state()
-    proc = bench("report", "--models", str(TINY), "--peers", "--runs", "1")
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    status, terminal, stdout = on_terminal([sys.executable, "-m", "bench", "report", "--models", str(TINY), "--peers",
+                                            "--runs", "1"], timeout=1800)
+    assert status == 0, terminal[-3000:]
     assert docs_state() == before
-    assert proc.stdout == ""  # progress and the closing line on stderr
-    last = proc.stderr.strip().splitlines()[-1]
-    assert "docs/ untouched" in last
-    out = ROOT / last.split("report: ", 1)[1].split("/report.md")[0]
-    assert out.parent == ROOT / "results"
+    assert stdout == ""  # progress and the closing line on stderr
+    assert "bench report: 1 steps done" in terminal and "tiny_passes: our engine (tuned), counting" in terminal
+    closing = [line for line in terminal.splitlines() if "report: results/" in line]  # the lines stay, above the bar
+    assert len(closing) == 1 and "docs/ untouched" in closing[0]
+    out = ROOT / "results" / closing[0].split("report: results/", 1)[1].split("/report.md")[0]
     text = (out / "report.md").read_text()
     assert "tiny_passes" in text and (out / "report.json").is_file()
     assert "Targets:" not in text and "as in the paper" not in text  # SqueezeNet's, not a user's model's
     assert all((out / chart).stat().st_size > 0 for chart in ("peers.png", "groups_threads.png", "tiny_passes_layers.png"))
     measured = __import__("json").loads((out / "report.json").read_text())["models"][0]["ours"]
     assert set(measured["scaling_range_ms"]) == set(measured["scaling_ms"])  # min–max over the repeated runs
-
-
-def test_report_shows_a_progress_bar_on_a_terminal():
-    status, terminal = on_terminal([sys.executable, "-m", "bench", "report", "--models", str(TINY), "--peers",
-                                    "--runs", "1"], timeout=1800)
-    assert status == 0, terminal[-3000:]
-    assert "bench report: 1 steps done" in terminal and "tiny_passes: our engine (tuned), counting" in terminal
-    assert "report: results/" in terminal  # the lines stay, above the bar
 
 
 def test_int8_wording_is_right_in_both_directions():
