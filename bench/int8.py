@@ -270,7 +270,8 @@ def int8_report(models: list[str], runs: int = 3, log=print, update_docs: bool =
     if calibration is not None:
         counts["--calibration"] = min(len(load_calibration(calibration, load_yaml_model(p), field="--calibration"))
                                       for p in paths)
-    inputs = {p.stem: test_inputs(str(p), test) for p in paths} if test is not None else {}
+    test_set = test or write_photo_set(WORK / "photos" / "test", "test")
+    inputs = {p.stem: test_inputs(str(p), test_set) for p in paths}  # a user's folder read once, checked now
     MODELS.update({p.stem: p for p in paths})
     models = [p.stem for p in paths]
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -279,9 +280,6 @@ def int8_report(models: list[str], runs: int = 3, log=print, update_docs: bool =
     if calibration is None:
         calibration = WORK / "photos" / "calibration"
         counts["--calibration"] = len(write_photo_set(calibration, "calibration"))
-    if test is None:
-        test_set = write_photo_set(WORK / "photos" / "test", "test")
-        inputs = {model: test_inputs(model, test_set) for model in models}
     results = [measure(model, calibration, inputs[model], runs, log, weights) for model in models]
     command = "python3 -m bench int8" + (" --update-docs" if update_docs else "")
     section = markdown(results, counts["--calibration"], results[0]["accuracy"]["inputs"], stamp, sets, command)

@@ -89,7 +89,7 @@ def test_table_says_plainly_that_random_weights_give_no_classification(board):
 def test_runs_show_a_progress_bar_on_a_terminal_and_nothing_otherwise(board):
     """On a terminal the engine's per-run progress becomes a bar; piped, stderr has neither bar nor raw lines."""
     status, terminal, _ = on_terminal([sys.executable, str(PROJECT_ROOT / "deploy.py"), "--board", str(board), "--runs",
-                                    "3", "--warmup", "1", "--random-weights"], timeout=300)
+                                       "3", "--warmup", "1", "--random-weights"], timeout=300)
     assert status == 0, terminal
     assert "run on pytest-deploy" in terminal and "4/4" in terminal and "neoncc-progress" not in terminal
     piped = testing.deploy("--board", str(board), "--runs", "3", "--warmup", "1")
