@@ -1,12 +1,10 @@
 #include "gemm_micro_kernel.h"
 #include "arm_compute/core/Validate.h"
 
+#include <arm_neon.h>
 #include <cstdint>
 #include <cstring>
-
-#if defined(__aarch64__)
-#include <arm_neon.h>
-#endif
+#include <type_traits>
 
 using namespace arm_compute;
 
@@ -23,12 +21,15 @@ Status validate_activation(const ActivationLayerInfo &act)
 }
 
 Status validate_nhwc_convolution(const ITensorInfo *input, const ITensorInfo *weights, const ITensorInfo *biases, const ITensorInfo *output,
-                                 const PadStrideInfo &conv_info, const ActivationLayerInfo &act, bool depthwise)
+                                 const PadStrideInfo &conv_info, const ActivationLayerInfo &act, bool depthwise, bool codes_output)
 {
     ARM_COMPUTE_RETURN_ERROR_ON_NULLPTR(input, weights, output);
-    ARM_COMPUTE_RETURN_ERROR_ON_MSG(input->data_type() != DataType::F32 || weights->data_type() != DataType::F32 || output->data_type() != DataType::F32
+    const bool codes = codes_output && output->data_type() == DataType::QASYMM8;
+    ARM_COMPUTE_RETURN_ERROR_ON_MSG(input->data_type() != DataType::F32 || weights->data_type() != DataType::F32 || (output->data_type() != DataType::F32 && !codes)
                                         || (biases != nullptr && biases->data_type() != DataType::F32),
-                                    "float32 only");
+                                    codes_output ? "float32 only (the output: float32 or QASYMM8)" : "float32 only");
+    ARM_COMPUTE_RETURN_ERROR_ON_MSG(codes && (output->strides_in_bytes()[0] != 1 || output->quantization_info().uniform().scale <= 0.f),
+                                    "a QASYMM8 output needs a positive scale and a pixel's channels back to back");
     ARM_COMPUTE_RETURN_ERROR_ON_MSG(input->data_layout() != DataLayout::NHWC || output->data_layout() != DataLayout::NHWC || weights->data_layout() != DataLayout::NHWC,
                                     "NHWC only");
     ARM_COMPUTE_RETURN_ERROR_ON_MSG(input->num_dimensions() > 3 || output->num_dimensions() > 3 || weights->num_dimensions() > (depthwise ? 3U : 4U),
@@ -78,13 +79,56 @@ Clamp clamp_of(const ActivationLayerInfo &act)
     return clamp;
 }
 
+OutputGrid output_grid(const ITensorInfo &output)
+{
+    OutputGrid grid;
+    if(output.data_type() == DataType::QASYMM8)
+    {
+        const UniformQuantizationInfo q = output.quantization_info().uniform();
+        grid.codes                      = true;
+        grid.factor                     = 1.f / q.scale;
+        grid.base                       = static_cast<float>(q.offset) + 0.5f;
+    }
+    return grid;
+}
+
+Clamp on_grid(Clamp clamp, const OutputGrid &grid)
+{
+    if(!grid.codes)
+    {
+        return clamp;
+    }
+    clamp.lo = clamp.lo * grid.factor + grid.base;
+    clamp.hi = clamp.hi * grid.factor + grid.base;
+    // Below 1 a lower bound changes nothing (the store truncates to 0 and saturates negatives to 0), nor an upper
+    // one at 255 or above (saturation).
+    clamp.flags &= (clamp.lo < 1.f ? 0u : 1u) | (clamp.hi >= 255.f ? 0u : 2u);
+    return clamp;
+}
+
+namespace
+{
+/** One row of a block: 8 floats, or their codes. */
+inline void store_row(float *row, float32x4_t lo, float32x4_t hi)
+{
+    vst1q_f32(row, lo);
+    vst1q_f32(row + 4, hi);
+}
+
+inline void store_row(uint8_t *row, float32x4_t lo, float32x4_t hi)
+{
+    vst1_u8(row, codes_of(lo, hi));
+}
+} // namespace
+
 #if defined(__aarch64__)
 // AArch64: the same 4 x 8 block and packing; the k loop in inline assembly (fused multiply-accumulates by lane,
 // fmla v.4s, v.4s, v.s[lane], on 8 accumulators the compiler allocates, with 4-register loads GCC's intrinsics
 // do not keep post-incremented), the bias start, clamp and stores in intrinsics.
 namespace
 {
-void block_4x8(const float *a, const float *b, size_t k_blocks, const float *bias, float *c, size_t row_stride_bytes, const Clamp &clamp)
+template <typename Out>
+void block_4x8(const float *a, const float *b, size_t k_blocks, const float *bias, Out *c, size_t row_stride_bytes, const Clamp &clamp)
 {
     const float32x4_t bias_lo = vld1q_f32(bias), bias_hi = vld1q_f32(bias + 4);
     float32x4_t       c0l = bias_lo, c0h = bias_hi, c1l = bias_lo, c1h = bias_hi;
@@ -140,17 +184,18 @@ void block_4x8(const float *a, const float *b, size_t k_blocks, const float *bia
         c2l = vminq_f32(c2l, hi), c2h = vminq_f32(c2h, hi), c3l = vminq_f32(c3l, hi), c3h = vminq_f32(c3h, hi);
     }
     uint8_t *row = reinterpret_cast<uint8_t *>(c);
-    vst1q_f32(reinterpret_cast<float *>(row), c0l), vst1q_f32(reinterpret_cast<float *>(row) + 4, c0h);
+    store_row(reinterpret_cast<Out *>(row), c0l, c0h);
     row += row_stride_bytes;
-    vst1q_f32(reinterpret_cast<float *>(row), c1l), vst1q_f32(reinterpret_cast<float *>(row) + 4, c1h);
+    store_row(reinterpret_cast<Out *>(row), c1l, c1h);
     row += row_stride_bytes;
-    vst1q_f32(reinterpret_cast<float *>(row), c2l), vst1q_f32(reinterpret_cast<float *>(row) + 4, c2h);
+    store_row(reinterpret_cast<Out *>(row), c2l, c2h);
     row += row_stride_bytes;
-    vst1q_f32(reinterpret_cast<float *>(row), c3l), vst1q_f32(reinterpret_cast<float *>(row) + 4, c3h);
+    store_row(reinterpret_cast<Out *>(row), c3l, c3h);
 }
 } // namespace
 
-void micro_kernel(const float *a, const float *b, size_t k_blocks, const float *bias, float *c, size_t row_stride_bytes, const Clamp &clamp, size_t blocks)
+template <typename Out>
+void micro_kernel(const float *a, const float *b, size_t k_blocks, const float *bias, Out *c, size_t row_stride_bytes, const Clamp &clamp, size_t blocks)
 {
     for(size_t n = 0; n < blocks; ++n) // B's packed blocks follow each other, 4 * kCols floats per k block
     {
@@ -184,9 +229,42 @@ void micro_kernel(const float *a, const float *b, size_t k_blocks, const float *
     ENGINE_GEMM_HALF("d0[0]", "d2[0]", "d4[0]", "d6[0]", "d0[1]", "d2[1]", "d4[1]", "d6[1]") \
     ENGINE_GEMM_HALF("d1[0]", "d3[0]", "d5[0]", "d7[0]", "d1[1]", "d3[1]", "d5[1]", "d7[1]")
 
+// The 4 rows' stores at the row stride: 8 floats each, or 8 codes (truncated to u32 with negatives saturating to
+// 0, narrowed with saturation to u16 and then u8: q0-q3 hold the rows' 16-bit values, d0-d3 their bytes).
+#define ENGINE_GEMM_STORE_FLOATS                    \
+    "vst1.32 {d16-d19}, [%[c]], %[stride]\n"        \
+    "vst1.32 {d20-d23}, [%[c]], %[stride]\n"        \
+    "vst1.32 {d24-d27}, [%[c]], %[stride]\n"        \
+    "vst1.32 {d28-d31}, [%[c]]\n"
+#define ENGINE_GEMM_STORE_CODES                                                                                       \
+    "vcvt.u32.f32 q8, q8\n"                                                                                            \
+    "vcvt.u32.f32 q9, q9\n"                                                                                            \
+    "vcvt.u32.f32 q10, q10\n"                                                                                          \
+    "vcvt.u32.f32 q11, q11\n"                                                                                          \
+    "vcvt.u32.f32 q12, q12\n"                                                                                          \
+    "vcvt.u32.f32 q13, q13\n"                                                                                          \
+    "vcvt.u32.f32 q14, q14\n"                                                                                          \
+    "vcvt.u32.f32 q15, q15\n"                                                                                          \
+    "vqmovn.u32 d0, q8\n"                                                                                              \
+    "vqmovn.u32 d1, q9\n"                                                                                              \
+    "vqmovn.u32 d2, q10\n"                                                                                             \
+    "vqmovn.u32 d3, q11\n"                                                                                             \
+    "vqmovn.u32 d4, q12\n"                                                                                             \
+    "vqmovn.u32 d5, q13\n"                                                                                             \
+    "vqmovn.u32 d6, q14\n"                                                                                             \
+    "vqmovn.u32 d7, q15\n"                                                                                             \
+    "vqmovn.u16 d0, q0\n"                                                                                              \
+    "vqmovn.u16 d1, q1\n"                                                                                              \
+    "vqmovn.u16 d2, q2\n"                                                                                              \
+    "vqmovn.u16 d3, q3\n"                                                                                              \
+    "vst1.8 {d0}, [%[c]], %[stride]\n"                                                                                 \
+    "vst1.8 {d1}, [%[c]], %[stride]\n"                                                                                 \
+    "vst1.8 {d2}, [%[c]], %[stride]\n"                                                                                 \
+    "vst1.8 {d3}, [%[c]]\n"
+
 // One 4 x 8 block: the accumulators start from the bias, an odd k block first, then two per loop iteration (72
 // instructions per 8 steps of k, 256 multiply-accumulates), the clamp, 4 row stores at the row stride.
-#define ENGINE_GEMM_BLOCK(CLAMP)                                                                                       \
+#define ENGINE_GEMM_BLOCK(CLAMP, STORE)                                                                                \
     asm volatile("vld1.32 {d16-d19}, [%[bias]]\n"                                                                     \
                  "vmov q10, q8\n"                                                                                     \
                  "vmov q11, q9\n"                                                                                     \
@@ -200,51 +278,63 @@ void micro_kernel(const float *a, const float *b, size_t k_blocks, const float *
                  "beq 3f\n"                                                                                           \
                  "2:\n" ENGINE_GEMM_K_BLOCK ENGINE_GEMM_K_BLOCK "subs %[k], %[k], #1\n"                               \
                  "bne 2b\n"                                                                                           \
-                 "3:\n" CLAMP "vst1.32 {d16-d19}, [%[c]], %[stride]\n"                                                \
-                 "vst1.32 {d20-d23}, [%[c]], %[stride]\n"                                                             \
-                 "vst1.32 {d24-d27}, [%[c]], %[stride]\n"                                                             \
-                 "vst1.32 {d28-d31}, [%[c]]\n"                                                                        \
+                 "3:\n" CLAMP STORE                                                                                 \
                  : [a] "+r"(a_at), [b] "+r"(b), [k] "+r"(k), [c] "+r"(c_at)                                         \
                  : [bias] "r"(bias), [stride] "r"(row_stride_bytes), [lo] "r"(bounds), [hi] "r"(bounds + 1)          \
                  : "cc", "memory", "q0", "q1", "q2", "q3", "q4", "q5", "q6", "q7", "q8", "q9", "q10", "q11", "q12", "q13", \
                    "q14", "q15")
 
 
+// The block with each clamp kind (the flags of Clamp, fixed per instantiation) and the given store.
+#define ENGINE_GEMM_CLAMPED(STORE)                                                     \
+    if(Flags == 0)                                                                     \
+    {                                                                                  \
+        ENGINE_GEMM_BLOCK("", STORE);                                                  \
+    }                                                                                  \
+    else if(Flags == 1)                                                                \
+    {                                                                                  \
+        ENGINE_GEMM_BLOCK(ENGINE_ARMV7_BLOCK_MAX, STORE);                              \
+    }                                                                                  \
+    else if(Flags == 2)                                                                \
+    {                                                                                  \
+        ENGINE_GEMM_BLOCK(ENGINE_ARMV7_BLOCK_MIN, STORE);                              \
+    }                                                                                  \
+    else                                                                               \
+    {                                                                                  \
+        ENGINE_GEMM_BLOCK(ENGINE_ARMV7_BLOCK_MAX ENGINE_ARMV7_BLOCK_MIN, STORE);       \
+    }
+
 namespace
 {
-/** blocks consecutive 8-column blocks with one clamp kind (the flags of Clamp, fixed per instantiation). */
-template <unsigned Flags>
-void blocks_with(const float *a, const float *b, size_t k_blocks, const float *bias, float *c, size_t row_stride_bytes, const float *bounds, size_t blocks)
+/** blocks consecutive 8-column blocks with one clamp kind, storing floats or codes (Out). */
+template <unsigned Flags, typename Out>
+void blocks_with(const float *a, const float *b, size_t k_blocks, const float *bias, Out *c, size_t row_stride_bytes, const float *bounds, size_t blocks)
 {
     for(size_t n = 0; n < blocks; ++n, bias += kCols, c += kCols)
     {
         const float *a_at = a;
-        float       *c_at = c;
+        Out         *c_at = c;
         size_t       k    = k_blocks;
-        if(Flags == 0)
+        if(std::is_same<Out, uint8_t>::value)
         {
-            ENGINE_GEMM_BLOCK("");
-        }
-        else if(Flags == 1)
-        {
-            ENGINE_GEMM_BLOCK(ENGINE_ARMV7_BLOCK_MAX);
-        }
-        else if(Flags == 2)
-        {
-            ENGINE_GEMM_BLOCK(ENGINE_ARMV7_BLOCK_MIN);
+            ENGINE_GEMM_CLAMPED(ENGINE_GEMM_STORE_CODES)
         }
         else
         {
-            ENGINE_GEMM_BLOCK(ENGINE_ARMV7_BLOCK_MAX ENGINE_ARMV7_BLOCK_MIN);
+            ENGINE_GEMM_CLAMPED(ENGINE_GEMM_STORE_FLOATS)
         }
     }
 }
 } // namespace
+#undef ENGINE_GEMM_CLAMPED
 #undef ENGINE_GEMM_BLOCK
+#undef ENGINE_GEMM_STORE_CODES
+#undef ENGINE_GEMM_STORE_FLOATS
 #undef ENGINE_GEMM_K_BLOCK
 #undef ENGINE_GEMM_HALF
 
-void micro_kernel(const float *a, const float *b, size_t k_blocks, const float *bias, float *c, size_t row_stride_bytes, const Clamp &clamp, size_t blocks)
+template <typename Out>
+void micro_kernel(const float *a, const float *b, size_t k_blocks, const float *bias, Out *c, size_t row_stride_bytes, const Clamp &clamp, size_t blocks)
 {
     const float bounds[2] = { clamp.lo, clamp.hi };
     switch(clamp.flags & 3)
@@ -265,14 +355,20 @@ void micro_kernel(const float *a, const float *b, size_t k_blocks, const float *
 }
 #endif
 
-void micro_kernel_partial(const float *a, const float *b, size_t k_blocks, const float *bias, float *const *rows_at, size_t rows, size_t cols, const Clamp &clamp)
+template <typename Out>
+void micro_kernel_partial(const float *a, const float *b, size_t k_blocks, const float *bias, Out *const *rows_at, size_t rows, size_t cols, const Clamp &clamp)
 {
-    float block[kRows * kCols];
-    micro_kernel(a, b, k_blocks, bias, block, kCols * sizeof(float), clamp);
+    Out block[kRows * kCols];
+    micro_kernel(a, b, k_blocks, bias, block, kCols * sizeof(Out), clamp);
     for(size_t r = 0; r < rows; ++r)
     {
-        std::memcpy(rows_at[r], block + r * kCols, cols * sizeof(float));
+        std::memcpy(rows_at[r], block + r * kCols, cols * sizeof(Out));
     }
 }
+
+template void micro_kernel<float>(const float *, const float *, size_t, const float *, float *, size_t, const Clamp &, size_t);
+template void micro_kernel<uint8_t>(const float *, const float *, size_t, const float *, uint8_t *, size_t, const Clamp &, size_t);
+template void micro_kernel_partial<float>(const float *, const float *, size_t, const float *, float *const *, size_t, size_t, const Clamp &);
+template void micro_kernel_partial<uint8_t>(const float *, const float *, size_t, const float *, uint8_t *const *, size_t, size_t, const Clamp &);
 } // namespace gemm
 } // namespace engine

@@ -15,13 +15,21 @@
 // is a template parameter, so no block tests it). On AArch64 (`#if defined(__aarch64__)` in gemm_micro_kernel.cpp)
 // the same block's k loop is inline assembly too (fused multiply-accumulate by lane, 4-register ld1 loads
 // post-incremented: the same 72 instructions per 8 steps of k); the packing is the same on both.
+//
+// A QASYMM8 output (OutputGrid: a float32 layer inside an 8-bit network writing the codes the quantization after
+// it would write): the kernel that calls this folds 1 / scale into its packed weights and bias and the zero point
+// plus a half into its bias, so the block holds x / scale + zero + 0.5; the clamp's bounds are moved onto that
+// grid (on_grid), and the store truncates to integers (negatives saturate to 0), narrows with saturation to 16
+// and then 8 bits, and writes 8 bytes per row: micro_kernel<uint8_t>.
 #pragma once
 
 #include "arm_compute/core/Error.h"
 #include "arm_compute/core/ITensorInfo.h"
 #include "arm_compute/core/Types.h"
 
+#include <arm_neon.h>
 #include <cstddef>
+#include <cstdint>
 #include <limits>
 
 #if !defined(__aarch64__)
@@ -69,16 +77,37 @@ struct Clamp
     unsigned flags{ 0 };
 };
 
+/** Where a float32 kernel's results go: float32 (codes false), or QASYMM8 codes, each result then being
+ *  x x factor + base (factor 1 / scale, base the zero point + 0.5, folded into the weights and bias). */
+struct OutputGrid
+{
+    bool  codes{ false };
+    float factor{ 1.f };
+    float base{ 0.f };
+};
+
 /** Whether the kernel's store applies this activation (none, RELU, BOUNDED_RELU, LU_BOUNDED_RELU). */
 arm_compute::Status validate_activation(const arm_compute::ActivationLayerInfo &act);
 /** What every float32 NHWC convolution of ours needs: tensors of one image, weights Cin x Kw x Kh x Cout (depthwise:
  *  C x Kw x Kh, one filter per channel), one bias per filter, an output of the size the kernel, stride and padding
- *  give (floor rounding), and a fused activation validate_activation() accepts. */
+ *  give (floor rounding), and a fused activation validate_activation() accepts. With codes_output, the output may
+ *  also be QASYMM8 (a positive scale, a pixel's channels back to back). */
 arm_compute::Status validate_nhwc_convolution(const arm_compute::ITensorInfo *input, const arm_compute::ITensorInfo *weights,
                                               const arm_compute::ITensorInfo *biases, const arm_compute::ITensorInfo *output,
                                               const arm_compute::PadStrideInfo &conv_info, const arm_compute::ActivationLayerInfo &act,
-                                              bool depthwise = false);
+                                              bool depthwise = false, bool codes_output = false);
 Clamp clamp_of(const arm_compute::ActivationLayerInfo &act);
+/** The grid of an output tensor: off for F32, its quantization for QASYMM8. */
+OutputGrid output_grid(const arm_compute::ITensorInfo &output);
+/** A clamp's bounds on the grid; a bound the store's saturation already gives (a lower one below 1, an upper one at
+ *  255 or above) is dropped. */
+Clamp on_grid(Clamp clamp, const OutputGrid &grid);
+
+/** 8 values on the grid (a then b) as bytes: truncated to integers, narrowed with saturation to 0..255. */
+inline uint8x8_t codes_of(float32x4_t a, float32x4_t b)
+{
+    return vqmovn_u16(vcombine_u16(vqmovn_u32(vcvtq_u32_f32(a)), vqmovn_u32(vcvtq_u32_f32(b))));
+}
 
 /** Floats of B packed for K x N. */
 inline size_t packed_b_size(size_t k, size_t n)
@@ -105,14 +134,16 @@ void pack_b(float *dst, size_t k, size_t n, Value value)
 }
 
 /** C rows r = 0..3 at c + r * row_stride_bytes: bias[0..7] + sum over k of A(r, k) * B(k, 0..7), clamped; then
- *  the next blocks - 1 blocks of 8 columns (B's next packed blocks, bias and c 8 floats further each) with the
+ *  the next blocks - 1 blocks of 8 columns (B's next packed blocks, bias and c 8 values further each) with the
  *  same panel. a: the packed panel (k_blocks * 16 floats), b: the packed 8-column blocks (k_blocks * 32 floats
- *  each). */
-void micro_kernel(const float *a, const float *b, size_t k_blocks, const float *bias, float *c, size_t row_stride_bytes, const Clamp &clamp,
+ *  each). Out: float, or uint8_t for codes (OutputGrid). */
+template <typename Out>
+void micro_kernel(const float *a, const float *b, size_t k_blocks, const float *bias, Out *c, size_t row_stride_bytes, const Clamp &clamp,
                   size_t blocks = 1);
 
 /** Same, through a private 4 x 8 block: only rows < rows and columns < cols are written, row r at rows_at[r]. */
-void micro_kernel_partial(const float *a, const float *b, size_t k_blocks, const float *bias, float *const *rows_at, size_t rows, size_t cols,
+template <typename Out>
+void micro_kernel_partial(const float *a, const float *b, size_t k_blocks, const float *bias, Out *const *rows_at, size_t rows, size_t cols,
                           const Clamp &clamp);
 } // namespace gemm
 } // namespace engine

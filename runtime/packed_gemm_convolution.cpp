@@ -41,7 +41,7 @@ PackedGemmConvolution::PackedGemmConvolution(std::shared_ptr<IMemoryManager> mem
 Status PackedGemmConvolution::validate(const ITensorInfo *input, const ITensorInfo *weights, const ITensorInfo *biases, const ITensorInfo *output,
                                        const PadStrideInfo &conv_info, const ActivationLayerInfo &act)
 {
-    return gemm::validate_nhwc_convolution(input, weights, biases, output, conv_info, act);
+    return gemm::validate_nhwc_convolution(input, weights, biases, output, conv_info, act, false, true);
 }
 
 void PackedGemmConvolution::configure(ITensor *input, ITensor *weights, ITensor *biases, ITensor *output, const PadStrideInfo &conv_info, const ActivationLayerInfo &act)
@@ -52,7 +52,8 @@ void PackedGemmConvolution::configure(ITensor *input, ITensor *weights, ITensor 
     _biases    = biases;
     _output    = output;
     _conv_info = conv_info;
-    _clamp     = gemm::clamp_of(act);
+    _grid      = gemm::output_grid(*output->info());
+    _clamp     = gemm::on_grid(gemm::clamp_of(act), _grid);
     _kernel_w  = weights->info()->dimension(1);
     _kernel_h  = weights->info()->dimension(2);
     _k         = _kernel_w * _kernel_h * input->info()->dimension(0);
@@ -72,17 +73,19 @@ void PackedGemmConvolution::prepare()
     _packed_weights.assign(gemm::packed_b_size(_k, filters), 0.f);
     gemm::pack_b(_packed_weights.data(), _k, filters, [&](size_t k, size_t n) {
         const size_t c = k % channels, tap = k / channels;
-        return *reinterpret_cast<const float *>(base + w.offset_element_in_bytes(Coordinates(c, tap % _kernel_w, tap / _kernel_w, n)));
+        return *reinterpret_cast<const float *>(base + w.offset_element_in_bytes(Coordinates(c, tap % _kernel_w, tap / _kernel_w, n))) * _grid.factor;
     });
     _bias.assign(gemm::round_up(filters, gemm::kCols), 0.f);
-    for(size_t n = 0; _biases != nullptr && n < filters; ++n)
+    for(size_t n = 0; n < filters; ++n)
     {
-        _bias[n] = *reinterpret_cast<const float *>(_biases->buffer() + _biases->info()->offset_element_in_bytes(Coordinates(n)));
+        const float bias = _biases != nullptr ? *reinterpret_cast<const float *>(_biases->buffer() + _biases->info()->offset_element_in_bytes(Coordinates(n))) : 0.f;
+        _bias[n]         = bias * _grid.factor + _grid.base;
     }
     _weights->mark_as_unused(); // packed: the network frees the loaded copy
     _prepared = true;
 }
 
+template <typename Out>
 void PackedGemmConvolution::panels(size_t first, size_t end, std::vector<float> &buffer) const
 {
     const ITensorInfo &in = *_input->info(), &out = *_output->info();
@@ -126,7 +129,7 @@ void PackedGemmConvolution::panels(size_t first, size_t end, std::vector<float> 
             size_t bb = 0, be = 0;
             block_range(p, bb, be);
             pack_rows(panel, src + p * gemm::kRows * in_sx, in_sx, _k_blocks);
-            float       *out_row = reinterpret_cast<float *>(dst + p * gemm::kRows * out_sx);
+            Out         *out_row = reinterpret_cast<Out *>(dst + p * gemm::kRows * out_sx);
             const size_t whole_end = std::min(be, whole_blocks);
             if(bb < whole_end)
             {
@@ -136,9 +139,9 @@ void PackedGemmConvolution::panels(size_t first, size_t end, std::vector<float> 
             if(whole_blocks < be) // the last, partial block of filters
             {
                 const size_t column = whole_blocks * gemm::kCols;
-                float *at[gemm::kRows] = { out_row + column, reinterpret_cast<float *>(reinterpret_cast<uint8_t *>(out_row) + out_sx) + column,
-                                           reinterpret_cast<float *>(reinterpret_cast<uint8_t *>(out_row) + 2 * out_sx) + column,
-                                           reinterpret_cast<float *>(reinterpret_cast<uint8_t *>(out_row) + 3 * out_sx) + column };
+                Out *at[gemm::kRows] = { out_row + column, reinterpret_cast<Out *>(reinterpret_cast<uint8_t *>(out_row) + out_sx) + column,
+                                         reinterpret_cast<Out *>(reinterpret_cast<uint8_t *>(out_row) + 2 * out_sx) + column,
+                                         reinterpret_cast<Out *>(reinterpret_cast<uint8_t *>(out_row) + 3 * out_sx) + column };
                 gemm::micro_kernel_partial(panel, _packed_weights.data() + whole_blocks * k4 * gemm::kCols, _k_blocks, _bias.data() + column, at,
                                            gemm::kRows, filters - column, _clamp);
             }
@@ -153,7 +156,7 @@ void PackedGemmConvolution::panels(size_t first, size_t end, std::vector<float> 
     for(; p < p_end; ++p)
     {
         const float *row[gemm::kRows];
-        float       *out_row[gemm::kRows];
+        Out         *out_row[gemm::kRows];
         size_t       valid = 0;
         for(size_t r = 0; r < gemm::kRows; ++r)
         {
@@ -166,7 +169,7 @@ void PackedGemmConvolution::panels(size_t first, size_t end, std::vector<float> 
                     next_x = 0, ++next_y;
                 }
             }
-            out_row[r]      = reinterpret_cast<float *>(dst + oy * out_sy + ox * out_sx);
+            out_row[r]      = reinterpret_cast<Out *>(dst + oy * out_sy + ox * out_sx);
             if(_in_place)
             {
                 row[r] = reinterpret_cast<const float *>(src + oy * in_sy + ox * in_sx);
@@ -249,7 +252,7 @@ void PackedGemmConvolution::panels(size_t first, size_t end, std::vector<float> 
         for(; block < be; ++block, b += k4 * gemm::kCols)
         {
             const size_t column = block * gemm::kCols, cols = std::min(gemm::kCols, filters - column);
-            float *at[gemm::kRows] = { out_row[0] + column, out_row[1] + column, out_row[2] + column, out_row[3] + column };
+            Out *at[gemm::kRows] = { out_row[0] + column, out_row[1] + column, out_row[2] + column, out_row[3] + column };
             gemm::micro_kernel_partial(panel, b, _k_blocks, _bias.data() + column, at, valid, cols, _clamp);
         }
     }
@@ -273,7 +276,14 @@ void PackedGemmConvolution::run()
         _buffers[t].resize(floats);
         const size_t first = count * t / split, end = count * (t + 1) / split;
         std::vector<float> *buffer = &_buffers[t];
-        workloads.emplace_back([this, first, end, buffer](const ThreadInfo &) { panels(first, end, *buffer); });
+        if(_grid.codes)
+        {
+            workloads.emplace_back([this, first, end, buffer](const ThreadInfo &) { panels<uint8_t>(first, end, *buffer); });
+        }
+        else
+        {
+            workloads.emplace_back([this, first, end, buffer](const ThreadInfo &) { panels<float>(first, end, *buffer); });
+        }
     }
     NEScheduler::get().run_tagged_workloads(workloads, "PackedGemmConvolution");
 }

@@ -6,7 +6,9 @@
 // otherwise (any kernel, stride, padding; e.g. conv1) the panel's im2col rows are gathered first, zeros for
 // padding, so no im2col matrix is ever stored. Output pixels may lie at any strides (a channel view of a wider
 // tensor included): 4 pixels evenly spaced and 8 whole channels are stored straight from the registers, the
-// rest through a small block. Panels are split among the scheduler's threads.
+// rest through a small block. Panels are split among the scheduler's threads. A QASYMM8 output (a float32 layer
+// inside an 8-bit network) gets its codes from the kernel's store (gemm::OutputGrid: 1 / scale folded into the
+// packed weights and bias, the zero point plus a half into the bias), as engine::Quantization would write them.
 //
 // Why: in NHWC a 1x1 convolution is already the plain matrix product, yet ACL 20.08's NEGEMMConvolutionLayer
 // costs about 0.42 guest instructions per multiply-accumulate on SqueezeNet (conv10: 36.6 M for 86.5 M MACs);
@@ -41,7 +43,9 @@ public:
     void run() override;
 
 private:
-    /** The (panel of kRows output pixels, block of kCols filters) pairs [first, end), numbered panel by panel. */
+    /** The (panel of kRows output pixels, block of kCols filters) pairs [first, end), numbered panel by panel;
+     *  Out: float, or uint8_t for a QASYMM8 output's codes. */
+    template <typename Out>
     void panels(size_t first, size_t end, std::vector<float> &buffer) const;
 
     arm_compute::ITensor      *_input{ nullptr };
@@ -50,6 +54,7 @@ private:
     arm_compute::ITensor      *_output{ nullptr };
     arm_compute::PadStrideInfo _conv_info{};
     gemm::Clamp                _clamp{};
+    gemm::OutputGrid           _grid{}; // a QASYMM8 output's
     size_t                     _kernel_w{ 0 }, _kernel_h{ 0 }, _k{ 0 }, _k_blocks{ 0 };
     bool                       _in_place{ false }; // a pixel's row of X is its input vector
     bool                       _prepared{ false };

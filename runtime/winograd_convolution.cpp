@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <arm_neon.h>
+#include <cstring>
 #include <functional>
 
 using namespace arm_compute;
@@ -176,7 +177,7 @@ Status WinogradConvolution::validate(const ITensorInfo *input, const ITensorInfo
     ARM_COMPUTE_RETURN_ERROR_ON_NULLPTR(input, weights, output);
     ARM_COMPUTE_RETURN_ERROR_ON_MSG(weights->num_dimensions() < 3 || weights->dimension(1) != 3 || weights->dimension(2) != 3, "a 3x3 kernel only");
     ARM_COMPUTE_RETURN_ERROR_ON_MSG(conv_info.stride() != std::make_pair(1U, 1U), "stride 1 only");
-    return gemm::validate_nhwc_convolution(input, weights, biases, output, conv_info, act);
+    return gemm::validate_nhwc_convolution(input, weights, biases, output, conv_info, act, false, true);
 }
 
 void WinogradConvolution::configure(ITensor *input, ITensor *weights, ITensor *biases, ITensor *output, const PadStrideInfo &conv_info, const ActivationLayerInfo &act)
@@ -187,7 +188,8 @@ void WinogradConvolution::configure(ITensor *input, ITensor *weights, ITensor *b
     _biases         = biases;
     _output         = output;
     _conv_info      = conv_info;
-    _clamp          = gemm::clamp_of(act);
+    _grid           = gemm::output_grid(*output->info());
+    _clamp          = gemm::on_grid(gemm::clamp_of(act), _grid);
     _tiles_x        = (output->info()->dimension(1) + _out - 1) / _out;
     _tiles_y        = (output->info()->dimension(2) + _out - 1) / _out;
     _tiles          = _tiles_x * _tiles_y;
@@ -234,7 +236,7 @@ void WinogradConvolution::prepare()
             {
                 for(size_t b = 0; b < tile; ++b)
                 {
-                    u[(c * filters + n) * positions + a * tile + b] = gt[a][0] * g_of(b, 0) + gt[a][1] * g_of(b, 1) + gt[a][2] * g_of(b, 2);
+                    u[(c * filters + n) * positions + a * tile + b] = (gt[a][0] * g_of(b, 0) + gt[a][1] * g_of(b, 1) + gt[a][2] * g_of(b, 2)) * _grid.factor;
                 }
             }
         }
@@ -246,9 +248,10 @@ void WinogradConvolution::prepare()
         gemm::pack_b(_u.data() + xi * per_position, channels, filters, [&](size_t k, size_t n) { return u[(k * filters + n) * positions + xi]; });
     }
     _bias.assign(_filters_padded, 0.f);
-    for(size_t n = 0; _biases != nullptr && n < filters; ++n)
+    for(size_t n = 0; n < filters; ++n)
     {
-        _bias[n] = *reinterpret_cast<const float *>(_biases->buffer() + _biases->info()->offset_element_in_bytes(Coordinates(n)));
+        const float bias = _biases != nullptr ? *reinterpret_cast<const float *>(_biases->buffer() + _biases->info()->offset_element_in_bytes(Coordinates(n))) : 0.f;
+        _bias[n]         = bias * _grid.factor + _grid.base;
     }
     _weights->mark_as_unused(); // packed: the network frees the loaded copy
     _prepared = true;
@@ -347,7 +350,7 @@ void WinogradConvolution::multiply(size_t first_position, size_t end_position)
     }
 }
 
-template <size_t Tile>
+template <size_t Tile, bool Codes>
 void WinogradConvolution::transform_output(size_t first_tile, size_t end_tile)
 {
     const ITensorInfo &out     = *_output->info();
@@ -383,7 +386,7 @@ void WinogradConvolution::transform_output(size_t first_tile, size_t end_tile)
             {
                 float32x4_t o[kOut];
                 Transforms<Tile>::output(s + x * 4, kOut * 4, o, k);
-                uint8_t *p = dst + oy0 * sy + (ox0 + x) * sx + c * sizeof(float);
+                uint8_t *p = dst + oy0 * sy + (ox0 + x) * sx + c * (Codes ? sizeof(uint8_t) : sizeof(float));
                 if(clamp_lo)
                 {
 #pragma GCC unroll 8
@@ -399,6 +402,28 @@ void WinogradConvolution::transform_output(size_t first_tile, size_t end_tile)
                     {
                         o[i] = vminq_f32(o[i], hi);
                     }
+                }
+                if(Codes && rows == kOut && lanes == 4)
+                {
+#pragma GCC unroll 4
+                    for(size_t i = 0; i < kOut; i += 2)
+                    {
+                        // One lane store per pixel (vst1.32 {dN[lane]} / st1 {vN.s}[lane] carry no alignment
+                        // requirement: a channel range of a concatenation may start at any byte).
+                        const uint32x2_t codes = vreinterpret_u32_u8(gemm::codes_of(o[i], o[i + 1]));
+                        vst1_lane_u32(reinterpret_cast<uint32_t *>(p + i * sy), codes, 0);
+                        vst1_lane_u32(reinterpret_cast<uint32_t *>(p + (i + 1) * sy), codes, 1);
+                    }
+                    continue;
+                }
+                if(Codes)
+                {
+                    for(size_t y = 0; y < rows; ++y, p += sy)
+                    {
+                        const uint32_t codes = vget_lane_u32(vreinterpret_u32_u8(gemm::codes_of(o[y], o[y])), 0);
+                        std::memcpy(p, &codes, lanes);
+                    }
+                    continue;
                 }
                 if(rows == kOut && lanes == 4)
                 {
@@ -438,13 +463,16 @@ void WinogradConvolution::run()
         split(_tiles, "WinogradConvolution input", [this](size_t first, size_t end) { transform_input<6>(first, end); });
     }
     split(_tile * _tile, "WinogradConvolution products", [this](size_t first, size_t end) { multiply(first, end); });
+    const char *tag = "WinogradConvolution output";
     if(_tile == 8)
     {
-        split(_tiles, "WinogradConvolution output", [this](size_t first, size_t end) { transform_output<8>(first, end); });
+        _grid.codes ? split(_tiles, tag, [this](size_t first, size_t end) { transform_output<8, true>(first, end); })
+                    : split(_tiles, tag, [this](size_t first, size_t end) { transform_output<8, false>(first, end); });
     }
     else
     {
-        split(_tiles, "WinogradConvolution output", [this](size_t first, size_t end) { transform_output<6>(first, end); });
+        _grid.codes ? split(_tiles, tag, [this](size_t first, size_t end) { transform_output<6, true>(first, end); })
+                    : split(_tiles, tag, [this](size_t first, size_t end) { transform_output<6, false>(first, end); });
     }
 }
 } // namespace engine

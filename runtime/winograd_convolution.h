@@ -10,6 +10,12 @@
 //    start from the bias, the others from zero.
 //  - The output transform applies the activation (ReLU, bounded ReLU) before its store, and writes at any output
 //    strides (a channel view of a wider tensor included), clipping the last tiles to the output.
+//  - A QASYMM8 output (a float32 layer inside an 8-bit network, fused with the quantization after it): prepare()
+//    folds 1 / scale into the transformed weights and bias, and the zero point plus a half into the bias (all 36
+//    outputs, as above), so the output transform gives x / scale + zero + 0.5; the activation's bounds are moved
+//    to that grid, and the store converts to integers (truncating: rounding to nearest, halves up), narrows with
+//    saturation to 0..255 and writes 4 bytes per pixel and 4 channels: what engine::Quantization would write,
+//    without the float32 tensor in between.
 // Padding (any per side) reads as zeros. Each of the three stages is split among the scheduler's threads.
 //
 // Why: SqueezeNet's 3x3 expand layers are over half its multiply-accumulates; ACL 20.08's NEWinogradConvolutionLayer
@@ -48,7 +54,8 @@ private:
     template <size_t Tile>
     void transform_input(size_t first_tile, size_t end_tile);
     void multiply(size_t first_position, size_t end_position);
-    template <size_t Tile>
+    /** Codes: the output's QASYMM8 codes are stored (a parameter, so that the float32 store tests nothing). */
+    template <size_t Tile, bool Codes>
     void transform_output(size_t first_tile, size_t end_tile);
 
     size_t _tile, _out; // input tile (8 or 6) and output tile (6 or 4)
@@ -59,6 +66,7 @@ private:
     arm_compute::ITensor      *_output{ nullptr };
     arm_compute::PadStrideInfo _conv_info{};
     gemm::Clamp                _clamp{};
+    gemm::OutputGrid           _grid{}; // a QASYMM8 output's
     size_t _tiles_x{ 0 }, _tiles_y{ 0 }, _tiles{ 0 }, _panels{ 0 }, _k_blocks{ 0 }, _filters_padded{ 0 };
     bool               _prepared{ false };
     std::vector<float> _u;       // 64 packed B matrices

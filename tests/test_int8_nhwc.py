@@ -124,7 +124,7 @@ def test_bad_float_layers_are_refused_by_name(odd, tmp_path, layers, message):
 
 def test_mixed_precision_matches_integer_numpy(odd, tmp_path):
     """b (a 3x3 feeding the concat) in float32 between 8-bit layers: dequantize conv1, the float convolution,
-    quantize into the concat's channel range; checked against numpy doing the same."""
+    quantized at its store into the concat's channel range; checked against numpy doing the same."""
     work, model, _, weights, calibration = odd
     tuning = tmp_path / "tuning.yaml"
     tuning.write_text("int8_float_layers: [b]\nconv_method: {conv1: qconv_nhwc, a: qconv_nhwc, b: winograd63, "
@@ -133,7 +133,7 @@ def test_mixed_precision_matches_integer_numpy(odd, tmp_path):
                         f"tuning={tuning}")
     source = binary.with_suffix(".cpp").read_text()
     assert "engine::Dequantization " in source and "NEConcatenateLayer" not in source
-    assert source.count("engine::Quantization::validate(") == 2  # the input, and b's output into the concat
+    assert source.count("engine::Quantization::validate(") == 1  # the input's: b's Winograd writes its own codes
     x = (np.random.default_rng(6).integers(-128, 128, (3, 9, 9)) / 32).astype(np.float32)
     x.astype("<f4").tofile(tmp_path / "x.f32")
     run_engine(binary, "--input", str(tmp_path / "x.f32"), "--output", str(tmp_path / "y.f32"), "--runs", "1", "--warmup", "0")
@@ -143,7 +143,7 @@ def test_mixed_precision_matches_integer_numpy(odd, tmp_path):
     q = np.clip(np.round(x / scale) + offset, 0, 255).astype(np.int64)
     c1, o1, s1 = int8_conv(q, offset, scale, plan, "conv1", weights["conv1.weight"], weights["conv1.bias"], *LAYERS["conv1"])
     a = int8_conv(c1, o1, s1, plan, "a", weights["a.weight"], weights["a.bias"], *LAYERS["a"])[0]
-    # b in float32 (numpy, float64 then rounded to the concat's grid as engine::Quantization does)
+    # b in float32 (numpy, float64 then rounded to the concat's grid as the Winograd store does)
     xf = np.pad((c1 - o1) * f32(s1), ((0, 0), (1, 1), (1, 1))).astype(np.float64)
     wb = weights["b.weight"].astype(np.float64)
     yb = np.zeros((17, *c1.shape[1:]))
@@ -194,3 +194,79 @@ def test_multipliers_above_one_shift_left(tmp_path):
     expected = requantize(acc, in_scale, ws, out_scale, out_offset, False)
     assert ((expected > 0) & (expected < 255)).mean() > 0.5 and ((expected == 0) | (expected == 255)).any()
     np.testing.assert_array_equal(ours, expected.ravel())
+
+
+FUSED = """name: fused_q
+input: {name: data, shape: [5, 11, 13]}
+layers:
+  - {name: a, type: conv, filters: 6, kernel: 3, pad: 1, activation: relu}
+  - {name: b, type: conv, filters: 7, kernel: 3, pad: 1, input: a}
+  - {name: c, type: conv, filters: 9, kernel: 3, pad: 1, input: a, activation: relu6}
+  - {name: cat, type: concat, input: [b, c]}
+  - {name: pool, type: maxpool, kernel: 2, stride: 1}
+"""
+
+
+@pytest.mark.parametrize("methods, threads", [(("winograd63", "winograd43"), 1), (("winograd63", "winograd43"), 3),
+                                             (("packed_gemm", "packed_gemm"), 1), (("packed_gemm", "packed_gemm"), 3)])
+def test_float_kernels_write_the_8_bit_codes_of_their_quantization(tmp_path, methods, threads):
+    """A float32 Winograd or packed GEMM convolution between 8-bit layers writes its output's QASYMM8 codes
+    itself (passes/fuse_quantize.py: no engine::Quantization after it): b (F(6x6, 3x3) or GEMM, no activation, so
+    the concat's zero point is above 0) and c (F(4x4, 3x3) or GEMM, ReLU6: both bounds fall inside 0..255 on that
+    grid), 7 and 9 channels (the last 4-channel group, or 8-column block, partial), 11 x 13 pixels (partial tiles and
+    panels), c starting at channel 7 of the concat (an unaligned byte). The 8-bit max pooling after them passes the
+    codes through, so the engine's output gives them back: against numpy's round(x / scale) + zero point of float64
+    convolutions, all but a few at a rounding boundary exact."""
+    model = tmp_path / "fused_q.yaml"
+    model.write_text(FUSED)
+    rng = np.random.default_rng(21)
+    shapes = {"a": (6, 5, 3, 3), "b": (7, 6, 3, 3), "c": (9, 6, 3, 3)}
+    weights = {}
+    for name, shape in shapes.items():
+        weights[f"{name}.weight"] = rng.normal(0, 2 * np.sqrt(2 / np.prod(shape[1:])), shape).astype(np.float32)
+        weights[f"{name}.bias"] = rng.uniform(-0.5, 0.5, shape[0]).astype(np.float32)
+    np.savez(tmp_path / "w.npz", **weights)
+    calibration = tmp_path / "calibration"
+    calibration.mkdir()
+    (rng.integers(-128, 128, (8, 5, 11, 13)) / 32).astype("<f4").tofile(calibration / "inputs.f32")
+    tuning = tmp_path / "tuning.yaml"
+    tuning.write_text(f"int8_float_layers: [b, c]\nconv_method: {{a: qconv_nhwc, b: {methods[0]}, c: {methods[1]}}}\n"
+                      "layout: {a: NHWC, b: NHWC, c: NHWC, pool: NHWC}\n")
+    binary = build_int8(model, tmp_path / "build", calibration, f"weights={tmp_path / 'w.npz'}",
+                        "calibration_method=minmax", f"tuning={tuning}")
+    source = binary.with_suffix(".cpp").read_text()
+    assert "engine::Quantization::validate(" in source  # the input's
+    assert "b.quantize" not in source and "c.quantize" not in source and "NEConcatenateLayer" not in source
+    function = {"winograd63": "WinogradConvolution", "winograd43": "WinogradConvolution43", "packed_gemm": "PackedGemmConvolution"}
+    assert f"engine::{function[methods[0]]} b_" in source and f"engine::{function[methods[1]]} c_" in source
+    assert re.search(r"b_out_ = SubTensor\(&cat_out_", source) and "engine::QuantizedMaxPoolingNhwc pool_" in source
+
+    x = (rng.integers(-128, 128, (5, 11, 13)) / 32).astype(np.float32)
+    x.astype("<f4").tofile(tmp_path / "x.f32")
+    run_engine(binary, "--input", str(tmp_path / "x.f32"), "--output", str(tmp_path / "y.f32"), "--runs", "2",
+               "--warmup", "0", "--threads", str(threads))
+    plan = json.loads(binary.with_suffix(".quant.json").read_text())
+    scale, offset = plan["tensors"]["data"]
+    q = np.clip(np.round(x / scale) + offset, 0, 255).astype(np.int64)
+    a, a_offset, a_scale = int8_conv(q, offset, scale, plan, "a", weights["a.weight"], weights["a.bias"], 1, 1, True)
+    xa = np.pad((a - a_offset) * f32(a_scale), ((0, 0), (1, 1), (1, 1))).astype(np.float64)
+
+    def float_conv(name):
+        w = weights[f"{name}.weight"].astype(np.float64)
+        y = np.zeros((w.shape[0], 11, 13))
+        for dy in range(3):
+            for dx in range(3):
+                y += np.einsum("oc,chw->ohw", w[:, :, dy, dx], xa[:, dy:dy + 11, dx:dx + 13])
+        return y + weights[f"{name}.bias"][:, None, None]
+
+    cat_scale, cat_offset = plan["tensors"]["cat"]
+    assert cat_offset > 0
+    grid = lambda v: np.clip(np.floor(v / cat_scale + cat_offset + 0.5), 0, 255).astype(np.int64)  # noqa: E731
+    b, c = grid(float_conv("b")), grid(np.clip(float_conv("c"), 0, 6))
+    assert (c == cat_offset).any() and (c == grid(6.0)).any() and grid(6.0) < 255  # both ReLU6 bounds reached
+    cat = np.concatenate([b, c])
+    expected = np.max([cat[:, dy:dy + 10, dx:dx + 12] for dy in (0, 1) for dx in (0, 1)], axis=0)
+    pool_scale, pool_offset = plan["tensors"]["pool"]
+    assert (pool_scale, pool_offset) == (cat_scale, cat_offset)
+    ours = np.round(np.fromfile(tmp_path / "y.f32", "<f4").reshape(expected.shape) / f32(pool_scale)) + pool_offset
+    assert np.abs(ours - expected).max() <= 1 and (ours == expected).mean() >= 0.99

@@ -148,3 +148,37 @@ def test_tiny_network_matches_pytorch(tmp_path):
     expected = reference(weights, torch.from_numpy(x))[0].numpy()
     assert expected.max() < 0.9
     np.testing.assert_allclose(probabilities, expected, rtol=0, atol=1e-5)
+
+
+def test_fuse_quantize_moves_the_grid_onto_kernels_that_store_codes():
+    """After the quantize pass: a float32 convolution's quantize node goes into the convolution when its kernel
+    writes codes (Impl.quantized_output), it is the only reader, and the layouts agree; otherwise it stays."""
+    from neoncc.ir.graph import Graph, Node
+    from neoncc.passes import fuse_quantize
+
+    def conv(name, source, impl):
+        return Node(name, "conv", [source], {"impl": impl, "precision": "float32"}, shape=(8, 5, 5))
+
+    def quantize(source):
+        return Node(f"{source}.quantize", "quantize", [source], {"impl": "engine", "precision": "int8"}, shape=(8, 5, 5))
+
+    nodes = [conv("w", "data", "winograd63"), quantize("w"),            # fused
+             conv("g", "data", "packed_gemm"), quantize("g"),           # fused
+             conv("d", "data", "direct"), quantize("d"),                # ACL's kernel: stays
+             conv("two", "data", "packed_gemm"), quantize("two"),       # a second reader: stays
+             conv("p", "data", "packed_gemm"), quantize("p"),           # a layout change: stays
+             Node("cat", "concat", ["w.quantize", "g.quantize", "d.quantize", "two.quantize", "two", "p.quantize"],
+                  {"precision": "int8"}, shape=(48, 5, 5))]
+    graph = Graph("g", "data", (8, 5, 5), nodes)
+    for node in nodes:
+        graph.tensor(node.output).layout = "NHWC"
+    graph.tensor("p").layout = "NCHW"
+    for name in ("w", "g", "d", "two", "p"):
+        t = graph.tensor(f"{name}.quantize")
+        t.dtype, t.quant = "qasymm8", (0.05, 3)
+    graph = fuse_quantize.run(graph)
+    assert graph.node("cat").inputs == ["w", "g", "d.quantize", "two.quantize", "two", "p.quantize"]
+    assert [n.name for n in graph.nodes if n.op == "quantize"] == ["d.quantize", "two.quantize", "p.quantize"]
+    assert (graph.tensor("w").dtype, graph.tensor("w").quant) == ("qasymm8", (0.05, 3)) == \
+        (graph.tensor("g").dtype, graph.tensor("g").quant)
+    assert graph.tensor("d").dtype == graph.tensor("two").dtype == graph.tensor("p").dtype == "float32"

@@ -44,6 +44,8 @@ class Impl:
     # It writes its output at any pixel strides, so its output can be a channel range of a wider NHWC tensor (a
     # copy-free concat in NHWC; ACL's own kernels need NCHW for that).
     strided_output: bool = False
+    # A float32 kernel that can also write a QASYMM8 output, quantizing at its store (passes/fuse_quantize.py).
+    quantized_output: bool = False
     # Which nodes it runs (None: any): a test of the node, and what it needs in words, for refusals.
     requires: tuple[Callable[[Any], bool], str] | None = None
 

@@ -87,13 +87,14 @@ class Conv(Op):
         "pointwise": Impl("engine::PointwiseConvolution", layouts=("NCHW",),       # runtime/
                           requires=(_pointwise, "a 1x1 kernel, stride 1, no padding"), **_CONV),
         "packed_gemm": Impl("engine::PackedGemmConvolution", layouts=("NHWC",),      # runtime/
-                            requires=(_plain, "groups 1 and no dilation"), strided_output=True, **_CONV),
+                            requires=(_plain, "groups 1 and no dilation"), strided_output=True,
+                            quantized_output=True, **_CONV),
         "winograd63": Impl("engine::WinogradConvolution", layouts=("NHWC",),        # runtime/, F(6x6, 3x3)
                            requires=(_winograd63, "a 3x3 kernel, stride 1, groups 1 and no dilation"),
-                           strided_output=True, **_CONV),
+                           strided_output=True, quantized_output=True, **_CONV),
         "winograd43": Impl("engine::WinogradConvolution43", layouts=("NHWC",),      # runtime/, F(4x4, 3x3)
                            requires=(_winograd63, "a 3x3 kernel, stride 1, groups 1 and no dilation"),
-                           strided_output=True, **_CONV),
+                           strided_output=True, quantized_output=True, **_CONV),
         "direct3x3s2": Impl("engine::DirectConvolution3x3s2", layouts=("NHWC",),  # runtime/, e.g. conv1
                             requires=(_rgb3x3s2, "a 3x3 kernel, stride 2, 3 input channels, groups 1 and no dilation"),
                             strided_output=True, **_CONV),
