@@ -151,6 +151,8 @@ def measure(model: str, calibration: Path, inputs: np.ndarray, runs: int, log=pr
     result["accuracy"] = accuracy(outputs["float32"].reshape(-1, classes), outputs["int8"].reshape(-1, classes))
     log(f"{model}: each 8-bit layer's sensitivity (host simulation on the calibration inputs)")
     result["sensitivity"] = layer_sensitivity(model, weights, calibration, binary)
+    result["float32_layers"] = [layer["name"] for layer in json.loads(binary.with_suffix(".json").read_text())["layers"]
+                                if layer["precision"] == "float32"]
     return result
 
 
@@ -233,8 +235,11 @@ def markdown(results: list[dict], calibration_count: int, test_count: int, stamp
                   "that layer alone runs in 8 bits (host simulation, `neoncc/quantize/simulate.py`); blank where the "
                   "int8 build keeps the layer in float32.", "",
                   "| layer | float32 | int8 | sensitivity | |", "|---|---|---|---|---|"]
+        float32 = set(r.get("float32_layers", []))
         for name in q:
             mark = "int8 slower" if any(s[0] == name for s in slower) else ""
+            if mark and name in float32:  # its quantize went into its store (passes/fuse_quantize.py)
+                mark = "float32, writes its 8-bit codes"
             kl = f"{sensitive[name]:.2e}" if name in sensitive else ""
             lines.append(f"| {name} | {f.get(name, 0) / 1e6:.2f} | {q[name] / 1e6:.2f} | {kl} | {mark} |")
         lines.append("")
