@@ -237,7 +237,8 @@ def test_float_kernels_write_the_8_bit_codes_of_their_quantization(tmp_path, met
     source = binary.with_suffix(".cpp").read_text()
     assert "engine::Quantization::validate(" in source  # the input's
     assert "b.quantize" not in source and "c.quantize" not in source and "NEConcatenateLayer" not in source
-    function = {"winograd63": "WinogradConvolution", "winograd43": "WinogradConvolution43", "packed_gemm": "PackedGemmConvolution"}
+    function = {"winograd63": "WinogradConvolution", "winograd43": "WinogradConvolution43",
+                "packed_gemm": "PackedGemmConvolution"}
     assert f"engine::{function[methods[0]]} b_" in source and f"engine::{function[methods[1]]} c_" in source
     assert re.search(r"b_out_ = SubTensor\(&cat_out_", source) and "engine::QuantizedMaxPoolingNhwc pool_" in source
 

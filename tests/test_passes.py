@@ -160,7 +160,8 @@ def test_fuse_quantize_moves_the_grid_onto_kernels_that_store_codes():
         return Node(name, "conv", [source], {"impl": impl, "precision": "float32"}, shape=(8, 5, 5))
 
     def quantize(source):
-        return Node(f"{source}.quantize", "quantize", [source], {"impl": "engine", "precision": "int8"}, shape=(8, 5, 5))
+        return Node(f"{source}.quantize", "quantize", [source], {"impl": "engine", "precision": "int8"},
+                    shape=(8, 5, 5))
 
     nodes = [conv("w", "data", "winograd63"), quantize("w"),            # fused
              conv("g", "data", "packed_gemm"), quantize("g"),           # fused

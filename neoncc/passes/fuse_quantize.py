@@ -4,9 +4,9 @@ This is the paper's warning about de-/re-quantizing around layers, answered at t
 between is never written, nor read back.
 
 It applies where the layer's kernel quantizes at its store (`Impl.quantized_output`: our packed GEMM and Winograd
-convolutions, see runtime/gemm_micro_kernel.h), the quantize node is the layer's only reader, and both tensors share a layout. It
-runs after the layout pass (which may put a permute between them) and before concat_in_place, so that the layer
-then writes its channel range of a concatenation as the quantize node did."""
+convolutions, see runtime/gemm_micro_kernel.h), the quantize node is the layer's only reader, and both tensors
+share a layout. It runs after the layout pass (which may put a permute between them) and before concat_in_place, so
+that the layer then writes its channel range of a concatenation as the quantize node did."""
 
 from neoncc import ops
 from neoncc.ir.graph import Graph
